@@ -1,0 +1,6 @@
+# cython: language_level=3
+"""The compiled core of bitgguf: thin Cython over the nogil C engine in _kernels/.
+
+Each part lives in its own .pxi, included here so that everything links into one extension.
+"""
+include "_cpu.pxi"

@@ -1,0 +1,87 @@
+/* CPU feature detection (cpuid + xgetbv on x86, hwcaps on aarch64). */
+#include "cpu.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <stdint.h>
+
+static uint64_t read_xcr0(void) {
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+
+static int x86_has_avx2(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
+    if (!(osxsave && avx && fma && f16c)) return 0;
+    if ((read_xcr0() & 0x6) != 0x6) return 0; /* OS saves XMM and YMM state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 5) & 1;
+}
+
+static int x86_has_avx512_vnni(void) {
+    unsigned a, b, c, d;
+    if (!x86_has_avx2()) return 0;
+    if ((read_xcr0() & 0xe6) != 0xe6) return 0; /* OS saves opmask and ZMM state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
+    return f && bw && vl && vnni;
+}
+#endif
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+#if defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+static int aarch64_has_dotprod(void) {
+#if defined(__aarch64__) && defined(__linux__)
+    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(__aarch64__) && defined(__APPLE__)
+    int value = 0;
+    size_t size = sizeof(value);
+    if (sysctlbyname("hw.optional.arm.FEAT_DotProd", &value, &size, 0, 0) != 0) return 0;
+    return value != 0;
+#else
+    return 0;
+#endif
+}
+
+const char *bg_isa_name(bg_isa isa) {
+    switch (isa) {
+    case BG_ISA_SCALAR: return "scalar";
+    case BG_ISA_AVX2: return "avx2";
+    case BG_ISA_AVX512: return "avx512";
+    case BG_ISA_NEON: return "neon";
+    case BG_ISA_NEON_DOTPROD: return "neon_dotprod";
+    default: return "unknown";
+    }
+}
+
+int bg_cpu_supports(bg_isa isa) {
+    switch (isa) {
+    case BG_ISA_SCALAR: return 1;
+#if defined(__x86_64__) || defined(__i386__)
+    case BG_ISA_AVX2: return x86_has_avx2();
+    case BG_ISA_AVX512: return x86_has_avx512_vnni();
+#endif
+#if defined(__aarch64__)
+    case BG_ISA_NEON: return 1;
+    case BG_ISA_NEON_DOTPROD: return aarch64_has_dotprod();
+#endif
+    default: return 0;
+    }
+}
+
+bg_isa bg_cpu_best_isa(void) {
+    for (int isa = BG_ISA_COUNT - 1; isa > BG_ISA_SCALAR; isa--)
+        if (bg_cpu_supports((bg_isa)isa)) return (bg_isa)isa;
+    return BG_ISA_SCALAR;
+}
