@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 
+from . import ternary_layouts as L
+
 
 @dataclass(frozen=True)
 class TensorType:
@@ -38,6 +40,13 @@ def _rows_of(shape: tuple) -> tuple[int, int]:
     """(rows, cols) of a shape, with every leading dimension folded into rows."""
     cols = int(shape[-1]) if shape else 1
     return _n_elements(shape) // max(cols, 1), cols
+
+
+def roundf(x: np.ndarray) -> np.ndarray:
+    """C roundf (halves away from zero), exactly: floor(|x| + 0.5) would round 0.49999997 up."""
+    a = np.abs(x)
+    f = np.floor(a)
+    return np.copysign(f + (a - f >= 0.5), x)
 
 
 def _any_shape(shape: tuple) -> str | None:
@@ -98,8 +107,7 @@ def _q8_0_quantize(x: np.ndarray) -> np.ndarray:
     inv = np.divide(1.0, d, out=np.zeros_like(d), where=d != 0)
     out = np.empty(len(blocks), dtype=_Q8_0_DTYPE)
     out["d"] = d.astype(np.float16)
-    scaled = blocks * inv[:, None]
-    out["qs"] = (np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)).astype(np.int8)  # C roundf: half away from 0
+    out["qs"] = roundf(blocks * inv[:, None]).astype(np.int8)    # ggml: x * (1/d), then roundf
     return out.view(np.uint8)
 
 
@@ -129,7 +137,172 @@ register(TensorType("Q8_0", 8, Q8_0_BLOCK, False, _q8_0_nbytes, _q8_0_quantize, 
 register(TensorType("BF16", 30, 1, False, lambda s: _n_elements(s) * 2, _bf16_quantize, _bf16_dequantize,
                     _any_shape))
 
-# Ternary rows (I2_S 36, TL1 38, TL2 39, TQ1_0 34, TQ2_0 35) are registered below.
+# ---- ternary types -----------------------------------------------------------------------------------------
+# Their `quantize` takes alpha-scaled ternary floats ({-a, 0, +a}, what the converters hand llama-quantize) and
+# keeps only what the tool that defined the type keeps: the sign (I2_S, TL1, TL2) or round(x / max|x|) per block
+# (TQ1_0, TQ2_0), with the scale computed the way that tool computes it. The byte layouts are in ternary_layouts.
+
+
+def absmean_ternarize(w: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """BitNet b1.58's weight rule (spec section 5), in float32 like the converters:
+    s = 1 / max(mean|W|, 1e-5), codes = clamp(round(W * s), -1, 1), alpha = 1 / s (so W ~ codes * alpha).
+
+    Rounding is numpy's half-to-even, which is what the reference converters get from torch.round
+    (bitnet.cpp's preprocess-huggingface-bitnet.py, upstream convert_hf_to_gguf.py, transformers' BitNet);
+    C roundf would differ only where W * s is exactly +-0.5. The mean is accumulated in float64 and rounded to
+    float32 (the converters' float32 reductions agree with it to the last bit in all but rare ties)."""
+    w32 = np.asarray(w, dtype=np.float32)
+    mean = np.float32(np.abs(w32).mean(dtype=np.float64))
+    s = np.float32(1.0) / np.maximum(mean, np.float32(1e-5))
+    codes = np.clip(np.round(w32 * s), -1, 1).astype(np.int8)
+    return codes, np.float32(np.float32(1.0) / s)
+
+
+def _sign_codes(x: np.ndarray) -> np.ndarray:
+    """bitnet.cpp's rule (quantize_i2_s, preprocess_weights_tl1/2): |x| < 1e-6 is 0, otherwise the sign."""
+    x = np.asarray(x, dtype=np.float32)
+    return np.where(np.abs(x) < 1e-6, 0, np.sign(x)).astype(np.int8)
+
+
+def _require_shape(name: str, check: Callable[[tuple], str | None], shape: tuple) -> None:
+    why = check(tuple(int(d) for d in shape))
+    if why:
+        raise ValueError(f"{name}: cannot hold shape {tuple(shape)}: {why}")
+
+
+# I2_S: one f32 scale per tensor after the packed codes.
+
+def _i2s_check(shape: tuple) -> str | None:
+    cols = int(shape[-1]) if shape else 1
+    if cols % L.I2S_BLOCK:
+        return f"the row length ({cols}) must be a multiple of {L.I2S_BLOCK} (bitnet.cpp kernels run whole blocks)"
+    return None
+
+
+def _i2s_nbytes(shape: tuple) -> int:
+    return L.i2s_nbytes(_n_elements(shape))
+
+
+def _i2s_pack(codes: np.ndarray, scale: float) -> np.ndarray:
+    _require_shape("I2_S", _i2s_check, np.shape(codes))
+    return L.i2s_pack(codes, scale)
+
+
+def _i2s_quantize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    # quantize_i2_s: scale = max|x| over the whole tensor (= alpha for ternary input)
+    scale = np.float32(np.abs(x).max()) if x.size else np.float32(0)
+    return _i2s_pack(_sign_codes(x), scale)
+
+
+def _i2s_dequantize(raw: np.ndarray, shape: tuple) -> np.ndarray:
+    q, scale = L.i2s_unpack_codes(raw, _n_elements(shape))
+    t = q.astype(np.int8) - 1
+    t[q == 3] = 0                     # unused code; ggml's dequantizer maps it to 0
+    return (t.astype(np.float32) * np.float32(scale)).reshape(shape)
+
+
+def _i2s_unpack(raw: np.ndarray, shape: tuple) -> tuple[np.ndarray, float]:
+    q, scale = L.i2s_unpack_codes(raw, _n_elements(shape))
+    if (q == 3).any():
+        raise ValueError(f"I2_S: {int((q == 3).sum())} weights carry the unused code 3")
+    return (q.astype(np.int8) - 1).reshape(shape), scale
+
+
+# TQ2_0 / TQ1_0: blocks of 256 with one f16 d each (upstream ggml).
+
+def _tq_row(name: str, type_id: int, block_bytes: int, pack_q, unpack_q) -> TensorType:
+    def check(shape: tuple) -> str | None:
+        cols = int(shape[-1]) if shape else 1
+        return None if cols % L.QK_K == 0 else f"the row length ({cols}) must be a multiple of {L.QK_K}"
+
+    def nbytes(shape: tuple) -> int:
+        return _n_elements(shape) // L.QK_K * block_bytes
+
+    def quantize(x: np.ndarray) -> np.ndarray:
+        _require_shape(name, check, np.shape(x))
+        blocks = np.asarray(x, dtype=np.float32).reshape(-1, L.QK_K)
+        d = np.abs(blocks).max(axis=1)                              # ggml / gguf-py: d = max|x| per block
+        inv = np.divide(np.float32(1), d, out=np.zeros_like(d), where=d != 0)
+        q = (roundf(blocks * inv[:, None]) + 1).astype(np.uint8)
+        return pack_q(q, d.astype(np.float16))
+
+    def dequantize(raw: np.ndarray, shape: tuple) -> np.ndarray:
+        q, d = unpack_q(raw, _n_elements(shape) // L.QK_K)
+        return ((q.astype(np.float32) - 1) * d.astype(np.float32)[:, None]).reshape(shape)
+
+    def pack_ternary(codes: np.ndarray, scale: float) -> np.ndarray:
+        _require_shape(name, check, np.shape(codes))
+        blocks = L._codes_2d(codes, np.shape(codes)).reshape(-1, L.QK_K)
+        return pack_q((blocks + 1).astype(np.uint8), L._tq_d(blocks, scale))
+
+    def unpack_ternary(raw: np.ndarray, shape: tuple) -> tuple[np.ndarray, float]:
+        q, d = unpack_q(raw, _n_elements(shape) // L.QK_K)
+        if (q > 2).any():
+            raise ValueError(f"{name}: a 2-bit code 3 is not ternary")
+        codes = q.astype(np.int8) - 1
+        live = np.unique(d[codes.any(axis=1)].astype(np.float32))
+        if live.size > 1:
+            raise ValueError(f"{name}: blocks carry {live.size} different scales ({live[:4].tolist()}...), "
+                             "expected one per tensor")
+        return codes.reshape(shape), float(live[0]) if live.size else 0.0
+
+    return TensorType(name, type_id, L.QK_K, True, nbytes, quantize, dequantize, check, pack_ternary,
+                      unpack_ternary)
+
+
+# TL1 / TL2: bitnet.cpp's LUT layouts for 2-D matrices, tiling chosen by ternary_layouts.tl_params (rule 1).
+
+def _tl_row(name: str, type_id: int) -> TensorType:
+    def check(shape: tuple) -> str | None:
+        if len(shape) != 2:
+            return f"{name} holds 2-D matrices only, got {len(shape)} dimensions"
+        return L.tl_check(name, int(shape[0]), int(shape[1]))
+
+    def nbytes(shape: tuple) -> int:
+        _require_shape(name, check, shape)
+        return L.tl_nbytes(name, int(shape[0]), int(shape[1]))
+
+    def pack_ternary(codes: np.ndarray, scale: float) -> np.ndarray:
+        _require_shape(name, check, np.shape(codes))
+        return L.tl_pack(name, codes, scale)
+
+    def unpack_ternary(raw: np.ndarray, shape: tuple) -> tuple[np.ndarray, float]:
+        _require_shape(name, check, shape)
+        return L.tl_unpack(name, raw, tuple(int(d) for d in shape))
+
+    def quantize(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        # transform_to_tl1/2: scale = max|x| over the tensor, codes = sign
+        return pack_ternary(_sign_codes(x), np.float32(np.abs(x).max()) if x.size else np.float32(0))
+
+    def dequantize(raw: np.ndarray, shape: tuple) -> np.ndarray:
+        codes, scale = unpack_ternary(raw, shape)
+        return codes.astype(np.float32) * np.float32(scale)
+
+    return TensorType(name, type_id, 1, True, nbytes, quantize, dequantize, check, pack_ternary, unpack_ternary)
+
+
+register(TensorType("I2_S", 36, 1, True, _i2s_nbytes, _i2s_quantize, _i2s_dequantize, _i2s_check,
+                    _i2s_pack, _i2s_unpack))
+register(_tq_row("TQ1_0", 34, L.TQ1_0_BYTES, L.tq1_0_pack_q, L.tq1_0_unpack_q))
+register(_tq_row("TQ2_0", 35, L.TQ2_0_BYTES, L.tq2_0_pack_q, L.tq2_0_unpack_q))
+register(_tl_row("TL1", 38))
+register(_tl_row("TL2", 39))
+
+tl_params = L.tl_params
+TL_RULE = L.TL_RULE
+
+
+def layout_metadata(type_name: str) -> dict[str, int]:
+    """GGUF metadata a writer must add to a file that holds tensors of this type, so a reader can find its layout.
+
+    `bitgguf.tl_rule` (u32): the rule that maps a TL1/TL2 matrix shape to its tiling (ternary_layouts.tl_params);
+    1 = bitnet.cpp's setup_env presets where they exist, else the generic rule. Other types need no key (I2_S is
+    always the 128-weight x86 layout)."""
+    if type_by_name(type_name).name in ("TL1", "TL2"):
+        return {"bitgguf.tl_rule": TL_RULE}
+    return {}
 
 BY_ID: dict[int, TensorType] = {}
 
