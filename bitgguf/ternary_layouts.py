@@ -216,6 +216,15 @@ _TL2_PRESETS = {
 }
 
 
+_TL2_BK = 96     # generic rule's TL2 tile width (the presets' usual value)
+
+
+def _tl2_packed_bytes(M: int, K: int, BK: int) -> int:
+    """Unpadded TL2 data: K3/6 magnitude bytes + K3/24 sign bytes per row, then K2/4 tail bytes per row."""
+    K3 = K - K % BK
+    return M * K3 // 6 + M * K3 // 24 + M * (K - K3) // 4
+
+
 def _largest_bm(M: int) -> int:
     return max(b for b in range(32, 257, 32) if M % b == 0)
 
@@ -232,7 +241,7 @@ def tl_check(type_name: str, rows: int, cols: int) -> str | None:
         return f"TL1 needs the row length (in_features, {cols}) to be a multiple of 8"
     if type_name == "TL2" and cols % 32:
         return f"TL2 needs the row length (in_features, {cols}) to be a multiple of 32 (the K % 96 tail is TL1-coded)"
-    if type_name == "TL2" and rows * (cols - cols % 96) * 5 // 24 + rows * (cols % 96) // 4 > tl2_data_bytes(rows, cols):
+    if type_name == "TL2" and _tl2_packed_bytes(rows, cols, _TL2_BK) > tl2_data_bytes(rows, cols):
         return f"TL2 data of ({rows}, {cols}) would not fit the size formula of ggml_nbytes"
     return None
 
@@ -247,7 +256,7 @@ def tl_params(type_name: str, rows: int, cols: int) -> TLParams:
         return TLParams(*preset)
     if type_name == "TL1":
         return TLParams(_largest_bm(rows), min(128, cols & -cols), 32)
-    return TLParams(_largest_bm(rows), 96, 32)
+    return TLParams(_largest_bm(rows), _TL2_BK, 32)
 
 
 def tl1_data_bytes(M: int, K: int) -> int:
