@@ -3,6 +3,12 @@
 Each row knows its ggml id, its byte size for a given shape, and a numpy `quantize` / `dequantize` pair.
 The numpy functions are the reference that every C kernel is tested against.
 Shapes here are numpy order `(rows, cols)` = `(out_features, in_features)`; GGUF stores them reversed.
+
+Ternary rows (I2_S 36, TQ1_0 34, TQ2_0 35, TL1 38, TL2 39) also carry `pack_ternary` / `unpack_ternary`, an exact
+map between the file bytes and (int8 codes in {-1, 0, 1}, one scale per tensor); their byte layouts, and the rule
+that picks TL1/TL2 tilings (`tl_params`, recorded in files via `layout_metadata`), are in `ternary_layouts.py`.
+Rounding: C `roundf` (halves away from zero, `roundf` below) wherever ggml / gguf-py round (Q8_0, TQ quantize);
+numpy's half-to-even in `absmean_ternarize`, as torch.round in the converters.
 """
 from __future__ import annotations
 
