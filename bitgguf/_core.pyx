@@ -4,3 +4,4 @@
 Each part lives in its own .pxi, included here so that everything links into one extension.
 """
 include "_cpu.pxi"
+include "_sampling.pxi"
