@@ -1,0 +1,348 @@
+/* The BitNet forward pass, llama2.c style: read bg_forward_batch top to bottom.
+ *
+ * Per layer (spec §7.1), for each token:
+ *   n = RMSNorm_attn(x);  q, k, v = Wq n, Wk n, Wv n;  RoPE(q, k);  append k, v to the cache
+ *   x = x + Wo · RMSNorm_attn_sub(Attn(q, K, V))
+ *   m = RMSNorm_ffn(x);   x = x + Wdown · RMSNorm_ffn_sub(act(Wgate m) * (Wup m))
+ * logits = head · RMSNorm_out(x).
+ * Ternary matmuls quantize each token's input to int8 once (bg_quantize_act), then y = dot / act_scale * w_scale.
+ * A batch of tokens goes through each matmul together: every weight row is read once and applied to all of them.
+ * Each output is computed by one call of one kernel on the same inputs, so the result does not depend on the batch
+ * size or the thread count.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* ---- the building blocks ---------------------------------------------------------------------------------- */
+
+/* o = x / sqrt(mean(x^2) + eps) * w (the sum of squares in double: long rows, and o may alias x). */
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float inv = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++) o[i] = x[i] * inv * w[i];
+}
+
+/* NEOX RoPE: rotate the pairs (i, i + d/2) of every head by pos * theta^(-2i/d). */
+static void rope(const bg_state *s, float *v, int n_heads, int head_dim, int pos) {
+    const int half = head_dim / 2;
+    const float *cs = s->rope_cos + (size_t)pos * half, *sn = s->rope_sin + (size_t)pos * half;
+    for (int h = 0; h < n_heads; h++) {
+        float *x = v + h * head_dim;
+        for (int i = 0; i < half; i++) {
+            float x0 = x[i], x1 = x[i + half];
+            x[i] = x0 * cs[i] - x1 * sn[i];
+            x[i + half] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
+/* In place: exp(x - max) / Σ. */
+static void softmax(float *x, int n) {
+    float mx = x[0];
+    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++) x[i] /= sum;
+}
+
+/* Quantize the inputs of the next ternary matmuls: one int8 vector per token, shared by every matmul that reads
+ * the same input (q/k/v, gate/up). */
+static void quantize_inputs(bg_model *m, const bg_tensor *w, const float *x, int stride, int n) {
+    if (!w->dot_i8) return;
+    for (int t = 0; t < n; t++) bg_quantize_act(x + (size_t)t * stride, w->cols, &m->s.act[t]);
+}
+
+/* y[t][r] = W[r] · x[t] for the n tokens of the batch; rows split across threads, each row read once. */
+static void matmul(const bg_model *m, const bg_tensor *w, const float *x, int xstride, int n, float *y,
+                   int ystride) {
+    const bg_act *act = m->s.act;
+#pragma omp parallel for schedule(static) num_threads(m->n_threads)
+    for (int r = 0; r < w->rows; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        if (w->dot_i8) {
+            for (int t = 0; t < n; t++)
+                y[(size_t)t * ystride + r] = w->dot_i8(row, &act[t]) / act[t].scale * w->scale;
+        } else {
+            for (int t = 0; t < n; t++) y[(size_t)t * ystride + r] = w->dot_f32(row, x + (size_t)t * xstride, w->cols);
+        }
+    }
+}
+
+/* Causal attention of one token at `pos` over the layer's cache; heads split across threads (GQA: query head h
+ * reads KV head h / (n_head / n_head_kv)). */
+static void attention(bg_model *m, int layer, int pos, const float *q, float *out) {
+    const bg_config *c = &m->w.c;
+    bg_state *s = &m->s;
+    const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
+    const size_t layer_off = (size_t)layer * s->n_ctx * s->kv_pos_bytes;
+    const uint8_t *kl = s->k_cache + layer_off, *vl = s->v_cache + layer_off;
+    const float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for schedule(static) num_threads(m->n_threads)
+    for (int h = 0; h < c->n_head; h++) {
+        const float *qh = q + (size_t)h * hd;
+        const size_t head_off = (size_t)(h / group) * hd * s->kv->block_bytes;
+        float *att = s->att + (size_t)h * s->n_ctx;
+        for (int t = 0; t <= pos; t++) att[t] = s->kv_dot(kl + t * s->kv_pos_bytes + head_off, qh, hd) * scale;
+        softmax(att, pos + 1);
+        float *o = out + (size_t)h * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int t = 0; t <= pos; t++) s->kv->axpy(vl + t * s->kv_pos_bytes + head_off, att[t], o, hd);
+    }
+}
+
+static void kv_store(bg_state *s, uint8_t *cache, int layer, int pos, const float *v, int kv_dim) {
+    uint8_t *dst = cache + ((size_t)layer * s->n_ctx + pos) * s->kv_pos_bytes;
+    if (s->kv->type_id == BG_TYPE_F32) {
+        memcpy(dst, v, (size_t)kv_dim * sizeof(float));
+    } else {
+        uint16_t *h = (uint16_t *)dst;
+        for (int i = 0; i < kv_dim; i++) h[i] = bg_f32_to_f16(v[i]);
+    }
+}
+
+/* ---- the forward pass ------------------------------------------------------------------------------------- */
+
+/* n <= BG_MAX_BATCH tokens at positions n_past..; logits (if not NULL) of tokens head_from..n-1. */
+static void bg_forward_batch(bg_model *m, const int32_t *tokens, int n, float *logits, int head_from) {
+    const bg_config *c = &m->w.c;
+    bg_state *s = &m->s;
+    const int D = c->n_embd, hd = c->head_dim, F = c->n_ff;
+    const int QD = c->n_head * hd, KVD = c->n_head_kv * hd;
+    const int W = MAX(D, QD);  /* stride of x, xb, xb2 */
+    const bg_tensor *e = &m->w.tok_embd;
+
+    for (int t = 0; t < n; t++) e->traits->to_float(e->data + (size_t)tokens[t] * e->row_bytes, s->x + t * W, D);
+
+    for (int l = 0; l < c->n_layer; l++) {
+        const bg_layer *L = &m->w.layers[l];
+
+        /* attention */
+        for (int t = 0; t < n; t++) rmsnorm(s->xb + t * W, s->x + t * W, L->attn_norm, D, c->rms_eps);
+        quantize_inputs(m, &L->wq, s->xb, W, n);
+        matmul(m, &L->wq, s->xb, W, n, s->q, QD);
+        matmul(m, &L->wk, s->xb, W, n, s->k, KVD);
+        matmul(m, &L->wv, s->xb, W, n, s->v, KVD);
+        for (int t = 0; t < n; t++) {
+            rope(s, s->q + t * QD, c->n_head, hd, s->n_past + t);
+            rope(s, s->k + t * KVD, c->n_head_kv, hd, s->n_past + t);
+            kv_store(s, s->k_cache, l, s->n_past + t, s->k + t * KVD, KVD);
+            kv_store(s, s->v_cache, l, s->n_past + t, s->v + t * KVD, KVD);
+        }
+        for (int t = 0; t < n; t++) {
+            attention(m, l, s->n_past + t, s->q + t * QD, s->xb2 + t * W);
+            if (L->attn_sub_norm) rmsnorm(s->xb2 + t * W, s->xb2 + t * W, L->attn_sub_norm, QD, c->rms_eps);
+        }
+        quantize_inputs(m, &L->wo, s->xb2, W, n);
+        matmul(m, &L->wo, s->xb2, W, n, s->xb, W);
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < D; i++) s->x[t * W + i] += s->xb[t * W + i];
+
+        /* feed-forward */
+        for (int t = 0; t < n; t++) rmsnorm(s->xb + t * W, s->x + t * W, L->ffn_norm, D, c->rms_eps);
+        quantize_inputs(m, &L->ffn_gate, s->xb, W, n);
+        matmul(m, &L->ffn_gate, s->xb, W, n, s->hb, F);
+        matmul(m, &L->ffn_up, s->xb, W, n, s->hb2, F);
+        for (int t = 0; t < n; t++) {
+            float *g = s->hb + (size_t)t * F, *u = s->hb2 + (size_t)t * F;
+            if (c->ffn_act == BG_FFN_RELU2) {
+                for (int i = 0; i < F; i++) {
+                    float r = g[i] > 0.0f ? g[i] : 0.0f;
+                    g[i] = r * r * u[i];
+                }
+            } else {
+                for (int i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+            }
+            if (L->ffn_sub_norm) rmsnorm(g, g, L->ffn_sub_norm, F, c->rms_eps);
+        }
+        quantize_inputs(m, &L->ffn_down, s->hb, F, n);
+        matmul(m, &L->ffn_down, s->hb, F, n, s->xb, W);
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < D; i++) s->x[t * W + i] += s->xb[t * W + i];
+    }
+
+    if (logits) {
+        for (int t = head_from; t < n; t++) rmsnorm(s->xb + t * W, s->x + t * W, m->w.output_norm, D, c->rms_eps);
+        matmul(m, &m->w.output, s->xb + head_from * W, W, n - head_from, logits, c->n_vocab);
+    }
+    s->n_past += n;
+}
+
+int bg_model_eval(bg_model *m, const int32_t *tokens, int n, float *logits, int all) {
+    const bg_config *c = &m->w.c;
+    if (n <= 0) {
+        snprintf(m->error, sizeof m->error, "eval: no tokens given");
+        return -1;
+    }
+    if (n > m->s.n_ctx - m->s.n_past) {
+        snprintf(m->error, sizeof m->error, "context full: %d tokens in the context + %d new > n_ctx %d",
+                 m->s.n_past, n, m->s.n_ctx);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->n_vocab) {
+            snprintf(m->error, sizeof m->error, "token id %d at index %d is out of range [0, %d)", (int)tokens[i], i,
+                     c->n_vocab);
+            return -1;
+        }
+    }
+    for (int i = 0; i < n; i += BG_MAX_BATCH) {
+        int nb = MIN(BG_MAX_BATCH, n - i);
+        if (all)
+            bg_forward_batch(m, tokens + i, nb, logits + (size_t)i * c->n_vocab, 0);
+        else
+            bg_forward_batch(m, tokens + i, nb, i + nb == n ? logits : NULL, nb - 1);
+    }
+    return 0;
+}
+
+void bg_model_reset(bg_model *m) { m->s.n_past = 0; }
+
+/* ---- setup ------------------------------------------------------------------------------------------------ */
+
+static int init_fail(bg_model *m, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->error, sizeof m->error, fmt, ap);
+    va_end(ap);
+    bg_model_free(m);
+    return -1;
+}
+
+/* Check a weight's shape and type and pick its kernel; 0 or -1 with m->error. */
+static int setup_tensor(bg_model *m, bg_tensor *t, const char *name, int rows, int cols) {
+    if (!t->data) return init_fail(m, "tensor %s is missing", name);
+    if (t->rows != rows || t->cols != cols)
+        return init_fail(m, "tensor %s has shape (%d, %d), expected (%d, %d)", name, t->rows, t->cols, rows, cols);
+    t->traits = bg_type_traits_of(t->type);
+    if (!t->traits)
+        return init_fail(m, "tensor %s has ggml type %d, which the engine has no kernels for "
+                         "(it runs I2_S, TQ2_0, F32, F16, BF16, Q8_0)", name, t->type);
+    if (cols % t->traits->block_size)
+        return init_fail(m, "tensor %s: %s rows must be a multiple of %d weights, found %d", name, t->traits->name,
+                         t->traits->block_size, cols);
+    t->row_bytes = bg_row_bytes(t->traits, cols);
+    t->scale = 1.0f;
+    if (t->traits->tensor_scale) memcpy(&t->scale, t->data + (size_t)rows * t->row_bytes, sizeof(float));
+    t->dot_i8 = t->traits->ternary ? bg_kernel_dot_i8(t->traits, m->isa) : NULL;
+    t->dot_f32 = t->traits->ternary ? NULL : bg_kernel_dot_f32(t->traits, m->isa);
+    return 0;
+}
+
+int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads) {
+    bg_config *c = &m->w.c;
+    bg_state *s = &m->s;
+    memset(s, 0, sizeof *s);
+    m->error[0] = 0;
+    m->isa = isa;
+    m->n_threads = n_threads > 0 ? n_threads : 1;
+    if ((int)isa < 0 || isa >= BG_ISA_COUNT || !bg_cpu_supports(isa))
+        return init_fail(m, "ISA level %s is not supported by this CPU", bg_isa_name(isa));
+    if (c->n_vocab <= 0 || c->n_embd <= 0 || c->n_layer <= 0 || c->n_head <= 0 || c->n_head_kv <= 0 ||
+        c->head_dim <= 0 || c->n_ff <= 0 || c->head_dim % 2 || c->n_head % c->n_head_kv)
+        return init_fail(m, "bad model dimensions: n_vocab %d n_embd %d n_layer %d n_head %d n_head_kv %d "
+                         "head_dim %d n_ff %d", c->n_vocab, c->n_embd, c->n_layer, c->n_head, c->n_head_kv,
+                         c->head_dim, c->n_ff);
+    if (n_ctx <= 0) return init_fail(m, "n_ctx must be positive, got %d", n_ctx);
+    const int D = c->n_embd, QD = c->n_head * c->head_dim, KVD = c->n_head_kv * c->head_dim, F = c->n_ff;
+
+    if (setup_tensor(m, &m->w.tok_embd, "token_embd.weight", c->n_vocab, D)) return -1;
+    if (!m->w.tok_embd.traits->to_float)
+        return init_fail(m, "tensor token_embd.weight has type %s; embeddings must be a float type "
+                         "(F32, F16, BF16, Q8_0)", m->w.tok_embd.traits->name);
+    if (setup_tensor(m, &m->w.output, "output (head)", c->n_vocab, D)) return -1;
+    if (m->w.output.traits->ternary)
+        return init_fail(m, "the output head has type %s; it must be a float type", m->w.output.traits->name);
+    if (!m->w.output_norm) return init_fail(m, "tensor output_norm.weight is missing");
+    for (int l = 0; l < c->n_layer; l++) {
+        bg_layer *L = &m->w.layers[l];
+        char name[64];
+        if (!L->attn_norm || !L->ffn_norm) return init_fail(m, "layer %d: attn_norm or ffn_norm is missing", l);
+        struct { bg_tensor *t; const char *what; int rows, cols; } lin[] = {
+            {&L->wq, "attn_q", QD, D}, {&L->wk, "attn_k", KVD, D}, {&L->wv, "attn_v", KVD, D},
+            {&L->wo, "attn_output", D, QD}, {&L->ffn_gate, "ffn_gate", F, D}, {&L->ffn_up, "ffn_up", F, D},
+            {&L->ffn_down, "ffn_down", D, F},
+        };
+        for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, lin[i].what);
+            if (setup_tensor(m, lin[i].t, name, lin[i].rows, lin[i].cols)) return -1;
+        }
+        /* inputs shared by several matmuls are quantized once, so those weights must agree on being ternary */
+        if (!!L->wq.dot_i8 != !!L->wk.dot_i8 || !!L->wq.dot_i8 != !!L->wv.dot_i8 ||
+            !!L->ffn_gate.dot_i8 != !!L->ffn_up.dot_i8)
+            return init_fail(m, "layer %d mixes ternary and float types among q/k/v or gate/up", l);
+    }
+
+    s->kv = bg_type_traits_of(kv_type);
+    if (kv_type != BG_TYPE_F16 && kv_type != BG_TYPE_F32)
+        return init_fail(m, "kv_type must be F16 (1) or F32 (0), got ggml type %d", kv_type);
+    s->kv_dot = bg_kernel_dot_f32(s->kv, isa);
+    s->n_ctx = n_ctx;
+    s->kv_pos_bytes = (size_t)KVD * s->kv->block_bytes;
+
+    const int W = MAX(D, QD), A = MAX(MAX(D, QD), F);
+    const size_t B = BG_MAX_BATCH;
+    s->x = calloc(B * W, sizeof(float));
+    s->xb = calloc(B * W, sizeof(float));
+    s->xb2 = calloc(B * W, sizeof(float));
+    s->q = calloc(B * QD, sizeof(float));
+    s->k = calloc(B * KVD, sizeof(float));
+    s->v = calloc(B * KVD, sizeof(float));
+    s->hb = calloc(B * F, sizeof(float));
+    s->hb2 = calloc(B * F, sizeof(float));
+    s->att = calloc((size_t)c->n_head * n_ctx, sizeof(float));
+    /* calloc: the cache's pages are only touched (and counted in RSS) as the context fills */
+    s->k_cache = calloc((size_t)c->n_layer * n_ctx, s->kv_pos_bytes);
+    s->v_cache = calloc((size_t)c->n_layer * n_ctx, s->kv_pos_bytes);
+    s->rope_cos = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
+    s->rope_sin = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
+    int ok = s->x && s->xb && s->xb2 && s->q && s->k && s->v && s->hb && s->hb2 && s->att && s->k_cache &&
+             s->v_cache && s->rope_cos && s->rope_sin;
+    for (size_t t = 0; t < B; t++) {
+        s->act[t].q = malloc((size_t)A);
+        s->act[t].gsum = calloc((size_t)(A + BG_ACT_GROUP - 1) / BG_ACT_GROUP, sizeof(int32_t));
+        ok = ok && s->act[t].q && s->act[t].gsum;
+    }
+    if (!ok) return init_fail(m, "out of memory allocating the state for n_ctx %d", n_ctx);
+
+    /* RoPE tables in double, rounded once: angle = pos * theta^(-2i/d) */
+    const int half = c->head_dim / 2;
+    for (int pos = 0; pos < n_ctx; pos++) {
+        for (int i = 0; i < half; i++) {
+            double angle = pos * pow((double)c->rope_theta, -2.0 * i / c->head_dim);
+            s->rope_cos[(size_t)pos * half + i] = (float)cos(angle);
+            s->rope_sin[(size_t)pos * half + i] = (float)sin(angle);
+        }
+    }
+    return 0;
+}
+
+void bg_model_free(bg_model *m) {
+    bg_state *s = &m->s;
+    float **bufs[] = {&s->x, &s->xb, &s->xb2, &s->q, &s->k, &s->v, &s->hb, &s->hb2, &s->att, &s->rope_cos,
+                      &s->rope_sin};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        free(*bufs[i]);
+        *bufs[i] = NULL;
+    }
+    free(s->k_cache);
+    free(s->v_cache);
+    s->k_cache = s->v_cache = NULL;
+    for (int t = 0; t < BG_MAX_BATCH; t++) {
+        free(s->act[t].q);
+        free(s->act[t].gsum);
+        s->act[t].q = NULL;
+        s->act[t].gsum = NULL;
+    }
+}

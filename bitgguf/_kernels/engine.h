@@ -1,0 +1,87 @@
+/* The BitNet forward pass over plain C structs (no Python objects): weights used in place from the memory map,
+ * a KV cache, and scratch buffers for a batch of tokens. The math is spec §7.1; see engine.c. */
+#ifndef BITGGUF_ENGINE_H
+#define BITGGUF_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpu.h"
+#include "kernels.h"
+
+#define BG_MAX_BATCH 16   /* tokens per forward pass: each weight row is read once for the whole batch */
+
+typedef enum { BG_FFN_SILU = 0, BG_FFN_RELU2 = 1 } bg_ffn_act;
+
+typedef struct {
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    float rope_theta;  /* NEOX RoPE base */
+    float rms_eps;
+    int ffn_act;       /* bg_ffn_act: act(gate) * up */
+} bg_config;
+
+/* A 2-D weight (rows, cols) = (out_features, in_features), row-major, in place in the memory map. */
+typedef struct {
+    const uint8_t *data;
+    int type;                        /* ggml type id */
+    int rows, cols;
+    /* filled by bg_model_init */
+    float scale;                     /* per-tensor scale (I2_S: the f32 after the packed data), else 1 */
+    const bg_type_traits *traits;
+    size_t row_bytes;
+    bg_dot_i8_fn dot_i8;             /* ternary types */
+    bg_dot_f32_fn dot_f32;           /* float types */
+} bg_tensor;
+
+typedef struct {
+    const float *attn_norm, *attn_sub_norm, *ffn_norm, *ffn_sub_norm;  /* f32; the sub-norms may be NULL */
+    bg_tensor wq, wk, wv, wo, ffn_gate, ffn_up, ffn_down;
+} bg_layer;
+
+typedef struct {
+    bg_config c;
+    bg_tensor tok_embd;     /* (n_vocab, n_embd), a float type: rows are dequantized to look tokens up */
+    bg_tensor output;       /* the head (n_vocab, n_embd); token_embd for the tied BitNet graphs */
+    const float *output_norm;
+    bg_layer *layers;       /* n_layer entries, owned by the caller */
+} bg_weights;
+
+/* Run-time state: scratch for up to BG_MAX_BATCH tokens (token t's vector at t * dim) and the KV cache. */
+typedef struct {
+    int n_ctx;
+    int n_past;                  /* positions already in the KV cache */
+    float *x, *xb, *xb2;         /* residual stream, normed input, attention output  [B][max(n_embd, q_dim)] */
+    float *q, *k, *v;            /* [B][q_dim], [B][kv_dim], [B][kv_dim] */
+    float *hb, *hb2;             /* FFN gate and up  [B][n_ff] */
+    float *att;                  /* attention scores  [n_head][n_ctx] */
+    bg_act act[BG_MAX_BATCH];    /* each token's int8 activations for the current ternary matmul */
+    const bg_type_traits *kv;    /* KV-cache element type: F16 or F32 */
+    bg_dot_f32_fn kv_dot;
+    uint8_t *k_cache, *v_cache;  /* [n_layer][n_ctx][kv_dim] elements of type kv */
+    size_t kv_pos_bytes;         /* bytes of one position of one layer */
+    float *rope_cos, *rope_sin;  /* [n_ctx][head_dim/2] */
+} bg_state;
+
+typedef struct {
+    bg_weights w;
+    bg_state s;
+    bg_isa isa;
+    int n_threads;
+    char error[256];
+} bg_model;
+
+/* Fill m->w first (the pointers stay owned by the caller), then call this: it checks the shapes and types, picks
+ * the kernels for `isa`, and allocates the state. Returns 0, or -1 with the reason in m->error. */
+int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads);
+
+/* Free what bg_model_init allocated (safe to call twice, or after a failed init). */
+void bg_model_free(bg_model *m);
+
+/* Forget the context (n_past = 0). */
+void bg_model_reset(bg_model *m);
+
+/* Evaluate n tokens at positions n_past.. and append them to the KV cache. Writes n * n_vocab logits when all is
+ * nonzero, else only the last token's n_vocab logits. Returns 0, or -1 with m->error (context full, bad token). */
+int bg_model_eval(bg_model *m, const int32_t *tokens, int n, float *logits, int all);
+
+#endif

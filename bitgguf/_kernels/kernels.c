@@ -1,0 +1,91 @@
+/* The kernel table (one row per tensor type) and activation quantization. */
+#include <math.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__)
+#define X86(f) f
+#else
+#define X86(f) NULL
+#endif
+#if defined(__aarch64__)
+#define ARM(f) f
+#else
+#define ARM(f) NULL
+#endif
+
+/* slots: scalar, avx2, avx512, neon, neon_dotprod (the bg_isa order) */
+static const bg_type_traits TYPE_TRAITS[] = {
+    {"F32", BG_TYPE_F32, 1, 4, 0, 0, bg_f32_to_float, bg_f32_axpy,
+     {bg_f32_dot_scalar, X86(bg_f32_dot_avx2), NULL, ARM(bg_f32_dot_neon), NULL}, {NULL}},
+    {"F16", BG_TYPE_F16, 1, 2, 0, 0, bg_f16_to_float, bg_f16_axpy,
+     {bg_f16_dot_scalar, X86(bg_f16_dot_avx2), NULL, ARM(bg_f16_dot_neon), NULL}, {NULL}},
+    {"BF16", BG_TYPE_BF16, 1, 2, 0, 0, bg_bf16_to_float, NULL,
+     {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), NULL, NULL, NULL}, {NULL}},
+    {"Q8_0", BG_TYPE_Q8_0, BG_Q8_0_BLOCK, 34, 0, 0, bg_q8_0_to_float, NULL,
+     {bg_q8_0_dot_scalar, X86(bg_q8_0_dot_avx2), NULL, ARM(bg_q8_0_dot_neon), NULL}, {NULL}},
+    {"I2_S", BG_TYPE_I2_S, BG_I2S_BLOCK, 32, 1, 1, NULL, NULL, {NULL},
+     {bg_i2s_dot_scalar, X86(bg_i2s_dot_avx2), X86(bg_i2s_dot_avx512), ARM(bg_i2s_dot_neon),
+      ARM(bg_i2s_dot_neon_dotprod)}},
+    {"TQ2_0", BG_TYPE_TQ2_0, BG_TQ2_BLOCK, 66, 1, 0, NULL, NULL, {NULL},
+     {bg_tq2_dot_scalar, X86(bg_tq2_dot_avx2), X86(bg_tq2_dot_avx512), ARM(bg_tq2_dot_neon),
+      ARM(bg_tq2_dot_neon_dotprod)}},
+};
+
+const bg_type_traits *bg_type_traits_of(int type_id) {
+    for (size_t i = 0; i < sizeof TYPE_TRAITS / sizeof TYPE_TRAITS[0]; i++)
+        if (TYPE_TRAITS[i].type_id == type_id) return &TYPE_TRAITS[i];
+    return NULL;
+}
+
+size_t bg_row_bytes(const bg_type_traits *t, int cols) {
+    return (size_t)(cols / t->block_size) * (size_t)t->block_bytes;
+}
+
+/* The next lower level to try when a slot is empty. */
+static int lower_isa(int isa) {
+    switch (isa) {
+    case BG_ISA_AVX512: return BG_ISA_AVX2;
+    case BG_ISA_NEON_DOTPROD: return BG_ISA_NEON;
+    case BG_ISA_SCALAR: return -1;
+    default: return BG_ISA_SCALAR;
+    }
+}
+
+bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa) {
+    for (int i = (int)isa; i >= 0; i = lower_isa(i))
+        if (t->dot_i8[i]) return t->dot_i8[i];
+    return NULL;
+}
+
+bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa) {
+    for (int i = (int)isa; i >= 0; i = lower_isa(i))
+        if (t->dot_f32[i]) return t->dot_f32[i];
+    return NULL;
+}
+
+void bg_quantize_act(const float *x, int n, bg_act *a) {
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float v = fabsf(x[i]);
+        if (v > amax) amax = v;
+    }
+    /* the reference's rule, in f32: s = 127 / max(max|x|, 1e-5); round half to even (default rounding mode) */
+    float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
+    int32_t total = 0;
+    for (int g = 0; g * BG_ACT_GROUP < n; g++) {
+        int end = (g + 1) * BG_ACT_GROUP < n ? (g + 1) * BG_ACT_GROUP : n;
+        int32_t gs = 0;
+        for (int i = g * BG_ACT_GROUP; i < end; i++) {
+            float r = nearbyintf(x[i] * s);
+            int v = r > 127.0f ? 127 : r < -128.0f ? -128 : (int)r;
+            a->q[i] = (int8_t)v;
+            gs += v;
+        }
+        a->gsum[g] = gs;
+        total += gs;
+    }
+    a->n = n;
+    a->scale = s;
+    a->sum = total;
+}

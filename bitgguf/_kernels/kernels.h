@@ -1,0 +1,157 @@
+/* The C kernel table: one row per tensor type, with one function pointer per ISA level (like ggml's type_traits).
+ *
+ * Two kinds of matvec kernels:
+ *  - dot_i8 (ternary types): the row times activations quantized once per token to int8 (bg_act). It returns the
+ *    row's sum in "weight code units": for per-tensor-scale types (I2_S) the exact integer Σ(c−1)q as a float; for
+ *    per-block-scale types (TQ2_0) Σ_b d_b·Σ_{i∈b}(c_i−1)q_i, blocks added in order. The caller finishes with
+ *    y = dot / act.scale * tensor_scale (that order, f32, as the reference does).
+ *  - dot_f32 (float types: F32, F16, BF16, Q8_0): the row dequantized on the fly times f32 activations.
+ * A NULL slot means "no kernel for this level": bg_kernel_* walks down to the nearest lower level of the same family
+ * (avx512 -> avx2 -> scalar, neon_dotprod -> neon -> scalar). Every kernel must give the same result for the same
+ * inputs regardless of threads; integer kernels give the same result at every level.
+ */
+#ifndef BITGGUF_KERNELS_H
+#define BITGGUF_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu.h"
+
+/* ggml type ids (the file's numbers) */
+enum {
+    BG_TYPE_F32 = 0,
+    BG_TYPE_F16 = 1,
+    BG_TYPE_Q8_0 = 8,
+    BG_TYPE_BF16 = 30,
+    BG_TYPE_TQ2_0 = 35,
+    BG_TYPE_I2_S = 36,
+};
+
+#define BG_I2S_BLOCK 128   /* weights per I2_S block: 32 bytes, byte b holds weights b, b+32, b+64, b+96 (MSB first) */
+#define BG_TQ2_BLOCK 256   /* weights per TQ2_0 block: qs[64] then f16 d (66 bytes) */
+#define BG_Q8_0_BLOCK 32   /* weights per Q8_0 block: f16 d then int8 qs[32] (34 bytes) */
+#define BG_ACT_GROUP 32    /* activation sums are kept per group of 32 values */
+
+/* Activations of one token quantized to int8 (per-token absmax), shared by every ternary matvec on that input. */
+typedef struct {
+    int n;             /* number of values */
+    float scale;       /* s = 127 / max(max|x|, 1e-5); q = round_half_even(x*s) clamped to [-128, 127] */
+    int32_t sum;       /* Σq: I2_S kernels compute Σcq and subtract it (Σ(c−1)q = Σcq − Σq) */
+    int8_t *q;         /* n values (the caller allocates, 64-byte aligned) */
+    int32_t *gsum;     /* Σq per group of BG_ACT_GROUP values: ceil(n/32) values (per-block kernels add theirs) */
+} bg_act;
+
+typedef float (*bg_dot_i8_fn)(const uint8_t *row, const bg_act *a);
+typedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n);
+typedef void (*bg_to_float_fn)(const void *row, float *y, int n);
+typedef void (*bg_axpy_fn)(const void *row, float a, float *y, int n);   /* y += a * row */
+
+typedef struct {
+    const char *name;
+    int type_id;
+    int block_size;           /* weights per block along a row */
+    int block_bytes;          /* bytes per block */
+    int ternary;              /* 1: dot_i8 over quantized activations; 0: dot_f32 over f32 activations */
+    int tensor_scale;         /* 1: one f32 scale stored after the packed data (I2_S) */
+    bg_to_float_fn to_float;  /* row -> f32 (NULL for ternary types; the engine never needs it) */
+    bg_axpy_fn axpy;          /* KV-cache types only (F32, F16) */
+    bg_dot_f32_fn dot_f32[BG_ISA_COUNT];
+    bg_dot_i8_fn dot_i8[BG_ISA_COUNT];
+} bg_type_traits;
+
+/* The row for a ggml type id, or NULL when bitgguf has no kernels for it. */
+const bg_type_traits *bg_type_traits_of(int type_id);
+
+/* Bytes of one row of `cols` weights (cols must be a multiple of the block size). */
+size_t bg_row_bytes(const bg_type_traits *t, int cols);
+
+/* The kernel for `isa`, or the nearest lower level of the same family that has one (NULL if none). */
+bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa);
+bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa);
+
+/* Quantize n activations to int8 (the reference's quantize_activations rule); fills a->scale, sum, q, gsum. */
+void bg_quantize_act(const float *x, int n, bg_act *a);
+
+/* ---- f16 / bf16 <-> f32 (exact bit manipulation; f32 -> f16 rounds to nearest even, like numpy) ---- */
+
+static inline float bg_bits_to_f32(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline uint32_t bg_f32_to_bits(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bits;
+}
+
+static inline float bg_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    if (exp == 0) {  /* zero or subnormal: mant * 2^-24 is exact in f32 */
+        float v = (float)mant * 5.9604644775390625e-08f;
+        return bg_bits_to_f32(bg_f32_to_bits(v) | sign);
+    }
+    if (exp == 31) return bg_bits_to_f32(sign | 0x7f800000u | (mant << 13));
+    return bg_bits_to_f32(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+static inline uint16_t bg_f32_to_f16(float f) {
+    uint32_t x = bg_f32_to_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0); /* inf, nan */
+    if (ax >= 0x477ff000u) return sign | 0x7c00;                                  /* rounds past 65504 */
+    if (ax < 0x38800000u) {  /* below 2^-14: f16 subnormal (or the smallest normal when it rounds up) */
+        float scaled = bg_bits_to_f32(ax) * 16777216.0f;  /* * 2^24, exact */
+        uint32_t m = (uint32_t)scaled, frac_half = 0;
+        float rem = scaled - (float)m;
+        if (rem > 0.5f || (rem == 0.5f && (m & 1))) frac_half = 1;
+        return sign | (uint16_t)(m + frac_half);
+    }
+    ax += 0xfffu + ((ax >> 13) & 1);  /* round to nearest even on the 13 dropped bits */
+    return sign | (uint16_t)((ax - 0x38000000u) >> 13);
+}
+
+static inline float bg_bf16_to_f32(uint16_t h) { return bg_bits_to_f32((uint32_t)h << 16); }
+
+/* ---- kernels, one file per family x ISA (declared here, listed in the table in kernels.c) ---- */
+
+float bg_i2s_dot_scalar(const uint8_t *row, const bg_act *a);
+float bg_tq2_dot_scalar(const uint8_t *row, const bg_act *a);
+float bg_f32_dot_scalar(const void *row, const float *x, int n);
+float bg_f16_dot_scalar(const void *row, const float *x, int n);
+float bg_bf16_dot_scalar(const void *row, const float *x, int n);
+float bg_q8_0_dot_scalar(const void *row, const float *x, int n);
+void bg_f32_to_float(const void *row, float *y, int n);
+void bg_f16_to_float(const void *row, float *y, int n);
+void bg_bf16_to_float(const void *row, float *y, int n);
+void bg_q8_0_to_float(const void *row, float *y, int n);
+void bg_f32_axpy(const void *row, float a, float *y, int n);
+void bg_f16_axpy(const void *row, float a, float *y, int n);
+
+#if defined(__x86_64__)
+float bg_i2s_dot_avx2(const uint8_t *row, const bg_act *a);
+float bg_tq2_dot_avx2(const uint8_t *row, const bg_act *a);
+float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a);
+float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a);
+float bg_f32_dot_avx2(const void *row, const float *x, int n);
+float bg_f16_dot_avx2(const void *row, const float *x, int n);
+float bg_bf16_dot_avx2(const void *row, const float *x, int n);
+float bg_q8_0_dot_avx2(const void *row, const float *x, int n);
+#endif
+
+#if defined(__aarch64__)
+float bg_i2s_dot_neon(const uint8_t *row, const bg_act *a);
+float bg_tq2_dot_neon(const uint8_t *row, const bg_act *a);
+float bg_i2s_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
+float bg_tq2_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
+float bg_f32_dot_neon(const void *row, const float *x, int n);
+float bg_f16_dot_neon(const void *row, const float *x, int n);
+float bg_q8_0_dot_neon(const void *row, const float *x, int n);
+#endif
+
+#endif

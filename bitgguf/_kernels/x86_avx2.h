@@ -1,0 +1,21 @@
+/* Shared helpers for the AVX2 kernel files; include after the file selects its target. */
+#ifndef BITGGUF_X86_AVX2_H
+#define BITGGUF_X86_AVX2_H
+#include <immintrin.h>
+
+static inline int32_t bg_hsum_i32x8(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline float bg_hsum_f32x8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256i bg_load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+#endif
