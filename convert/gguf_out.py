@@ -79,6 +79,19 @@ def _check_type(tensor_type: types.TensorType, gguf_name: str, hf_name: str, sha
                            f"{tensor_type.name} ({what}): {reason}")
 
 
+def _rowwise(tensor_type: types.TensorType, ckpt: Checkpoint, hf_name: str, shape: tuple) -> np.ndarray:
+    """Quantize a 2-D float tensor a slab of rows at a time (F16/F32/Q8_0 are row-local): the largest tensor,
+    the embedding, then never exists as a whole float32 copy."""
+    rows, cols = shape
+    out = np.empty(tensor_type.nbytes(shape), dtype=np.uint8)
+    row_bytes = tensor_type.nbytes((1, cols))
+    step = max(1, (16 << 20) // (4 * cols))
+    for r in range(0, rows, step):
+        stop = min(rows, r + step)
+        out[r * row_bytes:stop * row_bytes] = tensor_type.quantize(ckpt.f32_rows(hf_name, r, stop))
+    return out
+
+
 def convert_hf_to_gguf(model_dir: str, outfile: str, outtype: str = "i2_s", head_type: str = "f16",
                        name: str | None = None, progress: bool | None = None) -> ConvertResult:
     """Convert the checkpoint folder `model_dir` to `outfile`. Raises ConvertError; leaves no file on failure."""
@@ -123,15 +136,26 @@ def convert_hf_to_gguf(model_dir: str, outfile: str, outtype: str = "i2_s", head
 
         def producer(t):
             if t.kind == "linear":
-                def produce():
+                def make():
                     codes, scale = ternary_weight(ckpt, t, scale_mode, types.absmean_ternarize)
                     if out_t.ternary:
                         return out_t.pack_ternary(codes, scale)
                     return out_t.quantize(codes.astype(np.float32) * np.float32(scale))
-                return out_t, produce
-            if t.kind == "embd":
-                return head_t, lambda: head_t.quantize(ckpt.f32(t.hf_name))
-            return norm_t, lambda: norm_t.quantize(ckpt.f32(t.hf_name))
+                tensor_type, sources = out_t, (t.hf_name, t.hf_name + "_scale")
+            elif t.kind == "embd":
+                def make():
+                    return _rowwise(head_t, ckpt, t.hf_name, t.shape)
+                tensor_type, sources = head_t, (t.hf_name,)
+            else:
+                def make():
+                    return norm_t.quantize(ckpt.f32(t.hf_name))
+                tensor_type, sources = norm_t, (t.hf_name,)
+
+            def produce():
+                data = make()  # always a fresh array, never a view of the map
+                ckpt.release(*sources)
+                return data
+            return tensor_type, produce
 
         for t in plan:
             tensor_type, produce = producer(t)

@@ -119,6 +119,21 @@ class SafetensorsFile:
         return np.frombuffer(self._mmap, dtype=dtype, count=(e.end - e.begin) // dtype.itemsize,
                              offset=self.data_start + e.begin).reshape(e.shape)
 
+    def release(self, name: str, first: int = 0, last: int | None = None) -> None:
+        """Drop the tensor's pages (bytes first..last of it) from this process; touched again, they are re-read
+        from the file."""
+        e = self.entries[name]
+        if self._mmap is None or e.end == e.begin or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        start = (self.data_start + e.begin + first) // mmap.PAGESIZE * mmap.PAGESIZE
+        stop = self.data_start + (e.end if last is None else min(e.end, e.begin + last))
+        if stop <= start:
+            return
+        try:
+            self._mmap.madvise(mmap.MADV_DONTNEED, start, stop - start)
+        except (OSError, ValueError):
+            pass  # only an optimisation
+
     def close(self) -> None:
         m, self._mmap = self._mmap, None
         if m is not None:
@@ -201,6 +216,24 @@ class Checkpoint:
         if e.dtype == "BF16":
             return bf16_bits_to_f32(raw)
         return raw.astype(np.float32)
+
+    def f32_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop of a float tensor as float32, converting only those rows."""
+        e = self.entry(name)
+        if e.dtype not in _FLOAT_DTYPES:
+            raise ConvertError(f"{e.path}: tensor {name!r} has dtype {e.dtype}, expected a float "
+                               f"({', '.join(_FLOAT_DTYPES)})")
+        raw = self.raw(name)[start:stop]
+        rows = bf16_bits_to_f32(raw) if e.dtype == "BF16" else raw.astype(np.float32)
+        row_bytes = raw[:1].nbytes
+        self.files[e.path].release(name, start * row_bytes, stop * row_bytes)  # streamed: done with these pages
+        return rows
+
+    def release(self, *names: str) -> None:
+        """Tell the OS the tensors' mapped pages are no longer needed (keeps resident memory to one tensor)."""
+        for name in names:
+            if name in self.entries:
+                self.files[self.entries[name].path].release(name)
 
     def close(self) -> None:
         for st in self.files.values():
