@@ -1,0 +1,324 @@
+"""bitgguf-run (bitgguf.cli) and chat formatting (bitgguf.chat)."""
+import io
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from bitgguf import chat, cli
+
+MSGS = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": " Hi there "},
+    {"role": "assistant", "content": "Hello!"},
+    {"role": "user", "content": "Bye"},
+]
+
+BITNET_GGUF_TEMPLATE = ("{% for message in messages %}{% if loop.first %}{{ bos_token }}{% endif %}"
+                        "{% if message['role'] == 'user' %}"
+                        "{{ 'Human: ' + message['content'] + '\\n\\nBITNETAssistant: ' + eos_token }}"
+                        "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% endif %}"
+                        "{% endfor %}")
+HF_2B4T_TEMPLATE = ("{% for message in messages %}{% set content = message['role'] | capitalize + ': '+ "
+                    "message['content'] | trim + '<|eot_id|>' %}{{ content }}{% endfor %}")
+LLAMA3_TEMPLATE = ("{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
+                   " + message['content'] | trim + '<|eot_id|>' }}{% endfor %}")
+
+
+# ---- chat formats
+
+def test_detect_format():
+    assert chat.detect_format(BITNET_GGUF_TEMPLATE) == "bitnet"
+    assert chat.detect_format(HF_2B4T_TEMPLATE) == "bitnet"
+    assert chat.detect_format(LLAMA3_TEMPLATE) == "llama3"
+    assert chat.detect_format("{{ '<|im_start|>' + role }}") == "chatml"
+    assert chat.detect_format(None, "bitnet-b1.58") == "bitnet"
+    assert chat.detect_format(None, "bitnet-25") == "bitnet"
+    assert chat.detect_format(None, "bitnet") == "plain"
+    assert chat.detect_format(None, None) == "plain"
+    assert chat.detect_format("{{ something else }}", "bitnet-25") == "plain"
+
+
+def test_bitnet_format():
+    text = chat.format_chat(MSGS, BITNET_GGUF_TEMPLATE, "<|begin_of_text|>", "<|end_of_text|>")
+    assert text == ("System: Be brief.User: Hi there<|eot_id|>Assistant: Hello!<|eot_id|>"
+                    "User: Bye<|eot_id|>Assistant: ")
+    # HF's example prompt, less the BOS the tokenizer adds
+    assert chat.format_chat([{"role": "user", "content": "Hey"}], None, arch="bitnet-25") == \
+        "User: Hey<|eot_id|>Assistant: "
+    assert chat.format_chat(MSGS[:1] + MSGS[1:2], None, "<s>", "</s>", arch="bitnet-b1.58", add_bos=True) == \
+        "<s>System: Be brief.User: Hi there<|eot_id|>Assistant: "
+
+
+def test_llama3_format():
+    text = chat.format_chat(MSGS[:2], LLAMA3_TEMPLATE, "<|begin_of_text|>", "<|eot_id|>")
+    assert text == ("<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+                    "<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
+                    "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    no_gen = chat.format_chat(MSGS[:2], LLAMA3_TEMPLATE, add_generation_prompt=False)
+    assert no_gen.endswith("Hi there<|eot_id|>")
+
+
+def test_chatml_and_plain_formats():
+    assert chat.format_chat(MSGS[1:2], "<|im_start|>") == \
+        "<|im_start|>user\n Hi there <|im_end|>\n<|im_start|>assistant\n"
+    plain = chat.format_chat(MSGS, None, "<s>", "</s>")
+    assert plain == "System: Be brief.\nUser: Hi there\nAssistant: Hello!</s>\nUser: Bye\nAssistant:"
+
+
+@pytest.mark.parametrize("fmt", chat.FORMATS)
+def test_delta_is_the_suffix_a_live_context_needs(fmt):
+    history = MSGS[:3]
+    delta = chat.format_chat_delta(history, MSGS[3:], fmt=fmt, eos_token="</s>")
+    full = chat.format_chat(MSGS, fmt=fmt, eos_token="</s>")
+    assert full.endswith(delta) and delta.startswith(("User", "<|start_header_id|>user", "<|im_start|>user"))
+    # the context holds: history up to the reply's lead-in, the reply, then turn_end; adding delta gives `full`
+    before_reply = chat.format_chat(history[:2], fmt=fmt, eos_token="</s>")
+    rendered_history = chat.format_chat(history, fmt=fmt, eos_token="</s>", add_generation_prompt=False)
+    assert rendered_history.startswith(before_reply.rstrip())
+    assert rendered_history.endswith(chat.turn_end(fmt, "</s>"))
+
+
+def test_chat_rejects_bad_messages():
+    with pytest.raises(ValueError, match="role"):
+        chat.format_chat([{"role": "robot", "content": "x"}])
+    with pytest.raises(ValueError, match="content"):
+        chat.format_chat([{"role": "user", "content": None}])
+    with pytest.raises(ValueError, match="unknown chat format"):
+        chat.format_chat(MSGS, fmt="jinja")
+
+
+# ---- argument and file errors: one line on stderr, exit code 1, no traceback
+
+def run_main(argv, capsys):
+    rc = cli.main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["m.gguf", "-n", "-5"], "-n must be"),
+    (["m.gguf", "-t", "0"], "-t must be"),
+    (["m.gguf", "--top-p", "1.5"], "--top-p"),
+    (["m.gguf", "--min-p", "-0.1"], "--min-p"),
+    (["m.gguf", "--repeat-penalty", "0"], "--repeat-penalty"),
+    (["m.gguf", "--temp", "nan"], "--temp"),
+    (["m.gguf", "-c", "0"], "-c must be"),
+    (["m.gguf", "--kv-type", "q8"], "invalid choice"),
+    (["m.gguf", "-n", "many"], "invalid int value"),
+    (["m.gguf", "--bogus"], "unrecognized arguments"),
+    (["a.gguf", "-m", "b.gguf"], "two different models"),
+])
+def test_bad_arguments(argv, needle, capsys):
+    rc, out, err = run_main(argv, capsys)
+    assert rc == 1
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("bitgguf-run: error: ") and needle in err
+
+
+def test_missing_model_file(tmp_path, capsys):
+    rc, out, err = run_main([str(tmp_path / "nope.gguf"), "-p", "hi"], capsys)
+    assert rc == 1 and out == ""
+    assert err == f"bitgguf-run: error: model file not found: {tmp_path / 'nope.gguf'}\n"
+    rc, _, err = run_main(["-m", str(tmp_path), "-p", "hi"], capsys)
+    assert rc == 1 and "is a directory" in err and err.count("\n") == 1
+
+
+def test_no_model_and_none_shipped(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "shipped_model", lambda: None)
+    rc, out, err = run_main(["-p", "hi"], capsys)
+    assert rc == 1 and out == "" and err.count("\n") == 1 and "no model given" in err
+
+
+def test_help_exits_zero(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    assert "--repeat-penalty" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", [b"", b"not a gguf file at all, just text\n", b"GGUF\x03\x00\x00\x00\xff"])
+def test_bad_file_subprocess(tmp_path, content):
+    pytest.importorskip("bitgguf.model", reason="the runtime (bitgguf.model) is not in the tree yet")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(content)
+    r = subprocess.run([sys.executable, "-m", "bitgguf.cli", str(bad), "-p", "hi", "-n", "4"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert r.stdout == ""
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bitgguf-run: error: ") and str(bad) in lines[0]
+
+
+# ---- the generation loop against a stand-in model (no engine needed)
+
+class FakeStream:
+    def __init__(self, tok):
+        self.tok, self.pending = tok, b""
+
+    def feed(self, t):
+        self.pending += self.tok.piece(t)
+        try:  # hold back partial UTF-8 like the real streaming decoder
+            text, self.pending = self.pending.decode("utf-8"), b""
+            return text
+        except UnicodeDecodeError:
+            return ""
+
+    def flush(self):
+        text, self.pending = self.pending.decode("utf-8", "replace"), b""
+        return text
+
+
+class FakeTokenizer:
+    """ids 0 BOS, 1 EOS, 2 <|eot_id|>, 3.. single bytes of ALPHA (plus the two halves of 'é')."""
+    SPECIAL = ["<s>", "</s>", "<|eot_id|>"]
+    ALPHA = [bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyz !.:ABSU<>|_"] + [b"\xc3", b"\xa9"]
+    eos_id = 1
+
+    def piece(self, t):
+        return b"" if t < 3 else self.ALPHA[t - 3]
+
+    def token_text(self, t):
+        return self.SPECIAL[t] if t < 3 else self.ALPHA[t - 3].decode("latin-1")
+
+    def encode(self, text):
+        ids, i, raw = [], 0, text.encode("utf-8")
+        while i < len(raw):
+            for s, sid in ((b"<|eot_id|>", 2), (b"</s>", 1)):
+                if raw.startswith(s, i):
+                    ids.append(sid)
+                    i += len(s)
+                    break
+            else:
+                ids.append(3 + self.ALPHA.index(raw[i:i + 1]))
+                i += 1
+        return ids
+
+    def stream(self):
+        return FakeStream(self)
+
+    def is_stop(self, t):
+        return t in (1, 2)
+
+
+class FakeModel:
+    """Greedy continuation is a fixed script of token ids chosen by how many tokens the context holds."""
+    script = None  # list of ids; position n_past - n_prompt picks the next one
+    n_vocab = 3 + len(FakeTokenizer.ALPHA)
+    instances = []
+
+    def __init__(self, path, n_threads=None, n_ctx=None, kv_type="f16", isa=None):
+        self.path, self.n_ctx, self.kv_type = path, n_ctx or 64, kv_type
+        self.tokenizer = FakeTokenizer()
+        self.metadata = {"general.architecture": "bitnet-25", "tokenizer.chat_template": BITNET_GGUF_TEMPLATE}
+        self.n_past = 0
+        self.fed = []
+        self.closed = False
+        FakeModel.instances.append(self)
+
+    def tokenize(self, text, add_bos=True):
+        return ([0] if add_bos else []) + self.tokenizer.encode(text)
+
+    def detokenize(self, ids):
+        return b"".join(self.tokenizer.piece(t) for t in ids).decode("utf-8", "replace")
+
+    def eval(self, tokens):
+        self.fed += list(tokens)
+        self.n_past += len(tokens)
+        logits = np.zeros(self.n_vocab, np.float32)
+        logits[FakeModel.script[(len(self.fed) - 1) % len(FakeModel.script)]] = 10.0
+        return logits
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake_model(monkeypatch, tmp_path):
+    mod = types.ModuleType("bitgguf.model")
+    mod.Model = FakeModel
+    monkeypatch.setitem(sys.modules, "bitgguf.model", mod)
+    FakeModel.instances = []
+    path = tmp_path / "fake.gguf"
+    path.write_bytes(b"GGUF")
+    return str(path)
+
+
+def ids_of(text):
+    return FakeTokenizer().encode(text)
+
+
+def test_stream_prompt_then_text(fake_model, capsysbinary):
+    # whatever the context, the fake model's argmax cycles through "caf" + "é" (two byte tokens) + "!"
+    e_acute = [3 + len(FakeTokenizer.ALPHA) - 2, 3 + len(FakeTokenizer.ALPHA) - 1]
+    FakeModel.script = ids_of("caf") + e_acute + ids_of("!")
+    rc = cli.main([fake_model, "-p", "hi", "-n", "6", "--temp", "0", "-c", "32", "--kv-type", "f32"])
+    out, err = capsysbinary.readouterr()
+    assert rc == 0
+    # prompt "hi" is [BOS, h, i]: the script index after it is 2 -> "f", then é (2 tokens), !, c, a
+    assert out.decode("utf-8") == "hif\u00e9!ca\n"
+    err = err.decode()
+    assert "load time" in err and "prompt eval" in err and "3 tokens" in err and "ms/token" in err
+    m = FakeModel.instances[0]
+    assert m.kv_type == "f32" and m.n_ctx == 32 and m.closed
+    assert m.fed[:3] == [0] + ids_of("hi") and len(m.fed) == 3 + 5  # the last sampled token is never evaluated
+
+
+def test_stop_token_and_context_limit(fake_model, capsysbinary):
+    FakeModel.script = ids_of("ab") + [2]  # a, b, then <|eot_id|>
+    rc = cli.main([fake_model, "-p", "x", "-n", "-1", "--temp", "0"])
+    out, _ = capsysbinary.readouterr()
+    assert rc == 0 and out == b"xb\n"  # after [BOS, x] the script index is 1: b, then EOT stops
+    FakeModel.script = ids_of("abc")
+    rc = cli.main([fake_model, "-p", "x", "-n", "-1", "--temp", "0", "-c", "8"])
+    out, err = capsysbinary.readouterr()
+    # 2 prompt tokens + 6 evaluated replies fill 8; the 7th reply is sampled from the last logits, then it stops
+    assert rc == 0 and out == b"xbcabcab\n" and "context is full" in err.decode()
+    rc = cli.main([fake_model, "-p", "abcdefghij", "-c", "4"])
+    out, err = capsysbinary.readouterr()
+    assert rc == 1 and out == b"" and "prompt is 11 tokens" in err.decode()
+
+
+def test_same_seed_same_text(fake_model, capsysbinary):
+    FakeModel.script = ids_of("abcd")
+
+    def run(seed):
+        assert cli.main([fake_model, "-p", "a", "-n", "20", "--temp", "5", "--top-k", "0", "--top-p", "1",
+                         "--min-p", "0", "--seed", str(seed)]) == 0
+        return capsysbinary.readouterr()[0]
+
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+
+
+def test_chat_turns_from_stdin(fake_model, capsysbinary, monkeypatch):
+    FakeModel.script = ids_of("ok") + [2]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n\nsecond turn\n"))
+    rc = cli.main([fake_model, "-p", "Be nice.", "--chat", "--temp", "0", "-c", "512"])
+    out, err = capsysbinary.readouterr()
+    assert rc == 0, err
+    m = FakeModel.instances[0]
+    first = [0] + ids_of("System: Be nice.User: hello<|eot_id|>Assistant: ")
+    assert m.fed[:len(first)] == first
+    replies = out.decode().splitlines()
+    assert len(replies) == 2
+    # turn 2 continues the same context: the closing <|eot_id|>, then only the new user turn
+    reply1 = ids_of(replies[0])
+    second = [2] + ids_of("User: second turn<|eot_id|>Assistant: ")
+    rest = m.fed[len(first) + len(reply1):]  # every reply token was evaluated; the sampled EOT was not
+    assert rest[:len(second)] == second
+
+
+def test_keyboard_interrupt_is_quiet(fake_model, capsysbinary, monkeypatch):
+    FakeModel.script = ids_of("ab")
+
+    def boom(self, tokens):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FakeModel, "eval", boom)
+    rc = cli.main([fake_model, "-p", "x"])
+    _, err = capsysbinary.readouterr()
+    assert rc == 130 and "Traceback" not in err.decode()
