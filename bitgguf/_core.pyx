@@ -5,4 +5,5 @@ Each part lives in its own .pxi, included here so that everything links into one
 """
 include "_cpu.pxi"
 include "_sampling.pxi"
+include "_engine.pxi"
 include "_tokenizer.pxi"

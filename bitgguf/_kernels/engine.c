@@ -88,13 +88,13 @@ static void attention(bg_model *m, int layer, int pos, const float *q, float *ou
     const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
     const size_t layer_off = (size_t)layer * s->n_ctx * s->kv_pos_bytes;
     const uint8_t *kl = s->k_cache + layer_off, *vl = s->v_cache + layer_off;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float sqrt_hd = sqrtf((float)hd);
 #pragma omp parallel for schedule(static) num_threads(m->n_threads)
     for (int h = 0; h < c->n_head; h++) {
         const float *qh = q + (size_t)h * hd;
         const size_t head_off = (size_t)(h / group) * hd * s->kv->block_bytes;
         float *att = s->att + (size_t)h * s->n_ctx;
-        for (int t = 0; t <= pos; t++) att[t] = s->kv_dot(kl + t * s->kv_pos_bytes + head_off, qh, hd) * scale;
+        for (int t = 0; t <= pos; t++) att[t] = s->kv_dot(kl + t * s->kv_pos_bytes + head_off, qh, hd) / sqrt_hd;
         softmax(att, pos + 1);
         float *o = out + (size_t)h * hd;
         memset(o, 0, (size_t)hd * sizeof(float));
@@ -316,13 +316,15 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     }
     if (!ok) return init_fail(m, "out of memory allocating the state for n_ctx %d", n_ctx);
 
-    /* RoPE tables in double, rounded once: angle = pos * theta^(-2i/d) */
+    /* RoPE tables: inv_freq_i = 1 / theta^(2i/d) and angle = pos * inv_freq_i in f32, as the reference (and HF)
+     * compute them, so the rounding of long angles matches; cos and sin of that f32 angle in double. */
     const int half = c->head_dim / 2;
-    for (int pos = 0; pos < n_ctx; pos++) {
-        for (int i = 0; i < half; i++) {
-            double angle = pos * pow((double)c->rope_theta, -2.0 * i / c->head_dim);
-            s->rope_cos[(size_t)pos * half + i] = (float)cos(angle);
-            s->rope_sin[(size_t)pos * half + i] = (float)sin(angle);
+    for (int i = 0; i < half; i++) {
+        float inv_freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        for (int pos = 0; pos < n_ctx; pos++) {
+            float angle = (float)pos * inv_freq;
+            s->rope_cos[(size_t)pos * half + i] = (float)cos((double)angle);
+            s->rope_sin[(size_t)pos * half + i] = (float)sin((double)angle);
         }
     }
     return 0;

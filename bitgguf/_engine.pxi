@@ -1,0 +1,347 @@
+# Engine: thin Cython over the nogil C forward pass in _kernels/engine.c (included by _core.pyx).
+# bitgguf.Model builds it from a GGUFReader; the arrays it is given are views of the memory map, kept alive here.
+from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t
+from libc.string cimport memset
+from libc.stdlib cimport calloc, free
+
+import numpy as _np
+
+cdef extern from "kernels.h" nogil:
+    ctypedef struct bg_act:
+        int n
+        float scale
+        int32_t sum
+        int8_t *q
+        int32_t *gsum
+    ctypedef float (*bg_dot_i8_fn)(const uint8_t *row, const bg_act *a)
+    ctypedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n)
+    ctypedef struct bg_type_traits:
+        const char *name
+        int type_id
+        int block_size
+        int block_bytes
+        int ternary
+        int tensor_scale
+    const bg_type_traits *bg_type_traits_of(int type_id)
+    size_t bg_row_bytes(const bg_type_traits *t, int cols)
+    bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa)
+    bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa)
+    void bg_quantize_act(const float *x, int n, bg_act *a)
+    uint16_t bg_f32_to_f16(float f)
+
+cdef extern from "engine.h" nogil:
+    int BG_FFN_SILU
+    int BG_FFN_RELU2
+    ctypedef struct bg_config:
+        int n_vocab
+        int n_embd
+        int n_layer
+        int n_head
+        int n_head_kv
+        int head_dim
+        int n_ff
+        float rope_theta
+        float rms_eps
+        int ffn_act
+    ctypedef struct bg_tensor:
+        const uint8_t *data
+        int type
+        int rows
+        int cols
+        float scale
+    ctypedef struct bg_layer:
+        const float *attn_norm
+        const float *attn_sub_norm
+        const float *ffn_norm
+        const float *ffn_sub_norm
+        bg_tensor wq
+        bg_tensor wk
+        bg_tensor wv
+        bg_tensor wo
+        bg_tensor ffn_gate
+        bg_tensor ffn_up
+        bg_tensor ffn_down
+    ctypedef struct bg_weights:
+        bg_config c
+        bg_tensor tok_embd
+        bg_tensor output
+        const float *output_norm
+        bg_layer *layers
+    ctypedef struct bg_state:
+        int n_ctx
+        int n_past
+    ctypedef struct bg_model:
+        bg_weights w
+        bg_state s
+        bg_isa isa
+        int n_threads
+        char error[256]
+    int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads)
+    void bg_model_free(bg_model *m)
+    void bg_model_reset(bg_model *m)
+    int bg_model_eval(bg_model *m, const int32_t *tokens, int n, float *logits, int all)
+
+
+def isa_by_name(str name):
+    """The ISA level for a name ('scalar', 'avx2', ...); ValueError naming the levels this CPU runs."""
+    cdef int i
+    for i in range(<int>BG_ISA_COUNT):
+        if bg_isa_name(<bg_isa>i).decode() == name:
+            if not bg_cpu_supports(<bg_isa>i):
+                raise ValueError(f"ISA level {name!r} is not supported by this CPU; it runs: "
+                                 f"{', '.join(isa_levels())}")
+            return i
+    raise ValueError(f"unknown ISA level {name!r}; known: "
+                     f"{', '.join(bg_isa_name(<bg_isa>i).decode() for i in range(<int>BG_ISA_COUNT))}")
+
+
+def kernel_types():
+    """ggml type ids the C engine has kernels for: {id: (name, ternary)}."""
+    out = {}
+    cdef const bg_type_traits *t
+    for type_id in range(64):
+        t = bg_type_traits_of(type_id)
+        if t != NULL:
+            out[type_id] = (t.name.decode(), bool(t.ternary))
+    return out
+
+
+cdef const uint8_t *_bytes_ptr(arr, list keep) except NULL:
+    cdef const uint8_t[::1] view = arr
+    keep.append(arr)
+    return &view[0]
+
+
+cdef const float *_floats_ptr(arr, list keep) except NULL:
+    cdef const float[::1] view = arr
+    keep.append(arr)
+    return &view[0]
+
+
+cdef int _set_tensor(bg_tensor *t, spec, list keep) except -1:
+    data, type_id, rows, cols = spec
+    t.data = _bytes_ptr(data, keep)
+    t.type = type_id
+    t.rows = rows
+    t.cols = cols
+    return 0
+
+
+cdef class Engine:
+    """The nogil C forward pass over weights used in place. Made by bitgguf.Model; not for direct use.
+
+    config: dict with n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, rope_theta, rms_eps,
+    ffn_act ('relu2' | 'silu'). tok_embd / output: (uint8 array, ggml type id, rows, cols); output_norm: float32
+    array; layers: one dict per layer with the norms (float32 arrays, the sub-norms may be None) and the seven
+    linear weights as (uint8 array, type id, rows, cols). kv_type: 'f16' | 'f32'. isa: a level name.
+    """
+    cdef bg_model m
+    cdef bg_layer *layers
+    cdef list _keep
+    cdef bint ready
+
+    def __cinit__(self):
+        memset(&self.m, 0, sizeof(self.m))
+        self.layers = NULL
+        self.ready = False
+
+    def __init__(self, dict config, tok_embd, output, output_norm, list layers, int n_ctx, str kv_type, str isa,
+                 int n_threads):
+        cdef bg_config *c = &self.m.w.c
+        cdef bg_layer *L
+        cdef int i, rc
+        cdef int isa_id = isa_by_name(isa)
+        if kv_type not in ("f16", "f32"):
+            raise ValueError(f"kv_type must be 'f16' or 'f32', got {kv_type!r}")
+        if config["ffn_act"] not in ("relu2", "silu"):
+            raise ValueError(f"ffn_act must be 'relu2' or 'silu', got {config['ffn_act']!r}")
+        if len(layers) != config["n_layer"]:
+            raise ValueError(f"{len(layers)} layers given, n_layer is {config['n_layer']}")
+        self._keep = []
+        c.n_vocab = config["n_vocab"]
+        c.n_embd = config["n_embd"]
+        c.n_layer = config["n_layer"]
+        c.n_head = config["n_head"]
+        c.n_head_kv = config["n_head_kv"]
+        c.head_dim = config["head_dim"]
+        c.n_ff = config["n_ff"]
+        c.rope_theta = config["rope_theta"]
+        c.rms_eps = config["rms_eps"]
+        c.ffn_act = BG_FFN_RELU2 if config["ffn_act"] == "relu2" else BG_FFN_SILU
+        _set_tensor(&self.m.w.tok_embd, tok_embd, self._keep)
+        _set_tensor(&self.m.w.output, output, self._keep)
+        self.m.w.output_norm = _floats_ptr(output_norm, self._keep)
+        self.layers = <bg_layer *>calloc(len(layers), sizeof(bg_layer))
+        if self.layers == NULL:
+            raise MemoryError()
+        self.m.w.layers = self.layers
+        for i, spec in enumerate(layers):
+            L = &self.layers[i]
+            L.attn_norm = _floats_ptr(spec["attn_norm"], self._keep)
+            L.ffn_norm = _floats_ptr(spec["ffn_norm"], self._keep)
+            if spec.get("attn_sub_norm") is not None:
+                L.attn_sub_norm = _floats_ptr(spec["attn_sub_norm"], self._keep)
+            if spec.get("ffn_sub_norm") is not None:
+                L.ffn_sub_norm = _floats_ptr(spec["ffn_sub_norm"], self._keep)
+            _set_tensor(&L.wq, spec["attn_q"], self._keep)
+            _set_tensor(&L.wk, spec["attn_k"], self._keep)
+            _set_tensor(&L.wv, spec["attn_v"], self._keep)
+            _set_tensor(&L.wo, spec["attn_output"], self._keep)
+            _set_tensor(&L.ffn_gate, spec["ffn_gate"], self._keep)
+            _set_tensor(&L.ffn_up, spec["ffn_up"], self._keep)
+            _set_tensor(&L.ffn_down, spec["ffn_down"], self._keep)
+        rc = bg_model_init(&self.m, <bg_isa>isa_id, n_ctx, 1 if kv_type == "f16" else 0, n_threads)
+        if rc != 0:
+            raise ValueError(self.m.error.decode(errors="replace"))
+        self.ready = True
+
+    def __dealloc__(self):
+        bg_model_free(&self.m)
+        free(self.layers)
+        self.layers = NULL
+
+    @property
+    def n_past(self):
+        return self.m.s.n_past
+
+    @property
+    def n_ctx(self):
+        return self.m.s.n_ctx
+
+    @property
+    def n_threads(self):
+        return self.m.n_threads
+
+    @n_threads.setter
+    def n_threads(self, int n):
+        if n < 1:
+            raise ValueError(f"n_threads must be >= 1, got {n}")
+        self.m.n_threads = n
+
+    @property
+    def isa(self):
+        return bg_isa_name(self.m.isa).decode()
+
+    def reset(self):
+        bg_model_reset(&self.m)
+
+    def eval(self, tokens, bint all_logits=False):
+        """Append tokens to the context; logits (len(tokens), n_vocab) if all_logits else the last (n_vocab,)."""
+        if not self.ready:
+            raise ValueError("Engine is closed")
+        cdef const int32_t[::1] toks = _np.ascontiguousarray(tokens, dtype=_np.int32).reshape(-1)
+        cdef int n = toks.shape[0]
+        if n == 0:
+            raise ValueError("eval: no tokens given")
+        cdef int n_vocab = self.m.w.c.n_vocab
+        out = _np.empty((n, n_vocab), dtype=_np.float32) if all_logits else _np.empty(n_vocab, dtype=_np.float32)
+        cdef float[::1] flat = out.reshape(-1)
+        cdef int rc
+        with nogil:
+            rc = bg_model_eval(&self.m, &toks[0], n, &flat[0], all_logits)
+        if rc != 0:
+            raise ValueError(self.m.error.decode(errors="replace"))
+        return out
+
+    def close(self):
+        bg_model_free(&self.m)
+        self.ready = False
+        self._keep = []
+
+
+# ---- single-kernel entry points for tests ---------------------------------------------------------------------
+
+cdef const bg_type_traits *_traits(int type_id) except NULL:
+    cdef const bg_type_traits *t = bg_type_traits_of(type_id)
+    if t == NULL:
+        raise ValueError(f"no C kernels for ggml type {type_id}")
+    return t
+
+
+def quantize_activations(x):
+    """(q int8, scale float32, sum int) of a 1-D float32 vector, by the C rule (must equal reference.py's)."""
+    cdef const float[::1] xv = _np.ascontiguousarray(x, dtype=_np.float32).reshape(-1)
+    cdef int n = xv.shape[0]
+    q = _np.zeros(max(n, 1), dtype=_np.int8)
+    gsum = _np.zeros(max(n, 1) // 32 + 1, dtype=_np.int32)
+    cdef int8_t[::1] qv = q
+    cdef int32_t[::1] gv = gsum
+    cdef bg_act a
+    a.q = &qv[0]
+    a.gsum = &gv[0]
+    bg_quantize_act(&xv[0], n, &a)
+    return q[:n], _np.float32(a.scale), int(a.sum)
+
+
+def ternary_matvec(data, int type_id, int rows, int cols, x, str isa):
+    """(dots, y) of a ternary weight times x: dots are the raw kernel results (exact integers Σ(c-1)q for I2_S),
+    y = dots / act_scale * tensor_scale, as the engine computes them."""
+    cdef const bg_type_traits *t = _traits(type_id)
+    if not t.ternary:
+        raise ValueError(f"{t.name.decode()} is not a ternary type")
+    if cols % t.block_size:
+        raise ValueError(f"cols {cols} is not a multiple of {t.block_size}")
+    cdef size_t rb = bg_row_bytes(t, cols)
+    flat = _np.ascontiguousarray(data, dtype=_np.uint8).reshape(-1)
+    cdef const uint8_t[::1] w = flat
+    if <size_t>w.shape[0] < rb * rows + (4 if t.tensor_scale else 0):
+        raise ValueError(f"{w.shape[0]} bytes is too short for ({rows}, {cols}) {t.name.decode()}")
+    cdef const float[::1] xv = _np.ascontiguousarray(x, dtype=_np.float32).reshape(-1)
+    if xv.shape[0] != cols:
+        raise ValueError(f"x has {xv.shape[0]} values, expected {cols}")
+    cdef int isa_id = isa_by_name(isa)
+    cdef bg_dot_i8_fn dot = bg_kernel_dot_i8(t, <bg_isa>isa_id)
+    q = _np.zeros(cols, dtype=_np.int8)
+    gsum = _np.zeros(cols // 32 + 1, dtype=_np.int32)
+    cdef int8_t[::1] qv = q
+    cdef int32_t[::1] gv = gsum
+    cdef bg_act a
+    a.q = &qv[0]
+    a.gsum = &gv[0]
+    bg_quantize_act(&xv[0], cols, &a)
+    cdef float scale = 1.0
+    if t.tensor_scale:
+        scale = flat[rb * rows: rb * rows + 4].view("<f4")[0]
+    dots = _np.empty(rows, dtype=_np.float32)
+    y = _np.empty(rows, dtype=_np.float32)
+    cdef float[::1] dv = dots, yv = y
+    cdef int r
+    with nogil:
+        for r in range(rows):
+            dv[r] = dot(&w[r * rb], &a)
+            yv[r] = dv[r] / a.scale * scale
+    return dots, y
+
+
+def float_matvec(data, int type_id, int rows, int cols, x, str isa):
+    """y = W x for a float-type weight (F32, F16, BF16, Q8_0) with f32 activations, by the head kernels."""
+    cdef const bg_type_traits *t = _traits(type_id)
+    if t.ternary:
+        raise ValueError(f"{t.name.decode()} is a ternary type")
+    cdef size_t rb = bg_row_bytes(t, cols)
+    cdef const uint8_t[::1] w = _np.ascontiguousarray(data, dtype=_np.uint8).reshape(-1)
+    if <size_t>w.shape[0] < rb * rows:
+        raise ValueError(f"{w.shape[0]} bytes is too short for ({rows}, {cols}) {t.name.decode()}")
+    cdef const float[::1] xv = _np.ascontiguousarray(x, dtype=_np.float32).reshape(-1)
+    if xv.shape[0] != cols:
+        raise ValueError(f"x has {xv.shape[0]} values, expected {cols}")
+    cdef int isa_id = isa_by_name(isa)
+    cdef bg_dot_f32_fn dot = bg_kernel_dot_f32(t, <bg_isa>isa_id)
+    y = _np.empty(rows, dtype=_np.float32)
+    cdef float[::1] yv = y
+    cdef int r
+    with nogil:
+        for r in range(rows):
+            yv[r] = dot(&w[r * rb], &xv[0], cols)
+    return y
+
+
+def f32_to_f16(x):
+    """The KV cache's f32 -> f16 conversion (round to nearest even), as uint16 bits."""
+    cdef const float[::1] xv = _np.ascontiguousarray(x, dtype=_np.float32).reshape(-1)
+    out = _np.empty(xv.shape[0], dtype=_np.uint16)
+    cdef uint16_t[::1] ov = out
+    cdef Py_ssize_t i
+    for i in range(xv.shape[0]):
+        ov[i] = bg_f32_to_f16(xv[i])
+    return out
