@@ -45,8 +45,9 @@ class HFCheckpoint:
 
 def f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
     """Round-to-nearest-even f32 -> bf16 bits (uint16), as torch does."""
-    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    bits = bits + (np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1)))  # finite values only: no overflow
+    return (bits >> 16).astype(np.uint16)
 
 
 def bf16_bits_to_f32(bits: np.ndarray) -> np.ndarray:
@@ -204,6 +205,20 @@ def write_spm_tokenizer(path: str, add_dummy_prefix: bool = True) -> int:
     return len(pieces)
 
 
+def absmean_ternary(w: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """BitNet b1.58's weight rule written out independently of bitgguf: alpha = mean|W| (f32),
+    codes = clip(round(W / alpha), -1, 1) computed as round(W * (1 / alpha)) like the reference converters."""
+    mean = np.float32(np.abs(np.asarray(w, np.float64)).mean())
+    s = np.float32(1) / max(mean, np.float32(1e-5))
+    return np.clip(np.round(np.asarray(w, np.float32) * s), -1, 1).astype(np.int8), np.float32(np.float32(1) / s)
+
+
+def ternary_of(ck: "HFCheckpoint", name: str) -> tuple[np.ndarray, np.float32]:
+    """(int8 codes, alpha) a linear weight of the checkpoint stands for: packed ones as written, float ones by
+    absmean. The effective weight is codes * alpha."""
+    return ck.ternary[name] if name in ck.ternary else absmean_ternary(ck.tensors[name])
+
+
 # ---- checkpoints --------------------------------------------------------------------------------------------
 
 def _linear_shapes(n_embd, n_head, n_head_kv, head_dim, n_ff) -> dict:
@@ -211,6 +226,10 @@ def _linear_shapes(n_embd, n_head, n_head_kv, head_dim, n_ff) -> dict:
     return {"self_attn.q_proj": (q, n_embd), "self_attn.k_proj": (kv, n_embd), "self_attn.v_proj": (kv, n_embd),
             "self_attn.o_proj": (n_embd, q), "mlp.gate_proj": (n_ff, n_embd), "mlp.up_proj": (n_ff, n_embd),
             "mlp.down_proj": (n_embd, n_ff)}
+
+
+def _normal(rng, std: float, shape) -> np.ndarray:
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
 
 
 def _round_to(x: np.ndarray, dtype: str) -> np.ndarray:
@@ -252,7 +271,7 @@ def _build(path, *, hf_arch, sub_norms, hidden_act, n_vocab, n_embd, n_layer, n_
         ck.tensors[name] = _round_to(value, dt) if dt in ("BF16", "F16", "F32") else value
         ck.dtypes[name] = dt
 
-    put("model.embed_tokens.weight", rng.normal(0, 0.1, (n_vocab, n_embd)), dtype)
+    put("model.embed_tokens.weight", _normal(rng, 0.1, (n_vocab, n_embd)), dtype)
     shapes = _linear_shapes(n_embd, n_head, n_head_kv, head_dim, n_ff)
     norm_shapes = {"input_layernorm": n_embd, sub_norms[0]: n_head * head_dim,
                    "post_attention_layernorm": n_embd, sub_norms[1]: n_ff}
@@ -274,7 +293,7 @@ def _build(path, *, hf_arch, sub_norms, hidden_act, n_vocab, n_embd, n_layer, n_
                 put(name + "_scale", np.array([ws], np.float32), scale_dtype)
                 ck.ternary[name] = (codes, np.float32(alpha))
             else:
-                put(name, rng.normal(0, 0.02, shape), dtype)
+                put(name, _normal(rng, 0.02, shape), dtype)
     put("model.norm.weight", rng.uniform(0.5, 1.5, n_embd), dtype)
     _write_weights(str(path), ck, shards)
 

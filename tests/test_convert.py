@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, SHARED, TINYSTORIES, run_convert
 from hf_fixtures import (BPE_MERGES, BPE_SPECIALS, CHAT_TEMPLATE, SPM_USER_DEFINED, make_1bitllm_checkpoint,
-                         make_2b4t_checkpoint, spm_pieces, write_safetensors)
+                         make_2b4t_checkpoint, spm_pieces, ternary_of, write_safetensors)
 
 from bitgguf.gguf import GGUFReader
 from bitgguf.types import TYPES
@@ -24,19 +24,6 @@ FILE_TYPE = {"i2_s": 40, "tl1": 38, "tl2": 39, "tq1_0": 36, "tq2_0": 37, "f16": 
 
 
 # ---- the expected GGUF, computed directly from the HF tensors --------------------------------------------------
-
-def absmean(w):
-    """BitNet b1.58's weight rule written out here: alpha = mean|W|, codes = clip(round(W / alpha), -1, 1)."""
-    mean = np.float32(np.abs(w.astype(np.float64)).mean())
-    s = np.float32(1) / max(mean, np.float32(1e-5))
-    return np.clip(np.round(w * s), -1, 1).astype(np.int8), np.float32(np.float32(1) / s)
-
-
-def expected_linear(ck, hf_name):
-    if hf_name in ck.ternary:
-        return ck.ternary[hf_name]
-    return absmean(ck.tensors[hf_name])
-
 
 def expected_values(codes, alpha, type_name):
     """What the written tensor dequantizes to: TQ types keep alpha as f16, F16 rounds each weight."""
@@ -103,7 +90,7 @@ def check_converted(path, ck, outtype, head_type="f16", arch="bitnet-b1.58"):
         for i in range(n_layer):
             for gshort, hshort in LINEAR_NAMES.items():
                 t = r.tensors[f"blk.{i}.{gshort}.weight"]
-                codes, alpha = expected_linear(ck, f"model.layers.{i}.{hshort}.weight")
+                codes, alpha = ternary_of(ck, f"model.layers.{i}.{hshort}.weight")
                 assert t.type.name == outtype.upper()
                 assert t.shape == codes.shape
                 if t.type.ternary:
@@ -507,3 +494,26 @@ def test_safetensors_reader_maps_instead_of_copying(ck_bf16):
         assert not raw.flags.owndata and not raw.flags.writeable
         np.testing.assert_array_equal(ck.f32("model.embed_tokens.weight"),
                                       ck_bf16.tensors["model.embed_tokens.weight"])
+
+
+# ---- memory: tensor by tensor -------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's VmHWM")
+def test_peak_memory_well_under_checkpoint_size(tmp_path):
+    ck = make_2b4t_checkpoint(tmp_path / "hf", n_vocab=4096, n_embd=512, n_ff=2048, n_layer=8)
+    size = os.path.getsize(os.path.join(ck.path, "model.safetensors"))
+    code = (
+        "import sys\n"
+        "def hwm():\n"
+        "    return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1]) * 1024\n"
+        "from convert import convert_hf_to_gguf\n"
+        "base = hwm()\n"
+        "convert_hf_to_gguf(sys.argv[1], sys.argv[2], 'i2_s', progress=False)\n"
+        "print(hwm() - base)\n")
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", code, ck.path, str(tmp_path / "m.gguf")], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    grown = int(result.stdout)
+    assert grown < size / 2, f"peak memory grew by {grown} bytes converting a {size}-byte checkpoint"
