@@ -1,0 +1,26 @@
+from libc.stdint cimport uint64_t
+
+
+cdef extern from "membw.h" nogil:
+    uint64_t bg_membw_read(const uint64_t *buf, size_t n_words, int n_threads)
+
+
+def read_bandwidth(size_t n_bytes=1 << 30, int n_threads=1, int repeats=5):
+    """Measured read bandwidth in bytes/s: the best of `repeats` passes over a buffer of `n_bytes` (bench only)."""
+    import time
+    import numpy as np
+    cdef uint64_t[::1] buf = np.ones(n_bytes // 8, dtype=np.uint64)
+    cdef size_t n = buf.shape[0]
+    cdef uint64_t total
+    best = 0.0
+    with nogil:
+        total = bg_membw_read(&buf[0], n, n_threads)  # warm: fault the pages in
+    if total != n:
+        raise RuntimeError(f"bandwidth probe summed {total}, expected {n}")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        with nogil:
+            total = bg_membw_read(&buf[0], n, n_threads)
+        elapsed = time.perf_counter() - start
+        best = max(best, n * 8 / elapsed)
+    return best
