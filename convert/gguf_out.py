@@ -13,8 +13,8 @@ import numpy as np
 
 from bitgguf import types
 from bitgguf.gguf import GGUFReader, GGUFValueType, GGUFWriter
-from convert.hf import (Checkpoint, ConvertError, HParams, packed_scale_mode, plan_tensors, read_hparams,
-                        ternary_weight)
+from convert.hf import (LAYER_LINEAR_SOURCES, Checkpoint, ConvertError, HParams, packed_scale_mode,
+                        plan_tensors, read_hparams, ternary_weight)
 from convert.tokenizers import tokenizer_metadata
 
 # general.file_type (llama_ftype) per output type: bitnet.cpp's MOSTLY_I2_S = 40 and TL1/TL2 = 38/39,
@@ -171,6 +171,24 @@ def convert_hf_to_gguf(model_dir: str, outfile: str, outtype: str = "i2_s", head
 
 # ---- GGUF -> GGUF: re-type the ternary tensors losslessly ---------------------------------------------------
 
+_LINEAR_SUFFIXES = tuple(f".{name}.weight" for name in LAYER_LINEAR_SOURCES)
+
+
+def _is_float_linear(t) -> bool:
+    return t.name.startswith("blk.") and t.name.endswith(_LINEAR_SUFFIXES) and t.type.name in ("F32", "F16", "BF16")
+
+
+def _float_ternary(t) -> tuple[np.ndarray, float]:
+    """(codes, alpha) of a float tensor that must hold exactly {-alpha, 0, +alpha}."""
+    x = t.type.dequantize(t.data, t.shape)
+    mag = np.abs(x)
+    alpha = float(mag.max()) if x.size else 0.0
+    off = (mag != 0) & (mag != alpha)
+    if off.any():
+        i = tuple(int(v[0]) for v in np.nonzero(off))
+        raise ValueError(f"not alpha-scaled ternary: |w| at {i} is {float(mag[i])}, alpha is {alpha}")
+    return np.sign(x).astype(np.int8), alpha
+
 def convert_gguf_to_gguf(infile: str, outfile: str, outtype: str, progress: bool | None = None) -> ConvertResult:
     """Rewrite every ternary tensor of `infile` as `outtype` (exact codes and scale); other tensors are copied."""
     outtype = outtype.lower()
@@ -185,18 +203,20 @@ def convert_gguf_to_gguf(infile: str, outfile: str, outtype: str, progress: bool
     except Exception as e:
         raise ConvertError(str(e)) from None
     with reader:
-        ternary = [t for t in reader.tensors.values() if t.type.ternary]
+        # ternary-typed tensors, and float linear weights (an f16/f32 file holds alpha-scaled ternary values)
+        ternary = [t for t in reader.tensors.values() if t.type.ternary or _is_float_linear(t)]
         if not ternary:
             raise ConvertError(f"{infile}: no ternary tensors to re-type")
+        retype = {t.name for t in ternary}
         for t in ternary:
             _check_type(out_t, t.name, infile, t.shape, "--outtype")
         notes += reader.assumptions
-        w = GGUFWriter(outfile)
-        layout_keys = set()
+        w = GGUFWriter(outfile, alignment=reader.alignment)  # it writes general.alignment itself if not 32
+        skip_keys = {"general.alignment"}
         for t in ternary:
-            layout_keys |= set(types.layout_metadata(t.type.name))
+            skip_keys |= set(types.layout_metadata(t.type.name))
         for key, value in reader.metadata.items():
-            if key in layout_keys:
+            if key in skip_keys:
                 continue  # re-added below for the new type, if it needs them
             if key == "general.file_type":
                 value = FILE_TYPES[out_t.name]
@@ -206,15 +226,19 @@ def convert_gguf_to_gguf(infile: str, outfile: str, outtype: str, progress: bool
                 etype = GGUFValueType.STRING if (not value or isinstance(value[0], str)) else None
             w.add(key, value, vtype, etype)
         for key, value in types.layout_metadata(out_t.name).items():
-            if key not in reader.metadata or key in layout_keys:
+            if key not in reader.metadata or key in skip_keys:
                 w.add(key, value, GGUFValueType.UINT32)
 
         def producer(t):
-            if not t.type.ternary:
+            if t.name not in retype:
                 return t.type, lambda: t.data
+
             def produce():
                 try:
-                    codes, scale = t.type.unpack_ternary(t.data, t.shape)
+                    if t.type.ternary:
+                        codes, scale = t.type.unpack_ternary(t.data, t.shape)
+                    else:
+                        codes, scale = _float_ternary(t)
                 except ValueError as e:
                     raise ConvertError(f"{infile}: tensor {t.name!r}: {e}") from None
                 if out_t.ternary:

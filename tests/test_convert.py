@@ -348,6 +348,39 @@ def test_gguf_to_gguf_retypes_losslessly(tinystories, tmp_path):
             np.testing.assert_array_equal(a.tensors[name].data, t.data, err_msg=name)
 
 
+@pytest.mark.parametrize("src,dst", [("f32", "i2_s"), ("i2_s", "f16"), ("f16", "tq2_0"), ("tq1_0", "tl1")])
+def test_gguf_to_gguf_float_and_ternary(tinystories, tmp_path, src, dst):
+    """Float files hold alpha-scaled ternary values, so they re-type exactly too; the result equals converting the
+    checkpoint straight to the target type (f16 alpha excepted: it is what f16 could hold)."""
+    out = str(tmp_path / "x.gguf")
+    convert_gguf_to_gguf(tinystories[src], out, dst, progress=False)
+    with GGUFReader(out) as a, GGUFReader(tinystories[dst]) as b:
+        assert a.metadata["general.file_type"] == b.metadata["general.file_type"]
+        assert a.metadata.get("bitgguf.tl_rule") == b.metadata.get("bitgguf.tl_rule")
+        for name, t in b.tensors.items():
+            o = a.tensors[name]
+            assert o.type.name == t.type.name, name
+            if src in ("f16", "tq1_0") and o.type.ternary:
+                np.testing.assert_array_equal(o.type.unpack_ternary(o.data, o.shape)[0],
+                                              t.type.unpack_ternary(t.data, t.shape)[0], err_msg=name)
+            else:
+                np.testing.assert_array_equal(o.data, t.data, err_msg=name)
+
+
+def test_gguf_to_gguf_refuses_non_ternary_floats(tmp_path, ck_bf16):
+    src = convert(ck_bf16.path, tmp_path, "f32", name="f32.gguf")
+    with GGUFReader(src) as r:
+        raw = bytearray(open(src, "rb").read())
+        t = r.tensors["blk.1.ffn_up.weight"]
+        start = t.offset
+    raw[start:start + 4] = np.float32(0.123).tobytes()  # one weight that is not +-alpha or 0
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ConvertError, match="blk.1.ffn_up.weight.*not alpha-scaled ternary"):
+        convert_gguf_to_gguf(str(bad), str(tmp_path / "out.gguf"), "i2_s", progress=False)
+    assert not os.path.exists(tmp_path / "out.gguf")
+
+
 def test_cli_success(tmp_path, shared):
     out = tmp_path / "ts.gguf"
     result = run_convert("hf-to-gguf", TINYSTORIES, "--outfile", out, "--outtype", "tl2", "--head-type", "q8_0")
