@@ -233,7 +233,7 @@ def _generate(model, sampler, logits, n_predict: int, out: _Out, timer: _Timer) 
 
 
 def _run_prompt(model, a, out: _Out, timer: _Timer) -> None:
-    ids = model.tokenize(a.prompt, add_bos=True)
+    ids = _tokenize(model, a.prompt, add_bos=True)
     if a.verbose:
         _log(f"{PROG}: prompt ids {ids}")
     n_ctx = _n_ctx(model)
@@ -246,8 +246,10 @@ def _run_prompt(model, a, out: _Out, timer: _Timer) -> None:
         sampler.accept(t)
     out.write(a.prompt)
     logits = _eval(model, ids, timer, prompt=True)
-    _generate(model, sampler, logits, a.n_predict, out, timer)
+    gen = _generate(model, sampler, logits, a.n_predict, out, timer)
     out.write("\n")
+    if a.verbose:
+        _log(f"{PROG}: generated ids {gen}")
 
 
 def _read_turns(stdin, interactive: bool, out: _Out):
@@ -288,7 +290,7 @@ def _run_chat(model, a, out: _Out, timer: _Timer, stdin=None) -> None:
             prompt = chat.format_chat(history + user, template, eos_token=eos_text, arch=arch)
         else:
             prompt = chat.format_chat_delta(history, user, template, eos_token=eos_text, arch=arch)
-        ids = pending + model.tokenize(prompt, add_bos=first)
+        ids = pending + _tokenize(model, prompt, add_bos=first)
         if a.verbose:
             _log(f"{PROG}: turn ids {ids}")
         for t in ids:
@@ -297,10 +299,12 @@ def _run_chat(model, a, out: _Out, timer: _Timer, stdin=None) -> None:
         reply = _generate(model, sampler, logits, a.n_predict, out, timer)
         if not interactive:
             out.write("\n")
+        if a.verbose:
+            _log(f"{PROG}: generated ids {reply}")
         history += user + [{"role": "assistant", "content": model.detokenize(reply)}]
         # the cache now ends with the reply; the rendered history ends with the reply plus the turn's closing text
         closing = chat.turn_end(fmt, eos_text)
-        pending = model.tokenize(closing, add_bos=False) if closing else []
+        pending = _tokenize(model, closing, add_bos=False) if closing else []
         first = False
     if interactive:
         out.write("\n")
@@ -309,10 +313,12 @@ def _run_chat(model, a, out: _Out, timer: _Timer, stdin=None) -> None:
 def _token_text(model, token_id) -> str:
     if token_id is None or token_id < 0:
         return ""
-    try:
-        return model.tokenizer.token_text(token_id)
-    except AttributeError:
-        return ""
+    return model.tokenizer.token_to_piece(token_id, special=True).decode("utf-8", "replace")
+
+
+def _tokenize(model, text: str, add_bos: bool) -> List[int]:
+    # like llama-cli: special-token texts in the prompt ("<|eot_id|>") become those tokens; chat needs this
+    return list(model.tokenizer.encode(text, add_bos=add_bos, parse_special=True))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -181,10 +181,14 @@ class FakeTokenizer:
     def piece(self, t):
         return b"" if t < 3 else self.ALPHA[t - 3]
 
-    def token_text(self, t):
-        return self.SPECIAL[t] if t < 3 else self.ALPHA[t - 3].decode("latin-1")
+    def token_to_piece(self, t, special=True):
+        return self.SPECIAL[t].encode() if t < 3 else self.ALPHA[t - 3]
 
-    def encode(self, text):
+    def encode(self, text, add_bos=True, parse_special=False):
+        assert parse_special  # the CLI asks for special-token texts to become tokens, like llama-cli
+        return ([0] if add_bos else []) + self._encode(text)
+
+    def _encode(self, text):
         ids, i, raw = [], 0, text.encode("utf-8")
         while i < len(raw):
             for s, sid in ((b"<|eot_id|>", 2), (b"</s>", 1)):
@@ -220,7 +224,7 @@ class FakeModel:
         FakeModel.instances.append(self)
 
     def tokenize(self, text, add_bos=True):
-        return ([0] if add_bos else []) + self.tokenizer.encode(text)
+        return self.tokenizer.encode(text, add_bos, parse_special=True)
 
     def detokenize(self, ids):
         return b"".join(self.tokenizer.piece(t) for t in ids).decode("utf-8", "replace")
@@ -248,7 +252,7 @@ def fake_model(monkeypatch, tmp_path):
 
 
 def ids_of(text):
-    return FakeTokenizer().encode(text)
+    return FakeTokenizer()._encode(text)
 
 
 def test_stream_prompt_then_text(fake_model, capsysbinary):
@@ -322,3 +326,99 @@ def test_keyboard_interrupt_is_quiet(fake_model, capsysbinary, monkeypatch):
     rc = cli.main([fake_model, "-p", "x"])
     _, err = capsysbinary.readouterr()
     assert rc == 130 and "Traceback" not in err.decode()
+
+
+# ---- end to end: the real runtime on real files
+
+def _cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "bitgguf.cli", *map(str, args)], capture_output=True, text=True,
+                          input=stdin, timeout=300)
+
+
+def _generated_ids(stderr):
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("bitgguf-run: generated ids ")]
+    return [[int(x) for x in ln.split("[", 1)[1].rstrip("]").split(",") if x.strip()] for ln in lines]
+
+
+@pytest.fixture(scope="module")
+def tinystories_i2s(tmp_path_factory):
+    pytest.importorskip("bitgguf.model")
+    from conftest import TINYSTORIES, require_shared, run_convert
+    require_shared()
+    out = tmp_path_factory.mktemp("cli") / "tinystories-i2_s.gguf"
+    r = run_convert("hf-to-gguf", TINYSTORIES, "--outfile", out, "--outtype", "i2_s")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.mark.parametrize("kv_type", ["f16", "f32"])
+def test_cli_greedy_matches_python_api_and_recording(tinystories_i2s, kv_type):
+    from conftest import assert_free_greedy, expected_greedy
+
+    from bitgguf.model import Model
+    expected = expected_greedy()
+    with Model(tinystories_i2s, kv_type=kv_type, n_threads=1) as m:
+        api = {p: list(m.generate(p, max_tokens=48, temperature=0)) for p in expected}
+    for prompt, rec in expected.items():
+        r = _cli(tinystories_i2s, "-p", prompt, "-n", 48, "--temp", 0, "--kv-type", kv_type, "-t", 2, "--verbose")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith(prompt)
+        (ids,) = _generated_ids(r.stderr)
+        assert ids == api[prompt], f"{prompt!r}: CLI and Model.generate disagree"
+        assert_free_greedy(ids, rec["greedy_ids"], rec["reference_top2_gaps"], label=f"CLI {kv_type} {prompt!r}")
+        if ids == rec["greedy_ids"]:
+            assert r.stdout == rec["text"] + "\n"
+        for key in ("load time", "prompt eval", "decode", "tok/s", "ms/token"):
+            assert key in r.stderr
+
+
+@pytest.mark.parametrize("name", ["tiny-2b4t-bitnetcpp-i2_s.gguf", "tinystories-ternary-3m-bitnetcpp-i2_s.gguf"])
+def test_cli_on_bitnet_cpp_files(name):
+    pytest.importorskip("bitgguf.model")
+    import json
+
+    from conftest import FIXTURES, assert_free_greedy, require_shared
+    require_shared()
+    path = FIXTURES / "bitnet-cpp" / name
+    rec = json.loads(path.with_name(name + ".expected.json").read_text())
+    for p in rec["prompts"]:
+        n = len(p["greedy_ids"])
+        r = _cli(path, "-p", p["prompt"], "-n", n, "--temp", 0, "--verbose")
+        assert r.returncode == 0, r.stderr
+        (ids,) = _generated_ids(r.stderr)
+        assert len(ids) == n
+        assert_free_greedy(ids, p["greedy_ids"], p["reference_top2_gaps"], label=f"{name} {p['prompt']!r}")
+        if ids == p["greedy_ids"]:
+            # llama-cli ends with a blank line (bitgguf-run: one newline) and echoes the prompt as its tokens'
+            # text, with SentencePiece's space prefix (bitgguf-run: the prompt as given)
+            assert r.stdout == p["stdout"][:-1].removeprefix(" ")
+        else:
+            assert r.stdout.startswith(p["prompt"])
+
+
+def test_cli_seeded_sampling_is_reproducible(tinystories_i2s):
+    args = (tinystories_i2s, "-p", "Once upon a time", "-n", 24, "--temp", 1.0, "--verbose")
+    a, b, c = _cli(*args, "--seed", 5), _cli(*args, "--seed", 5), _cli(*args, "--seed", 6)
+    assert a.returncode == b.returncode == c.returncode == 0
+    assert a.stdout == b.stdout and _generated_ids(a.stderr) == _generated_ids(b.stderr)
+    assert _generated_ids(a.stderr) != _generated_ids(c.stderr)
+
+
+def test_cli_chat_on_2b4t_file():
+    pytest.importorskip("bitgguf.model")
+    from conftest import FIXTURES, require_shared
+    require_shared()
+    path = FIXTURES / "bitnet-cpp" / "tiny-2b4t-bitnetcpp-i2_s.gguf"
+    r = _cli(path, "-p", "You are terse.", "--chat", "-n", 6, "--temp", 0, "--verbose",
+             stdin="What is a list?\nAnd a tuple?\n")
+    assert r.returncode == 0, r.stderr
+    turns = [ln for ln in r.stderr.splitlines() if ln.startswith("bitgguf-run: turn ids ")]
+    assert len(turns) == 2
+    first = [int(x) for x in turns[0].split("[", 1)[1].rstrip("]").split(",")]
+    second = [int(x) for x in turns[1].split("[", 1)[1].rstrip("]").split(",")]
+    # BOS once, <|eot_id|> (1999) parsed as the special token after each user message; the second turn starts
+    # by closing the first reply with <|eot_id|>, then carries only the new user message
+    assert first[0] == 1997 and first.count(1997) == 1 and first.count(1999) == 1
+    assert second[0] == 1999 and 1997 not in second and second.count(1999) == 2
+    assert len(_generated_ids(r.stderr)) == 2
+    assert len(r.stdout.splitlines()) == 2
