@@ -1,6 +1,7 @@
 """Tokenizer tests: llama.cpp's own test vectors, SentencePiece as an oracle, recorded prompt ids, decoding."""
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -302,3 +303,127 @@ def test_tiny_vocab_from_scratch():
     assert tok.encode("c", add_bos=False) == [259, 3 + ord("c")]
     assert tok.decode([1, sp_ab, 259, b, a]) == "ab ba"
     assert ab == tok.token_id("ab")
+
+
+# -- the C API on its own, no Python objects (built with AddressSanitizer where the compiler has it)
+
+C_HARNESS = r"""
+#include "tokenizer.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned char *data; static size_t pos;
+static uint32_t u32(void) { uint32_t v; memcpy(&v, data + pos, 4); pos += 4; return v; }
+static const char *str(size_t *n) { *n = u32(); const char *s = (const char *)data + pos; pos += *n; return s; }
+
+int main(int argc, char **argv) {
+    FILE *f = fopen(argv[1], "rb");
+    if (!f) return 2;
+    fseek(f, 0, SEEK_END); long size = ftell(f); fseek(f, 0, SEEK_SET);
+    data = malloc((size_t)size);
+    if (fread(data, 1, (size_t)size, f) != (size_t)size) return 2;
+    fclose(f);
+    (void)argc;
+    bg_tokenizer_desc d;
+    int kind = (int)u32();
+    int32_t n_vocab = (int32_t)u32();
+    bg_tokenizer_desc_init(&d, kind, n_vocab);
+    d.pre = (int)u32(); d.flags = (int)u32(); d.bos = (int32_t)u32(); d.eos = (int32_t)u32();
+    const char **tokens = malloc(sizeof(char *) * (size_t)n_vocab);
+    size_t *lens = malloc(sizeof(size_t) * (size_t)n_vocab);
+    float *scores = malloc(sizeof(float) * (size_t)n_vocab);
+    int32_t *types = malloc(sizeof(int32_t) * (size_t)n_vocab);
+    for (int32_t i = 0; i < n_vocab; i++) tokens[i] = str(&lens[i]);
+    for (int32_t i = 0; i < n_vocab; i++) { memcpy(&scores[i], data + pos, 4); pos += 4; }
+    for (int32_t i = 0; i < n_vocab; i++) types[i] = (int32_t)u32();
+    int32_t n_merges = (int32_t)u32();
+    const char **merges = malloc(sizeof(char *) * (size_t)(n_merges + 1));
+    size_t *mlens = malloc(sizeof(size_t) * (size_t)(n_merges + 1));
+    for (int32_t i = 0; i < n_merges; i++) merges[i] = str(&mlens[i]);
+    d.tokens = tokens; d.token_lens = lens; d.scores = scores; d.types = types;
+    d.n_merges = n_merges; d.merges = merges; d.merge_lens = mlens;
+    char err[256];
+    bg_tokenizer *tok = bg_tokenizer_new(&d, err, sizeof err);
+    if (!tok) { printf("new: %s\n", err); return 1; }
+    /* the tokenizer keeps copies: scribble over the caller's arrays */
+    free(tokens); free(lens); free(scores); free(types); free(merges); free(mlens);
+    uint32_t n_tests = u32();
+    int bad = 0;
+    for (uint32_t t = 0; t < n_tests; t++) {
+        size_t tn; const char *text = str(&tn);
+        char *copy = malloc(tn + 1);  /* exact-size buffer so the sanitizer sees overreads */
+        memcpy(copy, text, tn);
+        uint32_t ne = u32();
+        int32_t *want = (int32_t *)(data + pos); pos += 4 * (size_t)ne;
+        int32_t need = bg_tokenize(tok, copy, tn, 0, 0, NULL, 0);
+        if (need > 0) { printf("test %u: expected -count from an empty buffer, got %d\n", t, need); bad++; }
+        int32_t cap = need < 0 ? -need : 0;
+        int32_t *got = malloc(sizeof(int32_t) * (size_t)(cap + 1));
+        int32_t n = bg_tokenize(tok, copy, tn, 0, 0, got, cap);
+        if (n != (int32_t)ne || memcmp(got, want, 4 * (size_t)ne) != 0) { printf("test %u: ids differ\n", t); bad++; }
+        int32_t bytes = bg_detokenize(tok, got, n, NULL, 0, 0, (d.flags & BG_TOK_ADD_SPACE_PREFIX) != 0);
+        char *back = malloc((size_t)(bytes < 0 ? -bytes : bytes) + 1);
+        int32_t m = bg_detokenize(tok, got, n, back, bytes < 0 ? -bytes : bytes, 0,
+                                  (d.flags & BG_TOK_ADD_SPACE_PREFIX) != 0);
+        if ((size_t)m != tn || memcmp(back, copy, tn) != 0) { printf("test %u: round trip differs\n", t); bad++; }
+        free(back); free(got); free(copy);
+    }
+    bg_tokenizer_free(tok);
+    free(data);
+    printf("%u tests, %d bad\n", n_tests, bad);
+    return bad != 0;
+}
+"""
+
+
+def _pack_c_case(meta, kind, pre, flags, tests):
+    import struct
+    tokens = [t.encode() for t in meta["tokenizer.ggml.tokens"]]
+    n = len(tokens)
+    out = [struct.pack("<6I", kind, n, pre, flags, int(meta["tokenizer.ggml.bos_token_id"]),
+                       int(meta["tokenizer.ggml.eos_token_id"]))]
+    out += [struct.pack("<I", len(t)) + t for t in tokens]
+    out.append(np.asarray(meta.get("tokenizer.ggml.scores", np.zeros(n)), dtype="<f4").tobytes())
+    out.append(np.asarray(meta["tokenizer.ggml.token_type"], dtype="<i4").tobytes())
+    merges = [m.encode() for m in meta.get("tokenizer.ggml.merges", [])]
+    out.append(struct.pack("<I", len(merges)))
+    out += [struct.pack("<I", len(m)) + m for m in merges]
+    out.append(struct.pack("<I", len(tests)))
+    for text, ids in tests:
+        b = text.encode()
+        out.append(struct.pack("<I", len(b)) + b + struct.pack("<I", len(ids)) + np.asarray(ids, "<i4").tobytes())
+    return b"".join(out)
+
+
+def test_c_api_without_python(tmp_path, bpe_meta, spm_meta):
+    import shutil
+    import subprocess
+    import sysconfig
+    cc = shutil.which(sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc") \
+        or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    kernels = Path(__file__).resolve().parents[1] / "bitgguf" / "_kernels"
+    src = tmp_path / "main.c"
+    src.write_text(C_HARNESS)
+    exe = tmp_path / "tok"
+    base = [cc, "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", f"-I{kernels}", str(src),
+            str(kernels / "tokenizer.c"), str(kernels / "unicode.c"), "-o", str(exe)]
+    sanitized = subprocess.run(base[:1] + ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"] + base[1:],
+                               capture_output=True, text=True)
+    if sanitized.returncode != 0:
+        plain = subprocess.run(base, capture_output=True, text=True)
+        assert plain.returncode == 0, plain.stderr
+    bpe_vectors = read_vectors("ggml-vocab-llama-bpe.gguf")
+    default_pre = Tokenizer.from_metadata({k: v for k, v in bpe_meta.items() if k != "tokenizer.ggml.pre"})
+    cases = [(bpe_meta, 2, 1, 8 | 1, bpe_vectors),  # kind BPE, pre LLAMA3, IGNORE_MERGES | ADD_BOS
+             (bpe_meta, 2, 0, 0, [(t, default_pre.encode(t, add_bos=False)) for t, _ in bpe_vectors]),
+             (spm_meta, 1, 0, 1 | 4, read_vectors("ggml-vocab-llama-spm.gguf"))]
+    for i, (meta, kind, pre, flags, tests) in enumerate(cases):
+        case = tmp_path / f"case{i}.bin"
+        case.write_bytes(_pack_c_case(meta, kind, pre, flags, tests))
+        run = subprocess.run([str(exe), str(case)], capture_output=True, text=True,
+                             env={"ASAN_OPTIONS": "detect_leaks=1", "PATH": "/usr/bin:/bin"})
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert f"{len(tests)} tests, 0 bad" in run.stdout

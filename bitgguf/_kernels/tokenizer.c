@@ -994,7 +994,7 @@ int32_t bg_detokenize(const bg_tokenizer *t, const int32_t *ids, int32_t n, char
             strip_space = 0;
             if (p[0] == ' ') { p++; pn--; }
         }
-        if (total + pn <= (size_t)(len > 0 ? len : 0)) memcpy(buf + total, p, pn);
+        if (pn && total + pn <= (size_t)(len > 0 ? len : 0)) memcpy(buf + total, p, pn);
         total += pn;
         if (total > INT32_MAX) return INT32_MIN;
     }
