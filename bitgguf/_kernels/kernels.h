@@ -3,7 +3,7 @@
  * Two kinds of matvec kernels:
  *  - dot_i8 (ternary types): the row times activations quantized once per token to int8 (bg_act). It returns the
  *    row's sum in "weight code units": for per-tensor-scale types (I2_S) the exact integer Σ(c−1)q as a float; for
- *    per-block-scale types (TQ2_0) Σ_b d_b·Σ_{i∈b}(c_i−1)q_i, blocks added in order. The caller finishes with
+ *    per-block-scale types (TQ2_0) Σ_b d_b·Σ_{i∈b}(c_i−1)q_i summed in double (exact), rounded once. The caller ends with
  *    y = dot / act.scale * tensor_scale (that order, f32, as the reference does).
  *  - dot_f32 (float types: F32, F16, BF16, Q8_0): the row dequantized on the fly times f32 activations.
  * A NULL slot means "no kernel for this level": bg_kernel_* walks down to the nearest lower level of the same family

@@ -23,7 +23,7 @@ static inline __m256i tq2_half(const uint8_t *w, const int8_t *q, __m256i mask) 
 float bg_tq2_dot_avx2(const uint8_t *row, const bg_act *a) {
     const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
     const int8_t *q = a->q;
-    float sum = 0.0f;
+    double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
     for (int b = 0; b < a->n / BG_TQ2_BLOCK; b++, row += 66, q += BG_TQ2_BLOCK) {
         __m256i s = _mm256_add_epi16(tq2_half(row, q, mask), tq2_half(row + 32, q + 128, mask));
         int32_t acc = bg_hsum_i32x8(_mm256_madd_epi16(s, ones));
@@ -31,9 +31,9 @@ float bg_tq2_dot_avx2(const uint8_t *row, const bg_act *a) {
         int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
         uint16_t d;
         memcpy(&d, row + 64, 2);
-        sum += bg_f16_to_f32(d) * (float)(acc - qsum);
+        sum += (double)bg_f16_to_f32(d) * (acc - qsum);
     }
-    return sum;
+    return (float)sum;
 }
 
 #if defined(__clang__)

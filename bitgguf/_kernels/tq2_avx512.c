@@ -14,7 +14,7 @@
 float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a) {
     const __m512i mask = _mm512_set1_epi8(3);
     const int8_t *q = a->q;
-    float sum = 0.0f;
+    double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
     for (int b = 0; b < a->n / BG_TQ2_BLOCK; b++, row += 66, q += BG_TQ2_BLOCK) {
         __m512i p = _mm512_loadu_si512((const void *)row);
         __m512i acc = _mm512_setzero_si512();
@@ -29,9 +29,9 @@ float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a) {
         int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
         uint16_t d;
         memcpy(&d, row + 64, 2);
-        sum += bg_f16_to_f32(d) * (float)(_mm512_reduce_add_epi32(acc) - qsum);
+        sum += (double)bg_f16_to_f32(d) * (_mm512_reduce_add_epi32(acc) - qsum);
     }
-    return sum;
+    return (float)sum;
 }
 
 #if defined(__clang__)

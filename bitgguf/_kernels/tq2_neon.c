@@ -6,18 +6,18 @@
 #if defined(__aarch64__)
 #include "neon_common.h"
 
-static inline float tq2_finish(const uint8_t *row, const bg_act *a, int b, int32_t acc) {
+static inline double tq2_finish(const uint8_t *row, const bg_act *a, int b, int32_t acc) {
     const int32_t *gs = a->gsum + b * (BG_TQ2_BLOCK / BG_ACT_GROUP);
     int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
     uint16_t d;
     memcpy(&d, row + 64, 2);
-    return bg_f16_to_f32(d) * (float)(acc - qsum);
+    return (double)bg_f16_to_f32(d) * (acc - qsum);
 }
 
 float bg_tq2_dot_neon(const uint8_t *row, const bg_act *a) {
     const uint8x16_t mask = vdupq_n_u8(3);
     const int8_t *q = a->q;
-    float sum = 0.0f;
+    double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
     for (int b = 0; b < a->n / BG_TQ2_BLOCK; b++, row += 66, q += BG_TQ2_BLOCK) {
         int32x4_t acc = vdupq_n_s32(0);
         for (int h = 0; h < 2; h++) {
@@ -36,14 +36,14 @@ float bg_tq2_dot_neon(const uint8_t *row, const bg_act *a) {
         }
         sum += tq2_finish(row, a, b, vaddvq_s32(acc));
     }
-    return sum;
+    return (float)sum;
 }
 
 BG_DOTPROD_BEGIN
 BG_DOTPROD_FN float bg_tq2_dot_neon_dotprod(const uint8_t *row, const bg_act *a) {
     const uint8x16_t mask = vdupq_n_u8(3);
     const int8_t *q = a->q;
-    float sum = 0.0f;
+    double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
     for (int b = 0; b < a->n / BG_TQ2_BLOCK; b++, row += 66, q += BG_TQ2_BLOCK) {
         int32x4_t acc = vdupq_n_s32(0);
         for (int h = 0; h < 2; h++) {
@@ -62,7 +62,7 @@ BG_DOTPROD_FN float bg_tq2_dot_neon_dotprod(const uint8_t *row, const bg_act *a)
         }
         sum += tq2_finish(row, a, b, vaddvq_s32(acc));
     }
-    return sum;
+    return (float)sum;
 }
 BG_DOTPROD_END
 

@@ -1,11 +1,12 @@
 /* TQ2_0 ternary dot product, portable C. A block is 256 weights: qs[64] then an f16 scale d. In half h (32 bytes)
  * byte m holds the codes of weights h*128 + l*32 + m in bits 2l..2l+1 (LSB first, the opposite of I2_S).
- * Per block the integer sum Σ(c-1)q is exact; blocks are added in order as d * isum (the same in every variant). */
+ * Per block the integer sum Σ(c-1)q is exact; d * isum is exact in double, so the double sum of blocks (rounded
+ * to f32 at the end) is the same in every variant, FMA or not. */
 #include "kernels.h"
 
 float bg_tq2_dot_scalar(const uint8_t *row, const bg_act *a) {
     const int8_t *q = a->q;
-    float sum = 0.0f;
+    double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
     for (int b = 0; b < a->n / BG_TQ2_BLOCK; b++, row += 66, q += BG_TQ2_BLOCK) {
         int32_t acc = 0;
         for (int h = 0; h < 2; h++) {
@@ -21,7 +22,7 @@ float bg_tq2_dot_scalar(const uint8_t *row, const bg_act *a) {
         int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
         uint16_t d;
         memcpy(&d, row + 64, 2);
-        sum += bg_f16_to_f32(d) * (float)(acc - qsum);
+        sum += (double)bg_f16_to_f32(d) * (acc - qsum);
     }
-    return sum;
+    return (float)sum;
 }

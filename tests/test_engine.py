@@ -1,0 +1,180 @@
+"""bitgguf.Model (the C engine) against the numpy reference on tiny random models, at every ISA level this CPU runs.
+
+Tolerance. The ternary dot products are exact integers in both, so with an f32 KV cache the logits differ only by
+float summation order (norms, attention, the f32 head): below 1e-6 of max|logit|. Such a 1-ulp difference can,
+rarely, move an int8 activation across a rounding boundary; that flip changes the logits by up to ~1e-2 of
+max|logit| at that position and some after it. So: every position within FLIP_TOL, the median position within
+ORDER_TOL (flips stay rare), and the argmax equal wherever the reference's top-2 gap is clear.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from bitgguf import GGUFError, isa_levels
+from bitgguf.model import Model
+from bitgguf.reference import ReferenceModel
+from gguf_models import make_random_gguf
+
+ISAS = isa_levels()
+ORDER_TOL = 1e-6   # float order only, relative to max|logit|
+FLIP_TOL = 2e-2    # one or a few int8 rounding flips upstream
+N_TOKENS = 90      # past 64, and across the engine's 16-token batches
+
+CONFIGS = {
+    # name: make_random_gguf arguments (GQA ratios 1, 2, 4; relu2 and silu; odd vocabularies; each head type)
+    "mha-relu2-f16": dict(n_head=4, n_head_kv=4, arch="bitnet-b1.58", n_vocab=301, head_type="F16"),
+    "gqa2-silu-f32": dict(n_head=4, n_head_kv=2, arch="bitnet", n_vocab=257, head_type="F32", seed=1),
+    "gqa4-relu2-tq2-q8": dict(n_embd=256, n_ff=512, n_head=8, n_head_kv=2, arch="bitnet-25", n_vocab=509,
+                              head_type="Q8_0", ternary_type="TQ2_0", seed=2),
+    "gqa4-relu2-bf16": dict(n_head=4, n_head_kv=1, n_layer=3, arch="bitnet-b1.58", n_vocab=263, head_type="BF16",
+                            seed=3),
+    "float-linears": dict(n_head=4, n_head_kv=2, arch="bitnet", n_vocab=263, ternary_type="F32", seed=4),
+}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """name -> (path, token ids, reference logits)"""
+    root = tmp_path_factory.mktemp("engine")
+    out = {}
+    for name, cfg in CONFIGS.items():
+        path = make_random_gguf(root / f"{name}.gguf", **cfg)
+        ids = np.random.default_rng(len(name)).integers(0, cfg["n_vocab"], N_TOKENS).tolist()
+        out[name] = (path, ids, ReferenceModel(path).logits(ids))
+    return out
+
+
+def assert_logits_match(got, ref, label=""):
+    assert got.shape == ref.shape and got.dtype == np.float32
+    err = np.abs(got - ref).max(axis=1) / np.abs(ref).max()
+    assert err.max() <= FLIP_TOL, f"{label}: worst position {err.argmax()} differs by {err.max():.2e} of max|logit|"
+    assert np.median(err) <= ORDER_TOL, f"{label}: median position differs by {np.median(err):.2e}"
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > 0.05 * np.abs(ref).max()
+    np.testing.assert_array_equal(got.argmax(axis=1)[clear], ref.argmax(axis=1)[clear])
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("name", CONFIGS)
+def test_logits_match_reference(models, name, isa):
+    path, ids, ref = models[name]
+    with Model(path, kv_type="f32", isa=isa, n_threads=1) as m:
+        assert m.isa == isa
+        got = m.logits(ids)
+        assert m.n_past == len(ids)
+    assert_logits_match(got, ref, f"{name} on {isa}")
+
+
+@pytest.mark.parametrize("name", ["mha-relu2-f16", "gqa4-relu2-tq2-q8"])
+def test_thread_count_does_not_change_logits(models, name):
+    path, ids, _ = models[name]
+    results = []
+    for n_threads in (1, 2, 3):
+        with Model(path, kv_type="f16", n_threads=n_threads) as m:
+            results.append(m.logits(ids))
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+def test_batched_prompt_equals_token_by_token(models):
+    path, ids, _ = models["gqa2-silu-f32"]
+    with Model(path, n_threads=2) as m:
+        batched = m.logits(ids)
+        m.reset()
+        assert m.n_past == 0
+        one_by_one = np.stack([m.eval([t]) for t in ids])
+        assert m.n_past == len(ids)
+        m.reset()
+        starts = range(0, len(ids), 7)
+        chunks = [m.eval(ids[i:i + 7]) for i in starts]  # each returns its last token's logits
+    np.testing.assert_array_equal(batched, one_by_one)
+    for i, got in zip(starts, chunks):
+        np.testing.assert_array_equal(got, batched[min(i + 6, len(ids) - 1)])
+
+
+@pytest.mark.parametrize("name", ["mha-relu2-f16", "gqa4-relu2-bf16"])
+def test_f16_kv_cache_is_close_to_f32(models, name):
+    path, ids, ref = models[name]
+    with Model(path, kv_type="f16", n_threads=1) as m16, Model(path, kv_type="f32", n_threads=1) as m32:
+        a, b = m16.logits(ids), m32.logits(ids)
+    err = np.abs(a - b).max(axis=1) / np.abs(b).max()
+    assert err.max() <= 5e-2  # f16 rounding of K/V (5e-4) flips some int8 activations downstream
+    assert (a.argmax(axis=1) == b.argmax(axis=1)).mean() >= 0.95
+
+
+def test_weights_are_used_in_place(models):
+    path, _, _ = models["mha-relu2-f16"]
+    with Model(path) as m:
+        assert m.repacked == []
+    path, ids, ref = models["float-linears"]
+    with Model(path) as m:  # float linears are repacked to I2_S, as the reference reads them
+        assert len(m.repacked) == 7 * 2
+
+
+def test_greedy_generation_follows_the_logits(models):
+    path, ids, _ = models["gqa2-silu-f32"]
+    prompt = ids[:10]
+    with Model(path, kv_type="f32") as m:
+        out = list(m.generate(prompt, max_tokens=12, temperature=0))
+        assert len(out) == 12
+        full = m.logits(prompt + out)
+    np.testing.assert_array_equal(full[len(prompt) - 1:-1].argmax(axis=1), out)
+
+
+def test_sampling_with_a_seed_is_repeatable_and_stops(models):
+    path, ids, _ = models["mha-relu2-f16"]
+    with Model(path) as m:
+        a = list(m.generate(ids[:5], max_tokens=20, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=42))
+        b = list(m.generate(ids[:5], max_tokens=20, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=42))
+        assert a == b and len(a) == 20
+        greedy = list(m.generate(ids[:5], max_tokens=8, temperature=0))
+        stopped = list(m.generate(ids[:5], max_tokens=8, temperature=0, stop=[greedy[3]]))
+        assert stopped == greedy[:greedy.index(greedy[3])]
+        eos = 1  # the test vocabulary's EOS
+        assert eos not in list(m.generate(ids[:5], max_tokens=30, temperature=5.0, top_k=0, top_p=1.0, min_p=0,
+                                          seed=1))
+
+
+def test_context_limit_and_bad_input(models):
+    path, ids, _ = models["mha-relu2-f16"]
+    with Model(path, n_ctx=16) as m:
+        assert m.n_ctx == 16
+        m.eval(ids[:10])
+        with pytest.raises(ValueError, match="context full"):
+            m.eval(ids[:7])
+        assert m.n_past == 10
+        with pytest.raises(ValueError, match="out of range"):
+            m.logits([0, 301])
+        with pytest.raises(ValueError, match="non-empty"):
+            m.logits([])
+        out = list(m.generate(ids[:10], max_tokens=100, temperature=0))
+        assert len(out) == 7  # 6 fill the context; the 7th is sampled from the last logits, then it stops
+    with pytest.raises(ValueError, match="closed"):
+        m.eval([1])
+
+
+def test_isa_choice_and_errors(models, monkeypatch):
+    path, ids, _ = models["mha-relu2-f16"]
+    monkeypatch.setenv("BITGGUF_ISA", "scalar")
+    with Model(path) as m:
+        assert m.isa == "scalar"
+    monkeypatch.setenv("BITGGUF_ISA", "sse9")
+    with pytest.raises(ValueError, match="unknown ISA level 'sse9'"):
+        Model(path)
+    monkeypatch.delenv("BITGGUF_ISA")
+    unsupported = [i for i in ("avx2", "avx512", "neon", "neon_dotprod") if i not in ISAS]
+    with pytest.raises(ValueError, match="not supported by this CPU"):
+        Model(path, isa=unsupported[0])
+    with pytest.raises(ValueError, match="kv_type"):
+        Model(path, kv_type="q8")
+
+
+def test_bad_files_name_the_problem(tmp_path):
+    bad = tmp_path / "nothing.gguf"
+    bad.write_bytes(b"GGUF")
+    with pytest.raises(GGUFError, match="nothing.gguf"):
+        Model(bad)
+    with pytest.raises(GGUFError, match="cannot open"):
+        Model(tmp_path / "missing.gguf")
+    assert not os.path.exists(tmp_path / "missing.gguf")

@@ -1,0 +1,136 @@
+"""C kernels against numpy, at every ISA level this CPU runs (scalar always), on odd shapes.
+
+Ternary kernels must be exact: integer dot products (I2_S), or exact per-block integers scaled by f16 d and summed
+exactly (TQ2_0). Float head kernels differ from numpy only by summation order.
+"""
+import numpy as np
+import pytest
+
+from bitgguf import _core, isa_levels
+from bitgguf.reference import quantize_activations
+from bitgguf.types import TYPES
+
+ISAS = isa_levels()
+# rows and cols with odd block counts (I2_S blocks are 128 weights, TQ2_0 blocks 256)
+SHAPES = [(1, 128), (7, 384), (33, 640), (5, 1152), (64, 2560)]
+
+
+def _codes(rng, rows, cols):
+    return rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(rows, cols), p=[0.35, 0.3, 0.35])
+
+
+def _x(rng, n):
+    x = (rng.standard_normal(n) * rng.uniform(0.01, 10)).astype(np.float32)
+    x[rng.integers(0, n)] *= 8  # an outlier sets the absmax
+    return x
+
+
+def test_every_level_is_listed_and_scalar_always():
+    assert ISAS[0] == "scalar"
+    assert _core.best_isa() in ISAS
+    with pytest.raises(ValueError, match="unknown ISA level"):
+        _core.isa_by_name("sse9")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_activation_quantization_matches_the_reference(seed):
+    rng = np.random.default_rng(seed)
+    x = _x(rng, 1000)
+    if seed == 0:
+        x[:] = 0  # the 1e-5 floor
+    if seed == 1:  # exact halves after scaling: round half to even
+        x = (np.arange(-300, 300, dtype=np.float32) + np.float32(0.5)) / np.float32(2.0)
+        x[0] = np.float32(-127.0 * 2)
+    q, s, total = _core.quantize_activations(x)
+    q_ref, s_ref = quantize_activations(x[None, :])
+    assert s == s_ref[0]
+    np.testing.assert_array_equal(q.astype(np.int32), q_ref[0])
+    assert total == int(q_ref.sum())
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("rows,cols", SHAPES)
+def test_i2s_matvec_is_exact(isa, rows, cols):
+    rng = np.random.default_rng(rows * 1000 + cols)
+    codes = _codes(rng, rows, cols)
+    scale = np.float32(0.0123)
+    data = TYPES["I2_S"].pack_ternary(codes, scale)
+    x = _x(rng, cols)
+    dots, y = _core.ternary_matvec(data, 36, rows, cols, x, isa)
+    q, s = quantize_activations(x[None, :])
+    isum = codes.astype(np.int64) @ q[0].astype(np.int64)
+    np.testing.assert_array_equal(dots, isum.astype(np.float32))
+    np.testing.assert_array_equal(y, (isum.astype(np.float32) / s[0] * scale).astype(np.float32))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("rows,cols", [(1, 256), (7, 768), (33, 1280), (3, 2560)])
+def test_tq2_0_matvec_is_exact(isa, rows, cols):
+    rng = np.random.default_rng(rows * 1000 + cols + 7)
+    codes = _codes(rng, rows, cols)
+    codes[0, :256] = 0  # an all-zero block (d = 0)
+    tq2 = TYPES["TQ2_0"]
+    data = tq2.quantize(codes.astype(np.float32) * rng.uniform(0.5, 2, size=(rows, cols // 256)).repeat(256, 1))
+    x = _x(rng, cols)
+    dots, _ = _core.ternary_matvec(data, 35, rows, cols, x, isa)
+    q, _ = quantize_activations(x[None, :])
+    # block d values from the file; Σ_b d_b * isum_b is exact in float64
+    blocks = np.frombuffer(np.asarray(data).tobytes(), dtype=np.dtype([("qs", "u1", 64), ("d", "<f2")]))
+    d = blocks["d"].astype(np.float64).reshape(rows, cols // 256)
+    isum = (codes.astype(np.int64).reshape(rows, -1, 256) * q[0].astype(np.int64).reshape(-1, 256)).sum(axis=2)
+    np.testing.assert_array_equal(dots, (d * isum).sum(axis=1).astype(np.float32))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_ternary_kernels_agree_across_levels_bitwise(isa):
+    rng = np.random.default_rng(11)
+    codes = _codes(rng, 9, 2560)
+    x = _x(rng, 2560)
+    for name, type_id in (("I2_S", 36), ("TQ2_0", 35)):
+        data = TYPES[name].pack_ternary(codes, np.float32(0.37))
+        want = _core.ternary_matvec(data, type_id, 9, 2560, x, "scalar")
+        got = _core.ternary_matvec(data, type_id, 9, 2560, x, isa)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("type_name,type_id", [("F32", 0), ("F16", 1), ("BF16", 30), ("Q8_0", 8)])
+@pytest.mark.parametrize("rows,cols", [(3, 32), (17, 96), (5, 2560), (2, 200)])
+def test_float_head_matvec(isa, type_name, type_id, rows, cols):
+    if type_name == "Q8_0" and cols % 32:
+        pytest.skip("Q8_0 rows are whole blocks")
+    rng = np.random.default_rng(rows + cols)
+    t = TYPES[type_name]
+    w = rng.standard_normal((rows, cols)).astype(np.float32)
+    data = t.quantize(w)
+    x = rng.standard_normal(cols).astype(np.float32)
+    y = _core.float_matvec(data, type_id, rows, cols, x, isa)
+    want = t.dequantize(data, (rows, cols)).astype(np.float64) @ x.astype(np.float64)
+    bound = 1e-5 * (np.abs(t.dequantize(data, (rows, cols))) @ np.abs(x)) + 1e-6
+    assert np.all(np.abs(y - want) <= bound), np.abs(y - want).max()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+def test_f16_conversion_matches_numpy():
+    rng = np.random.default_rng(3)
+    x = np.concatenate([
+        (rng.standard_normal(4000) * 10.0 ** rng.integers(-9, 5, 4000)).astype(np.float32),
+        np.array([0.0, -0.0, 65504, 65519.99, 65520, 1e9, -1e9, 6e-8, 3e-8, 2.98e-8, 6.1e-5, np.inf, -np.inf],
+                 dtype=np.float32),
+        # halfway cases between f16 neighbours round to even
+        (np.arange(1, 2000, dtype=np.float32) + np.float32(0.5)) * np.float32(2.0 ** -10),
+    ])
+    np.testing.assert_array_equal(_core.f32_to_f16(x), x.astype(np.float16).view(np.uint16))
+    nan = _core.f32_to_f16(np.array([np.nan], dtype=np.float32))
+    assert np.isnan(nan.view(np.float16)[0])
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="no C kernels"):
+        _core.ternary_matvec(np.zeros(64, np.uint8), 38, 1, 128, np.zeros(128, np.float32), "scalar")
+    with pytest.raises(ValueError, match="too short"):
+        _core.ternary_matvec(np.zeros(10, np.uint8), 36, 1, 128, np.zeros(128, np.float32), "scalar")
+    if "avx512" not in ISAS:
+        with pytest.raises(ValueError, match="not supported by this CPU"):
+            _core.ternary_matvec(np.zeros(64, np.uint8), 36, 1, 128, np.zeros(128, np.float32), "avx512")
