@@ -402,6 +402,11 @@ def test_cli_seeded_sampling_is_reproducible(tinystories_i2s):
     assert a.returncode == b.returncode == c.returncode == 0
     assert a.stdout == b.stdout and _generated_ids(a.stderr) == _generated_ids(b.stderr)
     assert _generated_ids(a.stderr) != _generated_ids(c.stderr)
+    # the CLI and the Python API draw from the same sampler the same way
+    from bitgguf.model import Model
+    with Model(tinystories_i2s) as m:
+        api = list(m.generate("Once upon a time", max_tokens=24, temperature=1.0, seed=5))
+    assert _generated_ids(a.stderr) == [api]
 
 
 def test_cli_chat_on_2b4t_file():
