@@ -365,6 +365,8 @@ def read_hparams(config: dict, where: str) -> HParams:
     scaling = config.get("rope_scaling") or {}
     for src, d in (("rope_parameters", rope), ("rope_scaling", scaling)):
         kind = d.get("rope_type", d.get("type", "default")) if isinstance(d, dict) else d
+        if kind == "linear" and isinstance(d, dict) and d.get("factor", 1.0) == 1.0:
+            continue  # a no-op scaling some converters write
         if kind not in ("default", None):
             raise ConvertError(f"{where}: {src} asks for RoPE type {kind!r}; only plain RoPE is supported")
     theta = config.get("rope_theta", rope.get("rope_theta", defaults["rope_theta"]))

@@ -13,7 +13,7 @@ from hf_fixtures import (BPE_MERGES, BPE_SPECIALS, CHAT_TEMPLATE, SPM_USER_DEFIN
 from bitgguf.gguf import GGUFReader
 from bitgguf.types import TYPES
 from convert import ConvertError, convert_gguf_to_gguf, convert_hf_to_gguf
-from convert.hf import Checkpoint, SafetensorsFile, resolve_model
+from convert.hf import Checkpoint, SafetensorsFile, read_hparams, resolve_model
 from convert.tokenizers import tokenizer_metadata
 
 OUTTYPES = ["i2_s", "tl1", "tl2", "tq1_0", "tq2_0", "f16", "f32"]
@@ -492,6 +492,34 @@ def test_error_scales_straddle_one(tmp_path):
 def test_error_no_such_model(tmp_path):
     line = run_failing(tmp_path, tmp_path / "does-not-exist")
     assert "does-not-exist" in line
+
+
+BASE_CONFIG = {"architectures": ["BitNetForCausalLM"], "vocab_size": 10, "hidden_size": 64,
+               "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4}
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"rope_scaling": {"type": "yarn", "factor": 4.0}}, "rope_scaling asks for RoPE type 'yarn'"),
+    ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 1.0}}, "RoPE type 'llama3'"),
+    ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
+    ({"num_key_value_heads": 3}, "not a multiple of num_key_value_heads 3"),
+    ({"hidden_size": "x"}, "'hidden_size' is 'x'"),
+    ({"hidden_size": 66}, "not a multiple of num_attention_heads"),
+    ({"architectures": ["BitnetForCausalLM"], "hidden_act": "relu2"}, "hidden_act 'relu2'"),
+    ({"rope_theta": -1}, "rope_theta"),
+])
+def test_config_errors(change, match):
+    with pytest.raises(ConvertError, match=match):
+        read_hparams(dict(BASE_CONFIG, **change), "config.json")
+
+
+def test_config_defaults_and_rope_forms():
+    hp = read_hparams(dict(BASE_CONFIG, rope_scaling={"type": "linear", "factor": 1.0}), "config.json")
+    assert (hp.arch, hp.rope_theta, hp.rms_eps, hp.n_head_kv, hp.head_dim) == ("bitnet-b1.58", 500000.0, 1e-5, 4, 16)
+    hp = read_hparams(dict(BASE_CONFIG, rope_parameters={"rope_theta": 1234.0, "rope_type": "default"}), "c")
+    assert hp.rope_theta == 1234.0
+    hp = read_hparams(dict(BASE_CONFIG, architectures=["BitnetForCausalLM"], rope_theta=99.0), "c")
+    assert (hp.arch, hp.rope_theta) == ("bitnet", 99.0)
 
 
 # ---- the safetensors reader on hostile files -----------------------------------------------------------------
