@@ -109,7 +109,7 @@ cdef class _CTokenizer:
         """Token ids of UTF-8 text, as an int32 numpy array."""
         cdef const char *s = PyBytes_AS_STRING(text)
         cdef size_t n = len(text)
-        cdef int32_t cap = <int32_t>min(n + 8, 2147483647)
+        cdef int32_t cap = <int32_t>(n + 8 if n < 2147483000 else 2147483647)
         cdef int32_t got
         cdef int32_t[::1] out
         while True:

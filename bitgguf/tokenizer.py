@@ -183,13 +183,19 @@ class Tokenizer:
     # -- decoding
     def token_to_piece(self, token_id: int, special: bool = True) -> bytes:
         """The bytes a token stands for. special=False gives control tokens (BOS, EOS, ...) as b''."""
-        return self._c.piece(int(token_id), special)
+        token_id = int(token_id)
+        if not 0 <= token_id < self.n_vocab:
+            raise ValueError(f"token id {token_id} is outside the vocabulary (0..{self.n_vocab - 1})")
+        return self._c.piece(token_id, special)
 
     def decode(self, ids, special: bool = False) -> str:
         """Text of a whole sequence. Control tokens are left out unless special=True. With a SentencePiece
         vocabulary the space that add_space_prefix put in front is dropped again, as SentencePiece does."""
-        data = self._c.detokenize(np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids,
-                                             dtype=np.int32), special, self.add_space_prefix)
+        arr = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.int64).reshape(-1)
+        bad = (arr < 0) | (arr >= self.n_vocab)
+        if bad.any():
+            raise ValueError(f"token id {int(arr[bad][0])} is outside the vocabulary (0..{self.n_vocab - 1})")
+        data = self._c.detokenize(arr.astype(np.int32), special, self.add_space_prefix)
         return data.decode("utf-8", "replace")
 
     def stream(self, special: bool = False, strip_leading_space: bool = False) -> StreamDecoder:

@@ -278,6 +278,14 @@ def test_metadata_errors(bpe_meta):
                                  "tokenizer.ggml.scores": np.zeros(3, np.float32)})
 
 
+def test_out_of_range_ids(llama2):
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        llama2.decode([1, 32000])
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        llama2.token_to_piece(-1)
+    assert llama2.decode(np.array([], dtype=np.int32)) == ""
+
+
 def test_invalid_utf8_and_long_text(llama3, llama2):
     # invalid bytes act as U+FFFD, as in llama.cpp
     assert llama3.encode_bytes(b"a\xffb", False).tolist() == llama3.encode("a\ufffdb", add_bos=False)
