@@ -9,7 +9,7 @@
 #define BG_DOTPROD_END
 #define BG_DOTPROD_FN __attribute__((target("dotprod")))
 #else
-#define BG_DOTPROD_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"+dotprod\")")
+#define BG_DOTPROD_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"arch=armv8.2-a+dotprod\")")
 #define BG_DOTPROD_END _Pragma("GCC pop_options")
 #define BG_DOTPROD_FN
 #endif

@@ -1,0 +1,121 @@
+/* Standalone check of the C kernels without Python: every ISA level this CPU runs must give the scalar kernel's
+ * ternary results exactly, and the float head kernels must agree with scalar to float-order accuracy.
+ * Built and run by tests/run_kernel_check.sh (natively, or for aarch64 under qemu-aarch64). Exit status 0 = pass. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "kernels.h"
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 11);
+}
+
+static float rnd_float(void) { return ((float)(rnd() % 20001) - 10000.0f) / 1000.0f; }
+
+/* codes c in {0,1,2} -> I2_S rows (MSB-first groups of 32 in 128-weight blocks) */
+static void pack_i2s(const uint8_t *c, int rows, int cols, uint8_t *out) {
+    memset(out, 0, (size_t)rows * cols / 4);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++) {
+            int blk = j / 128, grp = (j % 128) / 32, pos = j % 32;
+            out[(size_t)r * cols / 4 + blk * 32 + pos] |= (uint8_t)(c[(size_t)r * cols + j] << (6 - 2 * grp));
+        }
+}
+
+/* codes -> TQ2_0 rows (66-byte blocks: LSB-first qs[64], f16 d) with per-block scales */
+static void pack_tq2(const uint8_t *c, int rows, int cols, uint8_t *out) {
+    int nb = cols / 256;
+    memset(out, 0, (size_t)rows * nb * 66);
+    for (int r = 0; r < rows; r++)
+        for (int b = 0; b < nb; b++) {
+            uint8_t *blk = out + ((size_t)r * nb + b) * 66;
+            for (int j = 0; j < 256; j++) {
+                int h = j / 128, l = (j % 128) / 32, m = j % 32;
+                blk[32 * h + m] |= (uint8_t)(c[(size_t)r * cols + b * 256 + j] << (2 * l));
+            }
+            uint16_t d = bg_f32_to_f16(0.01f + (float)(rnd() % 1000) / 997.0f);
+            memcpy(blk + 64, &d, 2);
+        }
+}
+
+int main(void) {
+    const int shapes[][2] = {{1, 256}, {7, 768}, {3, 1280}, {5, 2560}, {2, 6912}};
+    int failures = 0, checks = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int rows = shapes[si][0], cols = shapes[si][1];
+        uint8_t *codes = malloc((size_t)rows * cols);
+        uint8_t *i2s = malloc((size_t)rows * cols / 4);
+        uint8_t *tq2 = malloc((size_t)rows * (cols / 256) * 66);
+        uint16_t *f16 = malloc((size_t)rows * cols * 2);
+        uint8_t *q8 = malloc((size_t)rows * (cols / 32) * 34);
+        float *x = malloc((size_t)cols * sizeof(float));
+        bg_act a = {0};
+        a.q = malloc((size_t)cols);
+        a.gsum = malloc((size_t)(cols / 32 + 1) * sizeof(int32_t));
+        for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
+        for (int i = 0; i < rows * cols; i++) f16[i] = bg_f32_to_f16(rnd_float());
+        for (int b = 0; b < rows * cols / 32; b++) {
+            uint16_t d = bg_f32_to_f16((float)(rnd() % 100 + 1) / 1000.0f);
+            memcpy(q8 + b * 34, &d, 2);
+            for (int i = 0; i < 32; i++) q8[b * 34 + 2 + i] = (uint8_t)(rnd() & 0xff);
+        }
+        pack_i2s(codes, rows, cols, i2s);
+        pack_tq2(codes, rows, cols, tq2);
+        for (int i = 0; i < cols; i++) x[i] = rnd_float();
+        bg_quantize_act(x, cols, &a);
+
+        const bg_type_traits *ti = bg_type_traits_of(BG_TYPE_I2_S), *tt = bg_type_traits_of(BG_TYPE_TQ2_0);
+        const bg_type_traits *th = bg_type_traits_of(BG_TYPE_F16), *tq = bg_type_traits_of(BG_TYPE_Q8_0);
+        for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+            if (!bg_cpu_supports((bg_isa)isa)) continue;
+            for (int r = 0; r < rows; r++) {
+                /* ternary: exact against scalar (and I2_S against a direct integer sum) */
+                int32_t direct = 0;
+                for (int j = 0; j < cols; j++) direct += ((int)codes[(size_t)r * cols + j] - 1) * a.q[j];
+                float gi = bg_kernel_dot_i8(ti, (bg_isa)isa)(i2s + (size_t)r * bg_row_bytes(ti, cols), &a);
+                float gt = bg_kernel_dot_i8(tt, (bg_isa)isa)(tq2 + (size_t)r * bg_row_bytes(tt, cols), &a);
+                float wt = bg_tq2_dot_scalar(tq2 + (size_t)r * bg_row_bytes(tt, cols), &a);
+                checks += 2;
+                if (gi != (float)direct) {
+                    printf("FAIL %s I2_S (%d, %d) row %d: %.1f, expected %d\n", bg_isa_name((bg_isa)isa), rows, cols,
+                           r, gi, direct);
+                    failures++;
+                }
+                if (gt != wt) {
+                    printf("FAIL %s TQ2_0 (%d, %d) row %d: %.9g, scalar %.9g\n", bg_isa_name((bg_isa)isa), rows,
+                           cols, r, gt, wt);
+                    failures++;
+                }
+                /* float head kernels: float order only */
+                const void *rh = f16 + (size_t)r * cols, *rq = q8 + (size_t)r * bg_row_bytes(tq, cols);
+                float hs = bg_f16_dot_scalar(rh, x, cols), hg = bg_kernel_dot_f32(th, (bg_isa)isa)(rh, x, cols);
+                float qs = bg_q8_0_dot_scalar(rq, x, cols), qg = bg_kernel_dot_f32(tq, (bg_isa)isa)(rq, x, cols);
+                checks += 2;
+                if (fabsf(hs - hg) > 1e-4f * (1.0f + fabsf(hs)) * sqrtf((float)cols)) {
+                    printf("FAIL %s F16 dot (%d, %d) row %d: %.6g, scalar %.6g\n", bg_isa_name((bg_isa)isa), rows,
+                           cols, r, hg, hs);
+                    failures++;
+                }
+                if (fabsf(qs - qg) > 1e-4f * (1.0f + fabsf(qs)) * sqrtf((float)cols)) {
+                    printf("FAIL %s Q8_0 dot (%d, %d) row %d: %.6g, scalar %.6g\n", bg_isa_name((bg_isa)isa), rows,
+                           cols, r, qg, qs);
+                    failures++;
+                }
+            }
+        }
+        free(codes), free(i2s), free(tq2), free(f16), free(q8), free(x), free(a.q), free(a.gsum);
+    }
+    printf("kernel_check: levels");
+    for (int isa = 0; isa < BG_ISA_COUNT; isa++)
+        if (bg_cpu_supports((bg_isa)isa)) printf(" %s", bg_isa_name((bg_isa)isa));
+    printf("; %d checks, %d failures\n", checks, failures);
+    return failures ? 1 : 0;
+}

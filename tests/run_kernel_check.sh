@@ -1,0 +1,18 @@
+#!/bin/sh
+# Build tests/kernel_check.c with the kernel sources and run it: natively, or with `aarch64` as the first argument
+# cross-compiled for aarch64 and run under qemu-aarch64 (Debian: apt-get install gcc-aarch64-linux-gnu qemu-user).
+# The emulated CPU ("max") has NEON and dotprod, so both NEON levels are checked against scalar.
+set -e
+here=$(cd "$(dirname "$0")" && pwd)
+k="$here/../bitgguf/_kernels"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+srcs="$k/cpu.c $k/kernels.c $k/i2s_*.c $k/tq2_*.c $k/head_*.c"
+flags="-O2 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-function -fno-strict-aliasing -I$k"
+if [ "$1" = aarch64 ]; then
+    aarch64-linux-gnu-gcc $flags -static -o "$out/kernel_check" "$here/kernel_check.c" $srcs -lm
+    qemu-aarch64 -cpu max "$out/kernel_check"
+else
+    ${CC:-cc} $flags -o "$out/kernel_check" "$here/kernel_check.c" $srcs -lm
+    "$out/kernel_check"
+fi
