@@ -578,3 +578,15 @@ def test_peak_memory_well_under_checkpoint_size(tmp_path):
     assert result.returncode == 0, result.stderr
     grown = int(result.stdout)
     assert grown < size / 2, f"peak memory grew by {grown} bytes converting a {size}-byte checkpoint"
+
+
+@pytest.mark.parametrize("model,recording", [
+    (FIXTURES / "bitnet-cpp" / "tiny-2b4t-hf", "bitnet-cpp/tiny-2b4t-bitnetcpp-i2_s.gguf.expected.json"),
+    (TINYSTORIES, "bitnet-cpp/tinystories-ternary-3m-bitnetcpp-i2_s.gguf.expected.json"),
+])
+def test_embedded_tokenizer_gives_the_recorded_prompt_ids(tmp_path, shared, model, recording):
+    """The tokenizer metadata we write drives bitgguf's tokenizer to the ids bitnet.cpp / transformers used."""
+    from bitgguf.tokenizer import Tokenizer
+    tok = Tokenizer.from_gguf(convert(str(model), tmp_path, "i2_s"))
+    for rec in json.loads((FIXTURES / recording).read_text())["prompts"]:
+        assert tok.encode(rec["prompt"]) == rec["prompt_ids"], rec["prompt"]
