@@ -2,7 +2,7 @@
 
 Like llama.cpp, no Jinja here: the template string is only inspected for markers (spec §6.7).
 
-- "bitnet" (BitNet b1.58 2B4T): `System: {sys}` (no separator), `User: {msg}<|eot_id|>`, the assistant's turn
+- "bitnet" (BitNet b1.58 2B4T): `System: {sys}<|eot_id|>`, `User: {msg}<|eot_id|>`, the assistant's turn
   `Assistant: {reply}<|eot_id|>`, and the generation prompt `Assistant: `. Chosen when the template contains
   "BITNET" (what bitnet.cpp's converter writes), looks like HF's 2B4T template (`| capitalize` and `<|eot_id|>`),
   or is absent for arch bitnet-b1.58 / bitnet-25.
@@ -67,11 +67,11 @@ def format_chat(messages: Sequence[Message], template: Optional[str] = None, bos
     msgs = _check(messages)
     parts = [bos_token] if add_bos and bos_token else []
     if fmt == "bitnet":
-        # bitnet.cpp's hard-coded format, content trimmed; the system turn has no separator
+        # the 2B4T format (content trimmed): every turn, the system one included, ends with <|eot_id|>
         for role, content in msgs:
             content = content.strip()
             if role == "system":
-                parts.append(f"System: {content}")
+                parts.append(f"System: {content}<|eot_id|>")
             elif role == "user":
                 parts.append(f"User: {content}<|eot_id|>")
             else:

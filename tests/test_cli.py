@@ -43,13 +43,13 @@ def test_detect_format():
 
 def test_bitnet_format():
     text = chat.format_chat(MSGS, BITNET_GGUF_TEMPLATE, "<|begin_of_text|>", "<|end_of_text|>")
-    assert text == ("System: Be brief.User: Hi there<|eot_id|>Assistant: Hello!<|eot_id|>"
+    assert text == ("System: Be brief.<|eot_id|>User: Hi there<|eot_id|>Assistant: Hello!<|eot_id|>"
                     "User: Bye<|eot_id|>Assistant: ")
     # HF's example prompt, less the BOS the tokenizer adds
     assert chat.format_chat([{"role": "user", "content": "Hey"}], None, arch="bitnet-25") == \
         "User: Hey<|eot_id|>Assistant: "
     assert chat.format_chat(MSGS[:1] + MSGS[1:2], None, "<s>", "</s>", arch="bitnet-b1.58", add_bos=True) == \
-        "<s>System: Be brief.User: Hi there<|eot_id|>Assistant: "
+        "<s>System: Be brief.<|eot_id|>User: Hi there<|eot_id|>Assistant: "
 
 
 def test_llama3_format():
@@ -305,7 +305,7 @@ def test_chat_turns_from_stdin(fake_model, capsysbinary, monkeypatch):
     out, err = capsysbinary.readouterr()
     assert rc == 0, err
     m = FakeModel.instances[0]
-    first = [0] + ids_of("System: Be nice.User: hello<|eot_id|>Assistant: ")
+    first = [0] + ids_of("System: Be nice.<|eot_id|>User: hello<|eot_id|>Assistant: ")
     assert m.fed[:len(first)] == first
     replies = out.decode().splitlines()
     assert len(replies) == 2
