@@ -411,6 +411,30 @@ def test_repo_id_from_the_hub_cache(tmp_path):
         resolve_model(str(tmp_path / "nope" / "deeper" / "path"), cache_dir=str(cache), allow_download=False)
 
 
+def test_cli_repo_id_offline(tmp_path):
+    """The CLI finds a cached repo id with HF_HUB_OFFLINE=1, and says clearly when one is not cached."""
+    import subprocess
+    import sys
+    cache = tmp_path / "hub"
+    repo = cache / "models--org--cached"
+    make_2b4t_checkpoint(repo / "snapshots" / ("b" * 40), packed=True, seed=2)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("b" * 40)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache), HF_HOME=str(tmp_path / "home"))
+
+    def cli(model, out):
+        return subprocess.run([sys.executable, "-m", "convert", "hf-to-gguf", model, "--outfile", str(out)],
+                              capture_output=True, text=True, env=env)
+    ok = cli("org/cached", tmp_path / "ok.gguf")
+    assert ok.returncode == 0, ok.stderr
+    missing = cli("org/not-cached", tmp_path / "missing.gguf")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        "error: org/not-cached: no such folder and not in the Hugging Face cache (offline): "
+        "LocalEntryNotFoundError"]
+    assert not (tmp_path / "missing.gguf").exists()
+
+
 # ---- failures: one clear line, exit status 1, no output file --------------------------------------------------
 
 def run_failing(tmp_path, model, *extra, outtype="i2_s"):
@@ -487,6 +511,12 @@ def test_error_scales_straddle_one(tmp_path):
     rewrite_tensors(ck, lambda t, d: t.__setitem__(name, np.array([30.0], np.float32)))
     line = run_failing(tmp_path, ck.path)
     assert "straddle" in line
+
+
+def test_error_no_tokenizer(tmp_path):
+    ck = make_2b4t_checkpoint(tmp_path / "hf", tokenizer=None)
+    line = run_failing(tmp_path, ck.path)
+    assert "no tokenizer.model" in line
 
 
 def test_error_no_such_model(tmp_path):
