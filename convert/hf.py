@@ -317,7 +317,6 @@ class HParams:
     rope_theta: float
     rms_eps: float
     hidden_act: str
-    tie_embeddings: bool
 
 
 def read_hparams(config: dict, where: str) -> HParams:
@@ -379,7 +378,7 @@ def read_hparams(config: dict, where: str) -> HParams:
         n_embd=n_embd, n_layer=get("num_hidden_layers"), n_ff=get("intermediate_size"),
         n_head=n_head, n_head_kv=n_head_kv, head_dim=head_dim,
         rope_theta=float(theta), rms_eps=float(get("rms_norm_eps", float)),
-        hidden_act=hidden_act, tie_embeddings=bool(config.get("tie_word_embeddings", True)),
+        hidden_act=hidden_act,
     )
 
 
