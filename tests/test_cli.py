@@ -421,9 +421,9 @@ def test_cli_chat_on_2b4t_file():
     assert len(turns) == 2
     first = [int(x) for x in turns[0].split("[", 1)[1].rstrip("]").split(",")]
     second = [int(x) for x in turns[1].split("[", 1)[1].rstrip("]").split(",")]
-    # BOS once, <|eot_id|> (1999) parsed as the special token after each user message; the second turn starts
-    # by closing the first reply with <|eot_id|>, then carries only the new user message
-    assert first[0] == 1997 and first.count(1997) == 1 and first.count(1999) == 1
+    # BOS once, <|eot_id|> (1999) parsed as the special token after the system turn and each user message; the
+    # second turn starts by closing the first reply with <|eot_id|>, then carries only the new user message
+    assert first[0] == 1997 and first.count(1997) == 1 and first.count(1999) == 2
     assert second[0] == 1999 and 1997 not in second and second.count(1999) == 2
     assert len(_generated_ids(r.stderr)) == 2
     assert len(r.stdout.splitlines()) == 2
