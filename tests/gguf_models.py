@@ -98,3 +98,59 @@ def make_random_gguf(path: str | os.PathLike, *, n_embd: int = 128, n_layer: int
         for name, shape, ttype, data in tensors:
             w.add_tensor(name, shape, ttype, lambda data=data: data)
     return os.fspath(path)
+
+
+def make_2b4t_shaped_gguf(path: str | os.PathLike, seed: int = 0, n_layer: int = 30) -> str:
+    """A random model with BitNet b1.58 2B4T's shapes (n_embd 2560, n_head 20, n_head_kv 5, n_ff 6912, vocab 128256,
+    I2_S linears, F16 tied head), for speed measurements. Packed bytes are drawn directly (every 2-bit code in
+    {0, 1, 2}), so writing the ~1.2 GB file takes seconds, not the minutes per-weight sampling would."""
+    rng = np.random.default_rng(seed)
+    n_embd, n_head, n_head_kv, n_ff, n_vocab = 2560, 20, 5, 6912, 128256
+    head_dim = n_embd // n_head
+    i2_s, f16, f32 = TYPES["I2_S"], TYPES["F16"], TYPES["F32"]
+
+    def i2s_bytes(rows: int, cols: int):
+        def produce():
+            b = rng.integers(0, 256, rows * cols // 4, dtype=np.uint8)
+            for shift in (0, 2, 4, 6):
+                three = ((b >> shift) & 3) == 3
+                b[three] &= np.uint8(~(2 << shift) & 0xFF)  # code 3 -> 1 (a zero weight)
+            scale = np.array([rng.uniform(0.5, 1.5) / np.sqrt(cols)], dtype="<f4").view(np.uint8)
+            return np.concatenate([b, scale, np.zeros(28, np.uint8)])
+        return produce
+
+    def f16_random(n: int):
+        def produce():
+            # normal-ish f16 values: random mantissa and sign, exponents 10..15 (about 1/32 .. 2)
+            bits = rng.integers(0, 1 << 10, n, dtype=np.uint16) | (rng.integers(10, 16, n, dtype=np.uint16) << 10)
+            bits |= rng.integers(0, 2, n, dtype=np.uint16) << 15
+            return bits.view(np.uint8)
+        return produce
+
+    def norm(n: int):
+        return lambda: f32.quantize(rng.uniform(0.8, 1.2, size=n).astype(np.float32))
+
+    arch = "bitnet-b1.58"
+    with GGUFWriter(path) as w:
+        w.add("general.architecture", arch)
+        for key, value in (("vocab_size", n_vocab), ("context_length", 4096), ("embedding_length", n_embd),
+                           ("block_count", n_layer), ("feed_forward_length", n_ff),
+                           ("rope.dimension_count", head_dim), ("attention.head_count", n_head),
+                           ("attention.head_count_kv", n_head_kv)):
+            w.add(f"{arch}.{key}", value)
+        w.add(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)
+        w.add(f"{arch}.rope.freq_base", 500000.0)
+        w.add_tensor("token_embd.weight", (n_vocab, n_embd), f16, f16_random(n_vocab * n_embd))
+        w.add_tensor("output_norm.weight", (n_embd,), f32, norm(n_embd))
+        kv = n_head_kv * head_dim
+        for i in range(n_layer):
+            p = f"blk.{i}."
+            w.add_tensor(p + "attn_norm.weight", (n_embd,), f32, norm(n_embd))
+            for name, rows, cols in (("attn_q", n_embd, n_embd), ("attn_k", kv, n_embd), ("attn_v", kv, n_embd),
+                                     ("attn_output", n_embd, n_embd), ("ffn_gate", n_ff, n_embd),
+                                     ("ffn_up", n_ff, n_embd), ("ffn_down", n_embd, n_ff)):
+                w.add_tensor(p + name + ".weight", (rows, cols), i2_s, i2s_bytes(rows, cols))
+            w.add_tensor(p + "attn_sub_norm.weight", (n_embd,), f32, norm(n_embd))
+            w.add_tensor(p + "ffn_norm.weight", (n_embd,), f32, norm(n_embd))
+            w.add_tensor(p + "ffn_sub_norm.weight", (n_ff,), f32, norm(n_ff))
+    return os.fspath(path)

@@ -1,15 +1,20 @@
 """bitgguf.Model (the C engine) against the numpy reference on tiny random models, at every ISA level this CPU runs.
 
 Tolerance. The ternary dot products are exact integers in both, so with an f32 KV cache the logits differ only by
-float summation order (norms, attention, the f32 head): below 1e-6 of max|logit|. Such a 1-ulp difference can,
-rarely, move an int8 activation across a rounding boundary; that flip changes the logits by up to ~1e-2 of
-max|logit| at that position and some after it. So: every position within FLIP_TOL, the median position within
-ORDER_TOL (flips stay rare), and the argmax equal wherever the reference's top-2 gap is clear.
+float summation order (norms, attention, the f32 head): below ORDER_TOL = 1e-6 of max|logit|. Such a 1-ulp
+difference can, rarely, move an int8 activation across a rounding boundary; that flip changes the logits by up to
+~1e-2 of max|logit| at that position and, through its K/V, at every later one (the reference itself does the same
+when its RMSNorm merely sums in float64 instead of float32). So: every position within FLIP_TOL = 3e-2, the argmax
+equal wherever the reference's top-2 gap is clear, and on the random models (built so flips are rare) the median
+position within ORDER_TOL.
 """
+import json
 import os
 
 import numpy as np
 import pytest
+from conftest import (FIXTURES, TINYSTORIES, assert_free_greedy, assert_teacher_forced, expected_greedy,
+                      run_convert)
 
 from bitgguf import GGUFError, isa_levels
 from bitgguf.model import Model
@@ -18,7 +23,7 @@ from gguf_models import make_random_gguf
 
 ISAS = isa_levels()
 ORDER_TOL = 1e-6   # float order only, relative to max|logit|
-FLIP_TOL = 2e-2    # one or a few int8 rounding flips upstream
+FLIP_TOL = 3e-2    # after an int8 rounding flip upstream
 N_TOKENS = 90      # past 64, and across the engine's 16-token batches
 
 CONFIGS = {
@@ -45,11 +50,13 @@ def models(tmp_path_factory):
     return out
 
 
-def assert_logits_match(got, ref, label=""):
+def assert_logits_match(got, ref, label="", flips_rare=True):
     assert got.shape == ref.shape and got.dtype == np.float32
     err = np.abs(got - ref).max(axis=1) / np.abs(ref).max()
     assert err.max() <= FLIP_TOL, f"{label}: worst position {err.argmax()} differs by {err.max():.2e} of max|logit|"
-    assert np.median(err) <= ORDER_TOL, f"{label}: median position differs by {np.median(err):.2e}"
+    assert err[0] <= ORDER_TOL, f"{label}: the first position differs by {err[0]:.2e}"
+    if flips_rare:
+        assert np.median(err) <= ORDER_TOL, f"{label}: median position differs by {np.median(err):.2e}"
     top2 = np.sort(ref, axis=1)[:, -2:]
     clear = (top2[:, 1] - top2[:, 0]) > 0.05 * np.abs(ref).max()
     np.testing.assert_array_equal(got.argmax(axis=1)[clear], ref.argmax(axis=1)[clear])
@@ -178,3 +185,58 @@ def test_bad_files_name_the_problem(tmp_path):
     with pytest.raises(GGUFError, match="cannot open"):
         Model(tmp_path / "missing.gguf")
     assert not os.path.exists(tmp_path / "missing.gguf")
+
+
+# ---- real models: tinystories-ternary-3m converted by bitgguf, and the files bitnet.cpp / llama.cpp wrote ----------
+
+FIXTURE_FILES = [
+    "bitnet-cpp/tinystories-ternary-3m-bitnetcpp-i2_s.gguf",
+    "bitnet-cpp/tiny-2b4t-bitnetcpp-i2_s.gguf",
+    "llama-cpp/tinystories-ternary-3m-llamacpp-tq2_0.gguf",
+    "llama-cpp/tinystories-ternary-3m-llamacpp-tq1_0.gguf",
+]
+
+
+@pytest.fixture(scope="module")
+def tinystories_i2s(tmp_path_factory, shared):
+    path = tmp_path_factory.mktemp("ts") / "ts-i2_s.gguf"
+    result = run_convert("hf-to-gguf", TINYSTORIES, "--outfile", path, "--outtype", "i2_s", "--head-type", "f32")
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def tinystories_reference(tinystories_i2s):
+    """[(ids, reference logits)] for each recorded prompt + greedy path."""
+    ref = ReferenceModel(tinystories_i2s)
+    return [(ids, ref.logits(ids)) for ids in (r["prompt_ids"] + r["greedy_ids"] for r in expected_greedy().values())]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_tinystories_logits_match_reference(tinystories_i2s, tinystories_reference, isa):
+    with Model(tinystories_i2s, kv_type="f32", isa=isa) as m:
+        for ids, ref in tinystories_reference:
+            assert_logits_match(m.logits(ids), ref, f"tinystories {isa}", flips_rare=False)
+
+
+@pytest.mark.parametrize("kv_type", ["f16", "f32"])
+def test_tinystories_greedy_follows_transformers(tinystories_i2s, kv_type):
+    with Model(tinystories_i2s, kv_type=kv_type) as m:
+        for prompt, rec in expected_greedy().items():
+            assert m.tokenize(prompt) == rec["prompt_ids"]
+            assert_teacher_forced(m.logits, rec["prompt_ids"], rec["greedy_ids"], rec["reference_top2_gaps"],
+                                  f"{kv_type} {prompt!r}")
+            generated = list(m.generate(prompt, max_tokens=len(rec["greedy_ids"]), temperature=0))
+            assert_free_greedy(generated, rec["greedy_ids"], rec["reference_top2_gaps"], f"{kv_type} {prompt!r}")
+
+
+@pytest.mark.parametrize("fixture", FIXTURE_FILES)
+def test_files_from_other_tools_reproduce_their_recorded_tokens(shared, fixture):
+    path = FIXTURES / fixture
+    recorded = json.loads(path.with_name(path.name + ".expected.json").read_text())
+    with Model(path, kv_type="f16") as m:
+        for rec in recorded["prompts"]:
+            label = f"{fixture} {rec['prompt']!r}"
+            assert_teacher_forced(m.logits, rec["prompt_ids"], rec["greedy_ids"], rec["reference_top2_gaps"], label)
+            generated = list(m.generate(rec["prompt_ids"], max_tokens=len(rec["greedy_ids"]), temperature=0))
+            assert_free_greedy(generated, rec["greedy_ids"], rec["reference_top2_gaps"], label)
