@@ -391,7 +391,8 @@ class GGUFWriter:
 
     def add_tensor(self, name: str, shape: Iterable[int], tensor_type: TensorType,
                    produce: Callable[[], np.ndarray]) -> None:
-        """Declare a tensor (numpy shape order); `produce()` is called while writing and returns its bytes."""
+        """Declare a tensor (numpy shape order); `produce()` is called while writing and returns its bytes, as one
+        uint8 array or an iterable of consecutive chunks."""
         shape = tuple(int(d) for d in shape)
         if any(t.name == name for t in self._tensors):
             raise ValueError(f"{self.path}: tensor {name!r} added twice")
@@ -420,16 +421,28 @@ class GGUFWriter:
             with os.fdopen(fd, "wb") as f:
                 f.write(self._header())
                 for t in self._tensors:
-                    data = np.ascontiguousarray(t.produce()).reshape(-1).view(np.uint8)
-                    if data.nbytes != t.nbytes:
+                    produced = t.produce()
+                    # one array, or an iterable of chunks so that a big tensor never sits in memory whole
+                    chunks = [produced] if isinstance(produced, np.ndarray) else produced
+                    written = 0
+                    for chunk in chunks:
+                        data = np.ascontiguousarray(chunk).reshape(-1).view(np.uint8)
+                        written += data.nbytes
+                        if written > t.nbytes:
+                            break
+                        f.write(memoryview(data))
+                    if written != t.nbytes:
                         raise ValueError(f"{self.path}: tensor {t.name!r} ({t.type.name}, shape {t.shape}) "
-                                         f"produced {data.nbytes} bytes, expected {t.nbytes}")
-                    f.write(data.tobytes() if not data.flags.c_contiguous else memoryview(data))
+                                         f"produced {'more than ' if written > t.nbytes else ''}{written} bytes, "
+                                         f"expected {t.nbytes}")
                     f.write(b"\0" * (_align(t.nbytes, self.alignment) - t.nbytes))
                     if progress is not None:
                         progress(t.name)
                 f.flush()
                 os.fsync(f.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; give it a normal file's mode
             os.replace(tmp, self.path)
         except BaseException:
             try:

@@ -111,6 +111,22 @@ def test_writer_is_atomic(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_writer_streams_chunks_and_sets_a_normal_mode(tmp_path):
+    path = tmp_path / "chunks.gguf"
+    x = np.arange(12, dtype=np.float32)
+    with GGUFWriter(path) as w:
+        w.add_tensor("x", (3, 4), F32, lambda: (F32.quantize(x[i:i + 4]) for i in range(0, 12, 4)))
+    with GGUFReader(path) as r:
+        assert np.array_equal(F32.dequantize(r.tensor("x").data, (3, 4)), x.reshape(3, 4))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(ValueError, match="produced more than 64 bytes, expected 48"):
+        with GGUFWriter(tmp_path / "y.gguf") as w:
+            w.add_tensor("x", (3, 4), F32, lambda: (F32.quantize(x[:8]) for _ in range(2)))
+    assert not (tmp_path / "y.gguf").exists()
+
+
 def test_writer_rejects_bad_declarations(tmp_path):
     w = GGUFWriter(tmp_path / "x.gguf")
     w.add("k", 1)
