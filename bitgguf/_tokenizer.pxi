@@ -23,6 +23,8 @@ cdef extern from "tokenizer.h" nogil:
         int flags
         int32_t bos, eos, eot, eom, unk, pad
     void bg_tokenizer_desc_init(bg_tokenizer_desc *d, int kind, int32_t n_vocab)
+    int bg_tokenizer_desc_from_names(bg_tokenizer_desc *d, const char *model, const char *pre, int32_t n_vocab,
+                                     char *err, size_t err_len)
     bg_tokenizer *bg_tokenizer_new(const bg_tokenizer_desc *d, char *err, size_t err_len)
     void bg_tokenizer_free(bg_tokenizer *tok)
     int32_t bg_tokenize(const bg_tokenizer *tok, const char *text, size_t len, int add_special, int parse_special,
@@ -38,6 +40,18 @@ cdef extern from "tokenizer.h" nogil:
     int bg_token_type(const bg_tokenizer *tok, int32_t id)
     int bg_token_is_eog(const bg_tokenizer *tok, int32_t id)
     int32_t bg_token_lookup(const bg_tokenizer *tok, const char *text, size_t len)
+
+
+def _tokenizer_defaults(str model, pre):
+    """llama.cpp's defaults for a tokenizer.ggml.model / tokenizer.ggml.pre pair (pre None when absent):
+    (kind, pre, flags, bos, eos, unk). Raises ValueError for names the C tokenizer does not support."""
+    cdef bg_tokenizer_desc d
+    cdef char err[512]
+    cdef bytes m = model.encode("utf-8")
+    cdef bytes p = pre.encode("utf-8") if pre is not None else None
+    if bg_tokenizer_desc_from_names(&d, m, <const char *>p if p is not None else NULL, 0, err, sizeof(err)) != 0:
+        raise ValueError("tokenizer metadata: " + err.decode("utf-8", "replace"))
+    return d.kind, d.pre, d.flags, d.bos, d.eos, d.unk
 
 
 cdef class _CTokenizer:

@@ -13,18 +13,13 @@ import os
 
 import numpy as np
 
-from bitgguf._core import _CTokenizer
+from bitgguf._core import _CTokenizer, _tokenizer_defaults
 
 # bitgguf/_kernels/tokenizer.h
 KIND_SPM, KIND_BPE = 1, 2
 PRE_DEFAULT, PRE_LLAMA3 = 0, 1
 FLAG_ADD_BOS, FLAG_ADD_EOS, FLAG_ADD_SPACE_PREFIX, FLAG_IGNORE_MERGES = 1, 2, 4, 8
 TOKTYPE_NORMAL, TOKTYPE_UNKNOWN, TOKTYPE_CONTROL, TOKTYPE_USER_DEFINED, TOKTYPE_UNUSED, TOKTYPE_BYTE = 1, 2, 3, 4, 5, 6
-
-_MODELS = {"llama": KIND_SPM, "gpt2": KIND_BPE}
-# tokenizer.ggml.pre values whose split regex is Llama-3's (llama.cpp's LLAMA_VOCAB_PRE_TYPE_LLAMA3)
-_PRE_LLAMA3 = ("llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2")
-
 
 def _as_bool(value, key: str) -> bool:
     if isinstance(value, (bool, np.bool_)):
@@ -113,11 +108,11 @@ class Tokenizer:
         def get(key, default=None):
             return metadata.get(key, default)
 
-        model = get("tokenizer.ggml.model")
-        if model not in _MODELS:
-            raise ValueError(f"tokenizer metadata: tokenizer.ggml.model is {model!r}, expected one of "
-                             f"{sorted(_MODELS)}")
-        kind = _MODELS[model]
+        model, pre_name = get("tokenizer.ggml.model"), get("tokenizer.ggml.pre")
+        if not isinstance(model, str) or not (pre_name is None or isinstance(pre_name, str)):
+            raise ValueError(f"tokenizer metadata: tokenizer.ggml.model is {model!r} and tokenizer.ggml.pre "
+                             f"{pre_name!r}, expected strings")
+        kind, pre, flags, bos, eos, unk = _tokenizer_defaults(model, pre_name)
         if "tokenizer.ggml.tokens" not in metadata:
             raise ValueError("tokenizer metadata: tokenizer.ggml.tokens is missing")
         tokens = _strings(get("tokenizer.ggml.tokens"), "tokenizer.ggml.tokens")
@@ -127,23 +122,7 @@ class Tokenizer:
         for key, arr in (("tokenizer.ggml.scores", scores), ("tokenizer.ggml.token_type", types)):
             if arr is not None and len(arr) != n:
                 raise ValueError(f"tokenizer metadata: {key} has {len(arr)} entries for {n} tokens")
-
-        pre, flags, merges = PRE_DEFAULT, 0, []
-        if kind == KIND_SPM:
-            bos, eos, unk = 1, 2, 0
-            flags = FLAG_ADD_BOS | FLAG_ADD_SPACE_PREFIX
-        else:
-            bos, eos, unk = 11, 11, -1  # llama.cpp's gpt2 defaults
-            merges = _strings(get("tokenizer.ggml.merges", []), "tokenizer.ggml.merges")
-            pre_name = get("tokenizer.ggml.pre")
-            if pre_name is None or pre_name == "default":
-                pre = PRE_DEFAULT
-            elif pre_name in _PRE_LLAMA3:
-                pre = PRE_LLAMA3
-                flags |= FLAG_IGNORE_MERGES | FLAG_ADD_BOS
-            else:
-                raise ValueError(f"tokenizer metadata: tokenizer.ggml.pre is {pre_name!r}; supported: 'default' "
-                                 f"(or absent) and {', '.join(repr(p) for p in _PRE_LLAMA3)}")
+        merges = _strings(get("tokenizer.ggml.merges", []), "tokenizer.ggml.merges") if kind == KIND_BPE else []
         for key, bit in (("tokenizer.ggml.add_bos_token", FLAG_ADD_BOS), ("tokenizer.ggml.add_eos_token",
                          FLAG_ADD_EOS), ("tokenizer.ggml.add_space_prefix", FLAG_ADD_SPACE_PREFIX)):
             if key in metadata:

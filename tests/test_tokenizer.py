@@ -334,10 +334,17 @@ int main(int argc, char **argv) {
     fclose(f);
     (void)argc;
     bg_tokenizer_desc d;
-    int kind = (int)u32();
+    char err[256];
+    size_t ln, lp;
+    const char *m = str(&ln), *p = str(&lp);
+    char model[64] = {0}, pre[64] = {0};
+    memcpy(model, m, ln); memcpy(pre, p, lp);
     int32_t n_vocab = (int32_t)u32();
-    bg_tokenizer_desc_init(&d, kind, n_vocab);
-    d.pre = (int)u32(); d.flags = (int)u32(); d.bos = (int32_t)u32(); d.eos = (int32_t)u32();
+    if (bg_tokenizer_desc_from_names(&d, model, lp ? pre : NULL, n_vocab, err, sizeof err) != 0) {
+        printf("names: %s\n", err);
+        return 1;
+    }
+    d.bos = (int32_t)u32(); d.eos = (int32_t)u32();
     const char **tokens = malloc(sizeof(char *) * (size_t)n_vocab);
     size_t *lens = malloc(sizeof(size_t) * (size_t)n_vocab);
     float *scores = malloc(sizeof(float) * (size_t)n_vocab);
@@ -351,7 +358,6 @@ int main(int argc, char **argv) {
     for (int32_t i = 0; i < n_merges; i++) merges[i] = str(&mlens[i]);
     d.tokens = tokens; d.token_lens = lens; d.scores = scores; d.types = types;
     d.n_merges = n_merges; d.merges = merges; d.merge_lens = mlens;
-    char err[256];
     bg_tokenizer *tok = bg_tokenizer_new(&d, err, sizeof err);
     if (!tok) { printf("new: %s\n", err); return 1; }
     /* the tokenizer keeps copies: scribble over the caller's arrays */
@@ -385,12 +391,14 @@ int main(int argc, char **argv) {
 """
 
 
-def _pack_c_case(meta, kind, pre, flags, tests):
+def _pack_c_case(meta, tests):
     import struct
     tokens = [t.encode() for t in meta["tokenizer.ggml.tokens"]]
     n = len(tokens)
-    out = [struct.pack("<6I", kind, n, pre, flags, int(meta["tokenizer.ggml.bos_token_id"]),
-                       int(meta["tokenizer.ggml.eos_token_id"]))]
+    model, pre = meta["tokenizer.ggml.model"].encode(), meta.get("tokenizer.ggml.pre", "").encode()
+    out = [struct.pack("<I", len(model)) + model + struct.pack("<I", len(pre)) + pre]
+    out.append(struct.pack("<3I", n, int(meta["tokenizer.ggml.bos_token_id"]),
+                           int(meta["tokenizer.ggml.eos_token_id"])))
     out += [struct.pack("<I", len(t)) + t for t in tokens]
     out.append(np.asarray(meta.get("tokenizer.ggml.scores", np.zeros(n)), dtype="<f4").tobytes())
     out.append(np.asarray(meta["tokenizer.ggml.token_type"], dtype="<i4").tobytes())
@@ -424,13 +432,14 @@ def test_c_api_without_python(tmp_path, bpe_meta, spm_meta):
         plain = subprocess.run(base, capture_output=True, text=True)
         assert plain.returncode == 0, plain.stderr
     bpe_vectors = read_vectors("ggml-vocab-llama-bpe.gguf")
-    default_pre = Tokenizer.from_metadata({k: v for k, v in bpe_meta.items() if k != "tokenizer.ggml.pre"})
-    cases = [(bpe_meta, 2, 1, 8 | 1, bpe_vectors),  # kind BPE, pre LLAMA3, IGNORE_MERGES | ADD_BOS
-             (bpe_meta, 2, 0, 0, [(t, default_pre.encode(t, add_bos=False)) for t, _ in bpe_vectors]),
-             (spm_meta, 1, 0, 1 | 4, read_vectors("ggml-vocab-llama-spm.gguf"))]
-    for i, (meta, kind, pre, flags, tests) in enumerate(cases):
+    no_pre = {k: v for k, v in bpe_meta.items() if k != "tokenizer.ggml.pre"}
+    default_pre = Tokenizer.from_metadata(no_pre)
+    cases = [(bpe_meta, bpe_vectors),
+             (no_pre, [(t, default_pre.encode(t, add_bos=False)) for t, _ in bpe_vectors]),
+             (spm_meta, read_vectors("ggml-vocab-llama-spm.gguf"))]
+    for i, (meta, tests) in enumerate(cases):
         case = tmp_path / f"case{i}.bin"
-        case.write_bytes(_pack_c_case(meta, kind, pre, flags, tests))
+        case.write_bytes(_pack_c_case(meta, tests))
         run = subprocess.run([str(exe), str(case)], capture_output=True, text=True,
                              env={"ASAN_OPTIONS": "detect_leaks=1", "PATH": "/usr/bin:/bin"})
         assert run.returncode == 0, run.stdout + run.stderr

@@ -145,6 +145,36 @@ void bg_tokenizer_desc_init(bg_tokenizer_desc *d, int kind, int32_t n_vocab) {
     }
 }
 
+/* tokenizer.ggml.pre values that mean the Llama-3 split regex (llama.cpp's LLAMA_VOCAB_PRE_TYPE_LLAMA3) */
+static const char *const k_pre_llama3[] = {
+    "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2",
+};
+
+int bg_tokenizer_desc_from_names(bg_tokenizer_desc *d, const char *model, const char *pre, int32_t n_vocab,
+                                 char *err, size_t err_len) {
+    if (model && strcmp(model, "llama") == 0) {
+        bg_tokenizer_desc_init(d, BG_TOK_SPM, n_vocab);
+        return 0; /* SentencePiece has no pre-tokenizer; "default" is what converters write */
+    }
+    if (!model || strcmp(model, "gpt2") != 0) {
+        set_err(err, err_len, "tokenizer.ggml.model is \"%s\"; supported: \"llama\" (SentencePiece), "
+                "\"gpt2\" (byte-level BPE)", model ? model : "(missing)");
+        return -1;
+    }
+    bg_tokenizer_desc_init(d, BG_TOK_BPE, n_vocab);
+    if (!pre || strcmp(pre, "default") == 0) return 0;
+    for (size_t k = 0; k < sizeof k_pre_llama3 / sizeof *k_pre_llama3; k++) {
+        if (strcmp(pre, k_pre_llama3[k]) == 0) {
+            d->pre = BG_PRE_LLAMA3;
+            d->flags |= BG_TOK_ADD_BOS | BG_TOK_IGNORE_MERGES;
+            return 0;
+        }
+    }
+    set_err(err, err_len, "tokenizer.ggml.pre is \"%s\"; supported: \"default\" (or absent), \"llama-bpe\", "
+            "\"llama3\", \"llama-v3\", \"falcon3\", \"falcon-h1\", \"pixtral\", \"midm-2.0\", \"lfm2\"", pre);
+    return -1;
+}
+
 void bg_tokenizer_free(bg_tokenizer *t) {
     if (!t) return;
     free(t->text); free(t->text_off); free(t->text_len); free(t->score); free(t->type); free(t->eog);

@@ -73,6 +73,13 @@ typedef struct bg_tokenizer bg_tokenizer;
  * BPE bos = eos = 11 (sic), no flags. The caller then sets the arrays and whatever the metadata says. */
 void bg_tokenizer_desc_init(bg_tokenizer_desc *d, int kind, int32_t n_vocab);
 
+/* Fill a desc from the GGUF strings tokenizer.ggml.model ("llama", "gpt2") and tokenizer.ggml.pre (NULL when
+ * the key is absent): kind, pre-tokenizer, and llama.cpp's defaults for them (a Llama-3 pre-tokenizer turns on
+ * add_bos and ignore_merges). Then apply the explicit keys (add_bos_token, bos_token_id, ...) over it.
+ * Returns 0, or -1 with a message in err when a name is not supported. */
+int bg_tokenizer_desc_from_names(bg_tokenizer_desc *d, const char *model, const char *pre, int32_t n_vocab,
+                                 char *err, size_t err_len);
+
 /* Build a tokenizer (copies everything). NULL on error, with a message in err. */
 bg_tokenizer *bg_tokenizer_new(const bg_tokenizer_desc *d, char *err, size_t err_len);
 void bg_tokenizer_free(bg_tokenizer *tok);
