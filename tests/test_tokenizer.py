@@ -122,13 +122,7 @@ def _reference_default_bpe(text, token_ids, ranks):
     b2u = _bytes_to_unicode()
     ids = []
     for p in pieces:
-        word = [b2u[b] for b in p.encode("utf-8")]
-        while len(word) > 1:
-            best = min(range(len(word) - 1), key=lambda i: (ranks.get((word[i], word[i + 1]), 1 << 30), i))
-            if (word[best], word[best + 1]) not in ranks:
-                break
-            word[best:best + 2] = [word[best] + word[best + 1]]
-        ids += [token_ids[w] for w in word]
+        ids += [token_ids[w] for w in _bpe_merge([b2u[b] for b in p.encode("utf-8")], ranks)]
     return ids
 
 
@@ -144,16 +138,59 @@ def _bytes_to_unicode():
     return {b: chr(c) for b, c in zip(bs, cs)}
 
 
-def test_default_pretokenizer_against_regex_reference(bpe_meta):
+def _bpe_merge(word, ranks):
+    """Plain BPE: merge the lowest-ranked adjacent pair, leftmost first, until none is left."""
+    while len(word) > 1:
+        best = min(range(len(word) - 1), key=lambda i: (ranks.get((word[i], word[i + 1]), 1 << 30), i))
+        if (word[best], word[best + 1]) not in ranks:
+            break
+        word[best:best + 2] = [word[best] + word[best + 1]]
+    return word
+
+
+@pytest.fixture(scope="module")
+def bpe_tables(bpe_meta):
+    token_ids = {t: i for i, t in enumerate(bpe_meta["tokenizer.ggml.tokens"])}
+    ranks = {}
+    for i, m in enumerate(bpe_meta["tokenizer.ggml.merges"]):
+        a, b = m.split(" ", 1)
+        ranks.setdefault((a, b), i)
+    return token_ids, ranks
+
+
+def _random_texts(seed, count):
+    """Short strings over characters that sit on the pre-tokenizers' edges (contractions, digit runs,
+    punctuation and symbols, Unicode spaces, marks, CJK, emoji)."""
+    rng = np.random.default_rng(seed)
+    alphabet = list("aZ9 \t\n\r'sStTmdrevl.,!?$+<=>^~|`_-()[]{}\"#%&*/:;@\\") + [
+        "\u00a0", "\u3000", "\u00e9", "\u0301", "\u0663", "\u00bd", "\u4e2d", "\U0001f600", "\u2028", "\u0085",
+        "\u200b", "\u00ad", "\u2014", "\u00a7"]
+    return ["".join(rng.choice(alphabet, size=int(rng.integers(0, 13)))) for _ in range(count)]
+
+
+def test_llama3_pretokenizer_against_regex(llama3, bpe_tables):
+    """The hand-written Llama-3 split agrees with the real regex (the regex module) on random text."""
+    token_ids, ranks = bpe_tables
+    pattern = regex.compile(r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                            r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+    b2u = _bytes_to_unicode()
+    for text in _random_texts(3, 400):
+        want = []
+        for piece in pattern.findall(text):
+            word = "".join(b2u[b] for b in piece.encode("utf-8"))
+            # ignore_merges: a word that is a whole token is that token
+            want += [token_ids[word]] if word in token_ids else [token_ids[w] for w in _bpe_merge(list(word), ranks)]
+        got = llama3.encode(text, add_bos=False)
+        assert got == want, repr(text)
+        assert llama3.decode(got) == text
+
+
+def test_default_pretokenizer_against_regex_reference(bpe_meta, bpe_tables):
     meta = {k: v for k, v in bpe_meta.items() if k != "tokenizer.ggml.pre"}
     tok = Tokenizer.from_metadata(meta)
     assert tok.pre == "default" and tok.bos_id == 128000 and not tok.add_bos  # gpt2 + no pre: no BOS by default
-    token_ids = {t: i for i, t in enumerate(meta["tokenizer.ggml.tokens"])}
-    ranks = {}
-    for i, m in enumerate(meta["tokenizer.ggml.merges"]):
-        a, b = m.split(" ", 1)
-        ranks.setdefault((a, b), i)
-    texts = [t for t, _ in read_vectors("ggml-vocab-llama-bpe.gguf")]
+    token_ids, ranks = bpe_tables
+    texts = [t for t, _ in read_vectors("ggml-vocab-llama-bpe.gguf")] + _random_texts(4, 400)
     texts += ["12345678 x1234", "a`b`c ~~~ $$10,000.50!!", "it's I'M we'Ve", "a\u00a0b\u3000c\u2028d", "ab\u0301c",
               "x += y <= z || w ^^ q", "\u0663\u0664\u0665\u0666 \u00bd\u00bd", "tab\tend\n\n  \n x"]
     for text in texts:
