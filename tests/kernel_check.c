@@ -98,7 +98,23 @@ int main(void) {
                 const void *rh = f16 + (size_t)r * cols, *rq = q8 + (size_t)r * bg_row_bytes(tq, cols);
                 float hs = bg_f16_dot_scalar(rh, x, cols), hg = bg_kernel_dot_f32(th, (bg_isa)isa)(rh, x, cols);
                 float qs = bg_q8_0_dot_scalar(rq, x, cols), qg = bg_kernel_dot_f32(tq, (bg_isa)isa)(rq, x, cols);
-                checks += 2;
+                /* attention's y += a * v over f16 and f32 rows */
+                float y0[64] = {0}, y1[64] = {0};
+                const bg_type_traits *tf = bg_type_traits_of(BG_TYPE_F32);
+                for (int k = 0; k < 3; k++) {
+                    th->axpy[0](rh, 0.5f + k, y0, 61);
+                    bg_kernel_axpy(th, (bg_isa)isa)(rh, 0.5f + k, y1, 61);
+                    tf->axpy[0](x, -0.25f * k, y0, 63);
+                    bg_kernel_axpy(tf, (bg_isa)isa)(x, -0.25f * k, y1, 63);
+                }
+                for (int k = 0; k < 64; k++) {
+                    if (fabsf(y0[k] - y1[k]) > 1e-5f * (1.0f + fabsf(y0[k]))) {
+                        printf("FAIL %s axpy at %d: %.7g, scalar %.7g\n", bg_isa_name((bg_isa)isa), k, y1[k], y0[k]);
+                        failures++;
+                        break;
+                    }
+                }
+                checks += 3;
                 if (fabsf(hs - hg) > 1e-4f * (1.0f + fabsf(hs)) * sqrtf((float)cols)) {
                     printf("FAIL %s F16 dot (%d, %d) row %d: %.6g, scalar %.6g\n", bg_isa_name((bg_isa)isa), rows,
                            cols, r, hg, hs);

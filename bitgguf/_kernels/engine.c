@@ -102,7 +102,7 @@ static void attention(bg_model *m, int layer, int pos, const float *q, float *ou
         softmax(att, pos + 1);
         float *o = out + (size_t)h * hd;
         memset(o, 0, (size_t)hd * sizeof(float));
-        for (int t = 0; t <= pos; t++) s->kv->axpy(vl + t * s->kv_pos_bytes + head_off, att[t], o, hd);
+        for (int t = 0; t <= pos; t++) s->kv_axpy(vl + t * s->kv_pos_bytes + head_off, att[t], o, hd);
     }
 }
 
@@ -292,6 +292,7 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     if (kv_type != BG_TYPE_F16 && kv_type != BG_TYPE_F32)
         return init_fail(m, "kv_type must be F16 (1) or F32 (0), got ggml type %d", kv_type);
     s->kv_dot = bg_kernel_dot_f32(s->kv, isa);
+    s->kv_axpy = bg_kernel_axpy(s->kv, isa);
     s->n_ctx = n_ctx;
     s->kv_pos_bytes = (size_t)KVD * s->kv->block_bytes;
 

@@ -57,6 +57,7 @@ typedef struct {
     bg_act act[BG_MAX_BATCH];    /* each token's int8 activations for the current ternary matmul */
     const bg_type_traits *kv;    /* KV-cache element type: F16 or F32 */
     bg_dot_f32_fn kv_dot;
+    bg_axpy_fn kv_axpy;
     uint8_t *k_cache, *v_cache;  /* [n_layer][n_ctx][kv_dim] elements of type kv */
     size_t kv_pos_bytes;         /* bytes of one position of one layer */
     float *rope_cos, *rope_sin;  /* [n_ctx][head_dim/2] */

@@ -58,4 +58,19 @@ float bg_q8_0_dot_neon(const void *row, const float *x, int n) {
     return vaddvq_f32(acc);
 }
 
+/* y += a * row: attention's weighted sum over the V cache */
+void bg_f32_axpy_neon(const void *row, float a, float *y, int n) {
+    const float *w = row;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(w + i), a));
+    for (; i < n; i++) y[i] += a * w[i];
+}
+
+void bg_f16_axpy_neon(const void *row, float a, float *y, int n) {
+    const uint16_t *w = row;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), load_f16x4(w + i), a));
+    for (; i < n; i++) y[i] += a * bg_f16_to_f32(w[i]);
+}
+
 #endif

@@ -16,18 +16,21 @@
 
 /* slots: scalar, avx2, avx512, neon, neon_dotprod (the bg_isa order) */
 static const bg_type_traits TYPE_TRAITS[] = {
-    {"F32", BG_TYPE_F32, 1, 4, 0, 0, bg_f32_to_float, bg_f32_axpy,
-     {bg_f32_dot_scalar, X86(bg_f32_dot_avx2), NULL, ARM(bg_f32_dot_neon), NULL}, {NULL}},
-    {"F16", BG_TYPE_F16, 1, 2, 0, 0, bg_f16_to_float, bg_f16_axpy,
-     {bg_f16_dot_scalar, X86(bg_f16_dot_avx2), NULL, ARM(bg_f16_dot_neon), NULL}, {NULL}},
-    {"BF16", BG_TYPE_BF16, 1, 2, 0, 0, bg_bf16_to_float, NULL,
-     {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), NULL, NULL, NULL}, {NULL}},
-    {"Q8_0", BG_TYPE_Q8_0, BG_Q8_0_BLOCK, 34, 0, 0, bg_q8_0_to_float, NULL,
-     {bg_q8_0_dot_scalar, X86(bg_q8_0_dot_avx2), NULL, ARM(bg_q8_0_dot_neon), NULL}, {NULL}},
-    {"I2_S", BG_TYPE_I2_S, BG_I2S_BLOCK, 32, 1, 1, NULL, NULL, {NULL},
+    /* name, id, block, bytes, ternary, tensor_scale, to_float, dot_f32[isa], axpy[isa], dot_i8[isa] */
+    {"F32", BG_TYPE_F32, 1, 4, 0, 0, bg_f32_to_float,
+     {bg_f32_dot_scalar, X86(bg_f32_dot_avx2), NULL, ARM(bg_f32_dot_neon), NULL},
+     {bg_f32_axpy, X86(bg_f32_axpy_avx2), NULL, ARM(bg_f32_axpy_neon), NULL}, {NULL}},
+    {"F16", BG_TYPE_F16, 1, 2, 0, 0, bg_f16_to_float,
+     {bg_f16_dot_scalar, X86(bg_f16_dot_avx2), NULL, ARM(bg_f16_dot_neon), NULL},
+     {bg_f16_axpy, X86(bg_f16_axpy_avx2), NULL, ARM(bg_f16_axpy_neon), NULL}, {NULL}},
+    {"BF16", BG_TYPE_BF16, 1, 2, 0, 0, bg_bf16_to_float,
+     {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), NULL, NULL, NULL}, {NULL}, {NULL}},
+    {"Q8_0", BG_TYPE_Q8_0, BG_Q8_0_BLOCK, 34, 0, 0, bg_q8_0_to_float,
+     {bg_q8_0_dot_scalar, X86(bg_q8_0_dot_avx2), NULL, ARM(bg_q8_0_dot_neon), NULL}, {NULL}, {NULL}},
+    {"I2_S", BG_TYPE_I2_S, BG_I2S_BLOCK, 32, 1, 1, NULL, {NULL}, {NULL},
      {bg_i2s_dot_scalar, X86(bg_i2s_dot_avx2), X86(bg_i2s_dot_avx512), ARM(bg_i2s_dot_neon),
       ARM(bg_i2s_dot_neon_dotprod)}},
-    {"TQ2_0", BG_TYPE_TQ2_0, BG_TQ2_BLOCK, 66, 1, 0, NULL, NULL, {NULL},
+    {"TQ2_0", BG_TYPE_TQ2_0, BG_TQ2_BLOCK, 66, 1, 0, NULL, {NULL}, {NULL},
      {bg_tq2_dot_scalar, X86(bg_tq2_dot_avx2), X86(bg_tq2_dot_avx512), ARM(bg_tq2_dot_neon),
       ARM(bg_tq2_dot_neon_dotprod)}},
 };
@@ -61,6 +64,12 @@ bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa) {
 bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa) {
     for (int i = (int)isa; i >= 0; i = lower_isa(i))
         if (t->dot_f32[i]) return t->dot_f32[i];
+    return NULL;
+}
+
+bg_axpy_fn bg_kernel_axpy(const bg_type_traits *t, bg_isa isa) {
+    for (int i = (int)isa; i >= 0; i = lower_isa(i))
+        if (t->axpy[i]) return t->axpy[i];
     return NULL;
 }
 

@@ -56,8 +56,8 @@ typedef struct {
     int ternary;              /* 1: dot_i8 over quantized activations; 0: dot_f32 over f32 activations */
     int tensor_scale;         /* 1: one f32 scale stored after the packed data (I2_S) */
     bg_to_float_fn to_float;  /* row -> f32 (NULL for ternary types; the engine never needs it) */
-    bg_axpy_fn axpy;          /* KV-cache types only (F32, F16) */
     bg_dot_f32_fn dot_f32[BG_ISA_COUNT];
+    bg_axpy_fn axpy[BG_ISA_COUNT];  /* KV-cache types only (F32, F16): attention's weighted sum of V rows */
     bg_dot_i8_fn dot_i8[BG_ISA_COUNT];
 } bg_type_traits;
 
@@ -70,6 +70,7 @@ size_t bg_row_bytes(const bg_type_traits *t, int cols);
 /* The kernel for `isa`, or the nearest lower level of the same family that has one (NULL if none). */
 bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa);
 bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa);
+bg_axpy_fn bg_kernel_axpy(const bg_type_traits *t, bg_isa isa);
 
 /* Quantize n activations to int8 (the reference's quantize_activations rule); fills a->scale, sum, q, gsum. */
 void bg_quantize_act(const float *x, int n, bg_act *a);
@@ -142,6 +143,8 @@ float bg_f32_dot_avx2(const void *row, const float *x, int n);
 float bg_f16_dot_avx2(const void *row, const float *x, int n);
 float bg_bf16_dot_avx2(const void *row, const float *x, int n);
 float bg_q8_0_dot_avx2(const void *row, const float *x, int n);
+void bg_f32_axpy_avx2(const void *row, float a, float *y, int n);
+void bg_f16_axpy_avx2(const void *row, float a, float *y, int n);
 #endif
 
 #if defined(__aarch64__)
@@ -152,6 +155,8 @@ float bg_tq2_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
 float bg_f32_dot_neon(const void *row, const float *x, int n);
 float bg_f16_dot_neon(const void *row, const float *x, int n);
 float bg_q8_0_dot_neon(const void *row, const float *x, int n);
+void bg_f32_axpy_neon(const void *row, float a, float *y, int n);
+void bg_f16_axpy_neon(const void *row, float a, float *y, int n);
 #endif
 
 #endif
