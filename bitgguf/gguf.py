@@ -150,7 +150,35 @@ def _read_value(cur: _Cursor, vtype: GGUFValueType, what: str, depth: int = 0):
     # strings and nested arrays each take at least 8 bytes, so a count beyond that is a lie
     if count > (cur.size - cur.pos) // 8:
         raise cur.fail(f"{what} claims {count} elements, more than the rest of the file can hold")
+    if etype == GGUFValueType.STRING:
+        return _read_string_array(cur, count, what)
     return [_read_value(cur, etype, f"{what}[{i}]", depth + 1) for i in range(count)]
+
+
+_U64 = struct.Struct("<Q")
+
+
+def _read_string_array(cur: _Cursor, count: int, what: str) -> list[str]:
+    """The hot case (a vocabulary: 100k+ strings), as a tight loop with the same checks as _Cursor.string."""
+    buf, size, pos = cur.buf, cur.size, cur.pos
+    out = []
+    for i in range(count):
+        if pos + 8 > size:
+            cur.pos = pos
+            raise cur.fail(f"truncated file: length of {what}[{i}] needs 8 bytes, {size - pos} left")
+        (n,) = _U64.unpack_from(buf, pos)
+        pos += 8
+        if n > size - pos:
+            cur.pos = pos
+            raise cur.fail(f"truncated file: {what}[{i}] needs {n} bytes, {size - pos} left")
+        try:
+            out.append(str(buf[pos:pos + n], "utf-8"))
+        except UnicodeDecodeError as e:
+            cur.pos = pos
+            raise cur.fail(f"{what}[{i}] is not valid UTF-8 ({e.reason})") from None
+        pos += n
+    cur.pos = pos
+    return out
 
 
 class GGUFReader:
