@@ -74,7 +74,13 @@ static void matmul(const bg_model *m, const bg_tensor *w, const float *x, int xs
 #pragma omp parallel for schedule(static) num_threads(m->n_threads) if (parallel)
     for (int r = 0; r < w->rows; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-        if (w->dot_i8) {
+        if (w->dot_i8_multi && n > 1) {
+            w->dot_i8_multi(row, act, n, y + r, (size_t)ystride);
+            for (int t = 0; t < n; t++) {
+                float *yt = y + (size_t)t * ystride + r;
+                *yt = *yt / act[t].scale * w->scale;
+            }
+        } else if (w->dot_i8) {
             for (int t = 0; t < n; t++)
                 y[(size_t)t * ystride + r] = w->dot_i8(row, &act[t]) / act[t].scale * w->scale;
         } else {
@@ -240,6 +246,7 @@ static int setup_tensor(bg_model *m, bg_tensor *t, const char *name, int rows, i
     t->scale = 1.0f;
     if (t->traits->tensor_scale) memcpy(&t->scale, t->data + (size_t)rows * t->row_bytes, sizeof(float));
     t->dot_i8 = t->traits->ternary ? bg_kernel_dot_i8(t->traits, m->isa) : NULL;
+    t->dot_i8_multi = t->traits->ternary ? bg_kernel_dot_i8_multi(t->traits, m->isa) : NULL;
     t->dot_f32 = t->traits->ternary ? NULL : bg_kernel_dot_f32(t->traits, m->isa);
     return 0;
 }

@@ -30,6 +30,7 @@ typedef struct {
     const bg_type_traits *traits;
     size_t row_bytes;
     bg_dot_i8_fn dot_i8;             /* ternary types */
+    bg_dot_i8_multi_fn dot_i8_multi; /* ternary types, several tokens at once (NULL: dot_i8 per token) */
     bg_dot_f32_fn dot_f32;           /* float types */
 } bg_tensor;
 

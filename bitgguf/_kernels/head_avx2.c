@@ -74,7 +74,8 @@ void bg_f32_axpy_avx2(const void *row, float a, float *y, int n) {
     const float *w = row;
     const __m256 va = _mm256_set1_ps(a);
     int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(w + i), _mm256_loadu_ps(y + i)));
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(w + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * w[i];
 }
 
@@ -82,7 +83,8 @@ void bg_f16_axpy_avx2(const void *row, float a, float *y, int n) {
     const uint16_t *w = row;
     const __m256 va = _mm256_set1_ps(a);
     int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load_f16x8(w + i), _mm256_loadu_ps(y + i)));
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, load_f16x8(w + i), _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += a * bg_f16_to_f32(w[i]);
 }
 

@@ -39,6 +39,35 @@ float bg_i2s_dot_avx2(const uint8_t *row, const bg_act *a) {
     return (float)(bg_hsum_i32x8(_mm256_add_epi32(acc0, acc1)) - a->sum);
 }
 
+/* Four tokens at a time: each block's codes are unpacked once and used for all four. */
+void bg_i2s_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride) {
+    const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    const int nb = acts[0].n / BG_I2S_BLOCK;
+    int t = 0;
+    for (; t + 4 <= n; t += 4) {
+        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                          _mm256_setzero_si256()};
+        for (int b = 0; b < nb; b++) {
+            __m256i p = bg_load256(row + 32 * b);
+            __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(p, 6), mask);
+            __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(p, 4), mask);
+            __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(p, 2), mask);
+            __m256i c3 = _mm256_and_si256(p, mask);
+            for (int k = 0; k < 4; k++) {
+                const int8_t *q = acts[t + k].q + 128 * b;
+                __m256i s = _mm256_maddubs_epi16(c0, bg_load256(q));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, bg_load256(q + 32)));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, bg_load256(q + 64)));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c3, bg_load256(q + 96)));
+                acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(s, ones));
+            }
+        }
+        for (int k = 0; k < 4; k++)
+            out[(size_t)(t + k) * stride] = (float)(bg_hsum_i32x8(acc[k]) - acts[t + k].sum);
+    }
+    for (; t < n; t++) out[(size_t)t * stride] = bg_i2s_dot_avx2(row, &acts[t]);
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

@@ -16,23 +16,26 @@
 
 /* slots: scalar, avx2, avx512, neon, neon_dotprod (the bg_isa order) */
 static const bg_type_traits TYPE_TRAITS[] = {
-    /* name, id, block, bytes, ternary, tensor_scale, to_float, dot_f32[isa], axpy[isa], dot_i8[isa] */
+    /* name, id, block, bytes, ternary, tensor_scale, to_float, dot_f32[isa], axpy[isa], dot_i8[isa],
+     * dot_i8_multi[isa] */
     {"F32", BG_TYPE_F32, 1, 4, 0, 0, bg_f32_to_float,
      {bg_f32_dot_scalar, X86(bg_f32_dot_avx2), NULL, ARM(bg_f32_dot_neon), NULL},
-     {bg_f32_axpy, X86(bg_f32_axpy_avx2), NULL, ARM(bg_f32_axpy_neon), NULL}, {NULL}},
+     {bg_f32_axpy, X86(bg_f32_axpy_avx2), NULL, ARM(bg_f32_axpy_neon), NULL}, {NULL}, {NULL}},
     {"F16", BG_TYPE_F16, 1, 2, 0, 0, bg_f16_to_float,
      {bg_f16_dot_scalar, X86(bg_f16_dot_avx2), NULL, ARM(bg_f16_dot_neon), NULL},
-     {bg_f16_axpy, X86(bg_f16_axpy_avx2), NULL, ARM(bg_f16_axpy_neon), NULL}, {NULL}},
+     {bg_f16_axpy, X86(bg_f16_axpy_avx2), NULL, ARM(bg_f16_axpy_neon), NULL}, {NULL}, {NULL}},
     {"BF16", BG_TYPE_BF16, 1, 2, 0, 0, bg_bf16_to_float,
-     {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), NULL, NULL, NULL}, {NULL}, {NULL}},
+     {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), NULL, NULL, NULL}, {NULL}, {NULL}, {NULL}},
     {"Q8_0", BG_TYPE_Q8_0, BG_Q8_0_BLOCK, 34, 0, 0, bg_q8_0_to_float,
-     {bg_q8_0_dot_scalar, X86(bg_q8_0_dot_avx2), NULL, ARM(bg_q8_0_dot_neon), NULL}, {NULL}, {NULL}},
+     {bg_q8_0_dot_scalar, X86(bg_q8_0_dot_avx2), NULL, ARM(bg_q8_0_dot_neon), NULL}, {NULL}, {NULL}, {NULL}},
     {"I2_S", BG_TYPE_I2_S, BG_I2S_BLOCK, 32, 1, 1, NULL, {NULL}, {NULL},
      {bg_i2s_dot_scalar, X86(bg_i2s_dot_avx2), X86(bg_i2s_dot_avx512), ARM(bg_i2s_dot_neon),
-      ARM(bg_i2s_dot_neon_dotprod)}},
+      ARM(bg_i2s_dot_neon_dotprod)},
+     {NULL, X86(bg_i2s_dot_multi_avx2), NULL, NULL, NULL}},
     {"TQ2_0", BG_TYPE_TQ2_0, BG_TQ2_BLOCK, 66, 1, 0, NULL, {NULL}, {NULL},
      {bg_tq2_dot_scalar, X86(bg_tq2_dot_avx2), X86(bg_tq2_dot_avx512), ARM(bg_tq2_dot_neon),
-      ARM(bg_tq2_dot_neon_dotprod)}},
+      ARM(bg_tq2_dot_neon_dotprod)},
+     {NULL}},
 };
 
 const bg_type_traits *bg_type_traits_of(int type_id) {
@@ -72,6 +75,8 @@ bg_axpy_fn bg_kernel_axpy(const bg_type_traits *t, bg_isa isa) {
         if (t->axpy[i]) return t->axpy[i];
     return NULL;
 }
+
+bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa) { return t->dot_i8_multi[isa]; }
 
 void bg_quantize_act(const float *x, int n, bg_act *a) {
     float amax = 0.0f;

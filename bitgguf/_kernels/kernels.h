@@ -3,8 +3,8 @@
  * Two kinds of matvec kernels:
  *  - dot_i8 (ternary types): the row times activations quantized once per token to int8 (bg_act). It returns the
  *    row's sum in "weight code units": for per-tensor-scale types (I2_S) the exact integer Σ(c−1)q as a float; for
- *    per-block-scale types (TQ2_0) Σ_b d_b·Σ_{i∈b}(c_i−1)q_i summed in double (exact), rounded once. The caller ends with
- *    y = dot / act.scale * tensor_scale (that order, f32, as the reference does).
+ *    per-block-scale types (TQ2_0) Σ_b d_b·Σ_{i∈b}(c_i−1)q_i summed in double (exact), rounded once.
+ *    The caller ends with y = dot / act.scale * tensor_scale (that order, f32, as the reference does).
  *  - dot_f32 (float types: F32, F16, BF16, Q8_0): the row dequantized on the fly times f32 activations.
  * A NULL slot means "no kernel for this level": bg_kernel_* walks down to the nearest lower level of the same family
  * (avx512 -> avx2 -> scalar, neon_dotprod -> neon -> scalar). Every kernel must give the same result for the same
@@ -44,6 +44,9 @@ typedef struct {
 } bg_act;
 
 typedef float (*bg_dot_i8_fn)(const uint8_t *row, const bg_act *a);
+/* dot_i8 of one row against n tokens' activations, out[t * stride] for t < n: the row is unpacked once per block
+ * for several tokens (prompt processing). Same values as n calls of dot_i8. */
+typedef void (*bg_dot_i8_multi_fn)(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 typedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n);
 typedef void (*bg_to_float_fn)(const void *row, float *y, int n);
 typedef void (*bg_axpy_fn)(const void *row, float a, float *y, int n);   /* y += a * row */
@@ -59,6 +62,7 @@ typedef struct {
     bg_dot_f32_fn dot_f32[BG_ISA_COUNT];
     bg_axpy_fn axpy[BG_ISA_COUNT];  /* KV-cache types only (F32, F16): attention's weighted sum of V rows */
     bg_dot_i8_fn dot_i8[BG_ISA_COUNT];
+    bg_dot_i8_multi_fn dot_i8_multi[BG_ISA_COUNT];  /* optional: NULL = call dot_i8 per token */
 } bg_type_traits;
 
 /* The row for a ggml type id, or NULL when bitgguf has no kernels for it. */
@@ -71,6 +75,8 @@ size_t bg_row_bytes(const bg_type_traits *t, int cols);
 bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa);
 bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa);
 bg_axpy_fn bg_kernel_axpy(const bg_type_traits *t, bg_isa isa);
+/* Only the exact level's multi-token kernel (a lower level's would be slower than this level's dot_i8). */
+bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa);
 
 /* Quantize n activations to int8 (the reference's quantize_activations rule); fills a->scale, sum, q, gsum. */
 void bg_quantize_act(const float *x, int n, bg_act *a);
@@ -136,6 +142,7 @@ void bg_f16_axpy(const void *row, float a, float *y, int n);
 
 #if defined(__x86_64__)
 float bg_i2s_dot_avx2(const uint8_t *row, const bg_act *a);
+void bg_i2s_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_tq2_dot_avx2(const uint8_t *row, const bg_act *a);
 float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a);
 float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a);
