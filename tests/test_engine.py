@@ -240,3 +240,18 @@ def test_files_from_other_tools_reproduce_their_recorded_tokens(shared, fixture)
             assert_teacher_forced(m.logits, rec["prompt_ids"], rec["greedy_ids"], rec["reference_top2_gaps"], label)
             generated = list(m.generate(rec["prompt_ids"], max_tokens=len(rec["greedy_ids"]), temperature=0))
             assert_free_greedy(generated, rec["greedy_ids"], rec["reference_top2_gaps"], label)
+
+
+def test_api_surface(models):
+    path, ids, _ = models["gqa2-silu-f32"]
+    with Model(path, n_threads=1, n_ctx=64) as m:
+        assert m.metadata["general.architecture"] == "bitnet"
+        assert m.config.ffn_act == "silu" and m.config.n_head_kv == 2
+        assert m.n_vocab == 257 and m.n_ctx == 64 and m.n_threads == 1
+        m.n_threads = 2
+        assert m.n_threads == 2
+        last = m.eval(ids[:5])
+        assert last.shape == (257,) and last.dtype == np.float32 and m.n_past == 5
+        np.testing.assert_array_equal(last, m.logits(ids[:5])[-1])
+        assert "bitnet" in repr(m)
+    m.close()  # closing twice is fine

@@ -19,9 +19,9 @@
 #include "engine.h"
 
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
 /* Below this much work (bytes of weights, or KV entries), one thread is faster than waking the others. */
 #define BG_PARALLEL_MIN (1 << 16)
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 /* ---- the building blocks ---------------------------------------------------------------------------------- */
 
