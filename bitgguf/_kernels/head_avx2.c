@@ -17,11 +17,15 @@ static inline __m256 load_bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
+/* Prefetch distance in the weight stream (bytes): as for I2_S, it lifts one core closer to DRAM bandwidth. */
+#define BG_HEAD_PREFETCH 4096
+
 #define DOT32(LOAD, TAIL)                                                                           \
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),            \
            s3 = _mm256_setzero_ps();                                                                \
     int i = 0;                                                                                      \
     for (; i + 32 <= n; i += 32) {                                                                  \
+        _mm_prefetch((const char *)(w + i) + BG_HEAD_PREFETCH, _MM_HINT_T0);                        \
         s0 = _mm256_fmadd_ps(LOAD(w + i), _mm256_loadu_ps(x + i), s0);                              \
         s1 = _mm256_fmadd_ps(LOAD(w + i + 8), _mm256_loadu_ps(x + i + 8), s1);                      \
         s2 = _mm256_fmadd_ps(LOAD(w + i + 16), _mm256_loadu_ps(x + i + 16), s2);                    \

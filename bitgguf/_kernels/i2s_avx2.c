@@ -20,6 +20,10 @@ static inline __m256i i2s_block(const uint8_t *w, const int8_t *q, __m256i mask)
     return s;
 }
 
+/* Prefetch this far ahead in the weight stream (into the next rows): the hardware prefetcher alone leaves the
+ * kernel well below DRAM bandwidth (measured: 8.5 -> 12 GB/s on one Zen core). */
+#define BG_I2S_PREFETCH 4096
+
 float bg_i2s_dot_avx2(const uint8_t *row, const bg_act *a) {
     const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
     const int8_t *q = a->q;
@@ -27,6 +31,8 @@ float bg_i2s_dot_avx2(const uint8_t *row, const bg_act *a) {
     __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
     int b = 0;
     for (; b + 4 <= nb; b += 4) {
+        _mm_prefetch((const char *)(row + 32 * b + BG_I2S_PREFETCH), _MM_HINT_T0);
+        _mm_prefetch((const char *)(row + 32 * b + BG_I2S_PREFETCH + 64), _MM_HINT_T0);
         __m256i s0 = _mm256_add_epi16(i2s_block(row + 32 * b, q + 128 * b, mask),
                                       i2s_block(row + 32 * (b + 1), q + 128 * (b + 1), mask));
         __m256i s1 = _mm256_add_epi16(i2s_block(row + 32 * (b + 2), q + 128 * (b + 2), mask),
@@ -48,6 +54,7 @@ void bg_i2s_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float 
         __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                           _mm256_setzero_si256()};
         for (int b = 0; b < nb; b++) {
+            if (t == 0 && (b & 1) == 0) _mm_prefetch((const char *)(row + 32 * b + BG_I2S_PREFETCH), _MM_HINT_T0);
             __m256i p = bg_load256(row + 32 * b);
             __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(p, 6), mask);
             __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(p, 4), mask);
