@@ -19,6 +19,7 @@ float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a) {
     __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
+        _mm_prefetch((const char *)(row + 32 * b + 4096), _MM_HINT_T0);  /* as in i2s_avx2.c */
         __m512i p = _mm512_loadu_si512((const void *)(row + 32 * b));
         const int8_t *q0 = q + 128 * b, *q1 = q0 + 128;
         acc0 = _mm512_dpbusd_epi32(acc0, _mm512_and_si512(_mm512_srli_epi16(p, 6), mask), bg_load_pair256(q0, q1));
