@@ -3,6 +3,10 @@
 Ternary kernels must be exact: integer dot products (I2_S), or exact per-block integers scaled by f16 d and summed
 exactly (TQ2_0). Float head kernels differ from numpy only by summation order.
 """
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -134,3 +138,17 @@ def test_bad_arguments_raise():
     if "avx512" not in ISAS:
         with pytest.raises(ValueError, match="not supported by this CPU"):
             _core.ternary_matvec(np.zeros(64, np.uint8), 36, 1, 128, np.zeros(128, np.float32), "avx512")
+
+
+@pytest.mark.parametrize("target", ["native", "aarch64"])
+def test_standalone_c_kernel_check(target):
+    """tests/kernel_check.c: every level against scalar in C; aarch64 (NEON, dotprod) runs under qemu-aarch64."""
+    tools = ["cc"] if target == "native" else ["aarch64-linux-gnu-gcc", "qemu-aarch64"]
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}")
+    script = Path(__file__).with_name("run_kernel_check.sh")
+    result = subprocess.run(["sh", str(script)] + ([] if target == "native" else ["aarch64"]), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 failures" in result.stdout
