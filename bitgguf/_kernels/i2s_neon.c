@@ -33,7 +33,7 @@ BG_DOTPROD_FN float bg_i2s_dot_neon_dotprod(const uint8_t *row, const bg_act *a)
     int32x4_t acc0 = vdupq_n_s32(0), acc1 = vdupq_n_s32(0);
     for (int b = 0; b < a->n / BG_I2S_BLOCK; b++, row += 32, q += BG_I2S_BLOCK) {
         uint8x16_t p0 = vld1q_u8(row), p1 = vld1q_u8(row + 16);
-#define DOT(acc, codes, off) acc = vdotq_s32(acc, vreinterpretq_s8_u8(codes), vld1q_s8(q + (off)))
+#define DOT(acc, codes, off) acc = bg_vdotq_s32(acc, vreinterpretq_s8_u8(codes), vld1q_s8(q + (off)))
         DOT(acc0, vshrq_n_u8(p0, 6), 0);
         DOT(acc1, vshrq_n_u8(p1, 6), 16);
         DOT(acc0, vandq_u8(vshrq_n_u8(p0, 4), mask), 32);

@@ -49,7 +49,7 @@ BG_DOTPROD_FN float bg_tq2_dot_neon_dotprod(const uint8_t *row, const bg_act *a)
         for (int h = 0; h < 2; h++) {
             uint8x16_t p0 = vld1q_u8(row + 32 * h), p1 = vld1q_u8(row + 32 * h + 16);
             const int8_t *qh = q + 128 * h;
-#define DOT(codes, off) acc = vdotq_s32(acc, vreinterpretq_s8_u8(codes), vld1q_s8(qh + (off)))
+#define DOT(codes, off) acc = bg_vdotq_s32(acc, vreinterpretq_s8_u8(codes), vld1q_s8(qh + (off)))
             DOT(vandq_u8(p0, mask), 0);
             DOT(vandq_u8(p1, mask), 16);
             DOT(vandq_u8(vshrq_n_u8(p0, 2), mask), 32);
