@@ -70,8 +70,10 @@ static void quantize_inputs(bg_model *m, const bg_tensor *w, const float *x, int
 static void matmul(const bg_model *m, const bg_tensor *w, const float *x, int xstride, int n, float *y,
                    int ystride) {
     const bg_act *act = m->s.act;
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(m->n_threads) \
     if ((size_t)w->rows * w->row_bytes * n >= BG_PARALLEL_MIN)
+#endif
     for (int r = 0; r < w->rows; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         if (w->dot_i8_multi && n > 1) {
@@ -98,8 +100,10 @@ static void attention(bg_model *m, int layer, int pos, const float *q, float *ou
     const size_t layer_off = (size_t)layer * s->n_ctx * s->kv_pos_bytes;
     const uint8_t *kl = s->k_cache + layer_off, *vl = s->v_cache + layer_off;
     const float sqrt_hd = sqrtf((float)hd);
+#ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(m->n_threads) \
     if ((size_t)(pos + 1) * c->n_head * hd >= BG_PARALLEL_MIN)
+#endif
     for (int h = 0; h < c->n_head; h++) {
         const float *qh = q + (size_t)h * hd;
         const size_t head_off = (size_t)(h / group) * hd * s->kv->block_bytes;
