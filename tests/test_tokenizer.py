@@ -9,7 +9,7 @@ import regex
 
 from bitgguf.gguf import GGUFReader
 from bitgguf.tokenizer import Tokenizer
-from tests.conftest import FIXTURES, TINYSTORIES
+from conftest import FIXTURES, TINYSTORIES
 
 VOCAB = FIXTURES / "vocab"
 SEP = "\n__ggml_vocab_test__\n"
