@@ -139,6 +139,7 @@ cdef class Engine:
     cdef bg_layer *layers
     cdef list _keep
     cdef bint ready
+    cdef bint busy  # an eval is running with the GIL released: a second caller must not touch the state
 
     def __cinit__(self):
         memset(&self.m, 0, sizeof(self.m))
@@ -223,6 +224,8 @@ cdef class Engine:
         return bg_isa_name(self.m.isa).decode()
 
     def reset(self):
+        if self.busy:
+            raise RuntimeError("Engine.reset: the model is running in another thread")
         bg_model_reset(&self.m)
 
     def eval(self, tokens, bint all_logits=False):
@@ -237,13 +240,21 @@ cdef class Engine:
         out = _np.empty((n, n_vocab), dtype=_np.float32) if all_logits else _np.empty(n_vocab, dtype=_np.float32)
         cdef float[::1] flat = out.reshape(-1)
         cdef int rc
-        with nogil:
-            rc = bg_model_eval(&self.m, &toks[0], n, &flat[0], all_logits)
+        if self.busy:
+            raise RuntimeError("Engine.eval: the model is already running in another thread")
+        self.busy = True
+        try:
+            with nogil:
+                rc = bg_model_eval(&self.m, &toks[0], n, &flat[0], all_logits)
+        finally:
+            self.busy = False
         if rc != 0:
             raise ValueError(self.m.error.decode(errors="replace"))
         return out
 
     def close(self):
+        if self.busy:
+            raise RuntimeError("Engine.close: the model is running in another thread")
         bg_model_free(&self.m)
         self.ready = False
         self._keep = []
