@@ -56,6 +56,17 @@ def assert_free_greedy(generated, greedy_ids, gaps, label=""):
     return None
 
 
+@pytest.fixture(autouse=True)
+def _subprocesses_import_what_the_tests_import(tmp_path, monkeypatch):
+    """Run each test in its own temporary folder, with PYTHONPATH pointing at the folder the imported bitgguf
+    lives in: `python -m bitgguf.cli` / `-m convert` in a subprocess then load the same build as the tests (the
+    installed package in CI, not the checkout's uncompiled sources that the current folder would put first)."""
+    import bitgguf
+    where = str(Path(bitgguf.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [where, os.environ.get("PYTHONPATH")])))
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     return require_shared()
