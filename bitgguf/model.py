@@ -20,6 +20,29 @@ from bitgguf.gguf import GGUFError, GGUFReader, ReaderTensor
 from bitgguf.types import TYPES
 
 KV_TYPES = ("f16", "f32")
+I2_ROWS_ID = 1036  # the engine's internal row layout for TL1/TL2 (bitgguf/_kernels/tlr.c); never in files
+i2_s_block = 128
+
+
+def pack_i2_rows(codes: np.ndarray, scale: float) -> np.ndarray:
+    """int8 codes (rows, cols), cols % 8 == 0 -> I2_ROWS bytes: per row floor(cols/128) I2_S blocks, then the tail of
+    t = cols % 128 weights laid out like a block with t/4 in place of 32; then the f32 scale (and zeros to 32 bytes)."""
+    rows, cols = codes.shape
+    if cols % 8:
+        raise ValueError(f"I2_ROWS rows must be a multiple of 8 weights, got {cols}")
+    full = cols // i2_s_block * i2_s_block
+    c = (codes.astype(np.int8) + 1).astype(np.uint8)
+
+    def pack(g):  # (rows, n, 4, m) -> (rows, n * m): group k of 4 in bits 7-6, 5-4, 3-2, 1-0
+        return ((g[:, :, 0] << 6) | (g[:, :, 1] << 4) | (g[:, :, 2] << 2) | g[:, :, 3]).reshape(rows, -1)
+
+    out = np.zeros(rows * cols // 4 + 32, dtype=np.uint8)
+    body = out[:rows * cols // 4].reshape(rows, cols // 4)
+    body[:, :full // 4] = pack(c[:, :full].reshape(rows, -1, 4, 32))
+    if cols > full:
+        body[:, full // 4:] = pack(c[:, full:].reshape(rows, 1, 4, (cols - full) // 4))
+    out[rows * cols // 4:rows * cols // 4 + 4] = np.frombuffer(np.float32(scale).tobytes(), dtype=np.uint8)
+    return out
 
 
 def _default_threads() -> int:
@@ -62,6 +85,8 @@ class Model:
         self._engine = None
         self._tokenizer = None
         self.repacked: list[str] = []  # tensors the engine could not use in place (see _linear)
+        self.repacked_bytes = 0        # memory those copies take
+        self._repacked_types: dict[str, int] = {}
         try:
             self.config = ModelConfig.from_reader(self._reader)
             self.kv_type = kv_type
@@ -108,17 +133,37 @@ class Model:
 
     def _linear(self, t: ReaderTensor, kernel_types: dict):
         if t.type.type_id in kernel_types and kernel_types[t.type.type_id][1]:
-            return self._plain(t)
-        # No in-place kernel for this type (TQ1_0, TL1, TL2, or a float file holding alpha-scaled ternary values):
-        # repack to I2_S once, exactly the way the reference reads such tensors.
+            return self._plain(t)  # I2_S, TQ1_0, TQ2_0: in place
         i2_s = TYPES["I2_S"]
-        if t.type.ternary:
+        rows, cols = int(t.shape[0]), int(t.shape[1])
+        if t.type.name in ("TL1", "TL2"):
+            # bitnet.cpp's tile-permuted layouts: repacked once into row-major 2-bit rows the per-row kernels read
+            # (I2_S itself when the rows are whole 128-weight blocks; else I2_ROWS, I2_S blocks plus a tail)
             codes, scale = t.type.unpack_ternary(t.data, t.shape)
-            data = i2_s.pack_ternary(codes, np.float32(scale))
+            if cols % i2_s_block == 0:
+                data, type_id = i2_s.pack_ternary(codes, np.float32(scale)), i2_s.type_id
+            else:
+                data, type_id = pack_i2_rows(codes, scale), I2_ROWS_ID
+        elif t.type.ternary:
+            raise GGUFError(f"{self.path}: tensor {t.name!r} has type {t.type.name}, which the engine has no kernels "
+                            f"for")
         else:
-            data = i2_s.quantize(t.type.dequantize(t.data, t.shape))
+            # a float file holding alpha-scaled ternary values: read it the way the reference does (as I2_S)
+            data, type_id = i2_s.quantize(t.type.dequantize(t.data, t.shape)), i2_s.type_id
+        data = np.ascontiguousarray(data, dtype=np.uint8)
         self.repacked.append(t.name)
-        return (np.ascontiguousarray(data, dtype=np.uint8), i2_s.type_id, int(t.shape[0]), int(t.shape[1]))
+        self.repacked_bytes += data.nbytes
+        self._repacked_types[t.type.name] = self._repacked_types.get(t.type.name, 0) + 1
+        return (data, type_id, rows, cols)
+
+    @property
+    def load_info(self) -> str:
+        """How the file's weights are used: in place, or repacked at load (which tensors' types, extra memory)."""
+        if not self.repacked:
+            return "weights used in place from the memory map"
+        kinds = ", ".join(f"{n} {name}" for name, n in sorted(self._repacked_types.items()))
+        return (f"repacked {len(self.repacked)} linear weights at load ({kinds}) into row-major 2-bit rows "
+                f"(I2_S / I2_ROWS): {self.repacked_bytes / 2**20:.1f} MiB extra memory")
 
     # ---- running ---------------------------------------------------------------------------------------------
 

@@ -46,6 +46,88 @@ static void pack_tq2(const uint8_t *c, int rows, int cols, uint8_t *out) {
         }
 }
 
+/* codes -> TQ1_0 rows (54-byte blocks: base-3 qs[48], qh[4], f16 d): byte = ceil(Σ digit_n 3^(4-n) * 256 / 243) */
+static uint8_t tq1_byte(const uint8_t *digits, int n, int stride) {
+    int v = 0;
+    for (int i = 0; i < 5; i++) v = v * 3 + (i < n ? digits[i * stride] : 0);
+    return (uint8_t)((v * 256 + 242) / 243);
+}
+
+static void pack_tq1(const uint8_t *c, int rows, int cols, uint8_t *out) {
+    int nb = cols / 256;
+    for (int r = 0; r < rows; r++)
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *w = c + (size_t)r * cols + b * 256;
+            uint8_t *blk = out + ((size_t)r * nb + b) * BG_TQ1_BYTES;
+            for (int m = 0; m < 32; m++) blk[m] = tq1_byte(w + m, 5, 32);
+            for (int m = 0; m < 16; m++) blk[32 + m] = tq1_byte(w + 160 + m, 5, 16);
+            for (int j = 0; j < 4; j++) blk[48 + j] = tq1_byte(w + 240 + j, 4, 4);
+            uint16_t d = bg_f32_to_f16(0.01f + (float)(rnd() % 1000) / 997.0f);
+            memcpy(blk + 52, &d, 2);
+        }
+}
+
+/* codes -> I2_ROWS rows (I2_S blocks, then the tail of t = cols % 128 weights with t/4 in place of 32) */
+static void pack_i2r(const uint8_t *c, int rows, int cols, uint8_t *out) {
+    const int full = cols / 128 * 128, t = cols - full;
+    memset(out, 0, (size_t)rows * cols / 4);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++) {
+            int byte, shift;
+            if (j < full) {
+                byte = j / 128 * 32 + j % 32, shift = 6 - 2 * ((j % 128) / 32);
+            } else {
+                int k = j - full;
+                byte = full / 4 + k % (t / 4), shift = 6 - 2 * (k / (t / 4));
+            }
+            out[(size_t)r * cols / 4 + byte] |= (uint8_t)(c[(size_t)r * cols + j] << shift);
+        }
+}
+
+/* I2_ROWS (the TL1/TL2 runtime layout) at row lengths with and without a tail: exact at every level */
+static int check_i2r(int *checks) {
+    const int shapes[][2] = {{3, 8}, {2, 40}, {4, 128}, {3, 136}, {5, 200}, {2, 296}, {3, 2568}, {2, 6912}};
+    int failures = 0;
+    const bg_type_traits *t = bg_type_traits_of(BG_TYPE_I2_ROWS);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int rows = shapes[si][0], cols = shapes[si][1];
+        uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * cols / 4);
+        float *x = malloc((size_t)cols * sizeof(float));
+        bg_act acts[5];
+        for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
+        pack_i2r(codes, rows, cols, w);
+        for (int k = 0; k < 5; k++) {
+            acts[k].q = malloc((size_t)cols);
+            acts[k].gsum = malloc((size_t)(cols / 32 + 1) * sizeof(int32_t));
+            for (int i = 0; i < cols; i++) x[i] = rnd_float();
+            bg_quantize_act(x, cols, &acts[k]);
+        }
+        for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+            if (!bg_cpu_supports((bg_isa)isa)) continue;
+            bg_dot_i8_multi_fn multi = bg_kernel_dot_i8_multi(t, (bg_isa)isa);
+            for (int r = 0; r < rows; r++) {
+                const uint8_t *row = w + (size_t)r * bg_row_bytes(t, cols);
+                float many[5];
+                if (multi) multi(row, acts, 5, many, 1);
+                for (int k = 0; k < 5; k++) {
+                    int32_t direct = 0;
+                    for (int j = 0; j < cols; j++) direct += ((int)codes[(size_t)r * cols + j] - 1) * acts[k].q[j];
+                    float got = bg_kernel_dot_i8(t, (bg_isa)isa)(row, &acts[k]);
+                    *checks += 1;
+                    if (got != (float)direct || (multi && many[k] != (float)direct)) {
+                        printf("FAIL %s I2_ROWS (%d, %d) row %d token %d: %.1f (multi %.1f), expected %d\n",
+                               bg_isa_name((bg_isa)isa), rows, cols, r, k, got, multi ? many[k] : 0.0f, direct);
+                        failures++;
+                    }
+                }
+            }
+        }
+        for (int k = 0; k < 5; k++) free(acts[k].q), free(acts[k].gsum);
+        free(codes), free(w), free(x);
+    }
+    return failures;
+}
+
 int main(void) {
     const int shapes[][2] = {{1, 256}, {7, 768}, {3, 1280}, {5, 2560}, {2, 6912}};
     int failures = 0, checks = 0;
@@ -54,6 +136,7 @@ int main(void) {
         uint8_t *codes = malloc((size_t)rows * cols);
         uint8_t *i2s = malloc((size_t)rows * cols / 4);
         uint8_t *tq2 = malloc((size_t)rows * (cols / 256) * 66);
+        uint8_t *tq1 = malloc((size_t)rows * (cols / 256) * BG_TQ1_BYTES);
         uint16_t *f16 = malloc((size_t)rows * cols * 2);
         uint8_t *q8 = malloc((size_t)rows * (cols / 32) * 34);
         float *x = malloc((size_t)cols * sizeof(float));
@@ -69,10 +152,12 @@ int main(void) {
         }
         pack_i2s(codes, rows, cols, i2s);
         pack_tq2(codes, rows, cols, tq2);
+        pack_tq1(codes, rows, cols, tq1);
         for (int i = 0; i < cols; i++) x[i] = rnd_float();
         bg_quantize_act(x, cols, &a);
 
         const bg_type_traits *ti = bg_type_traits_of(BG_TYPE_I2_S), *tt = bg_type_traits_of(BG_TYPE_TQ2_0);
+        const bg_type_traits *t1 = bg_type_traits_of(BG_TYPE_TQ1_0);
         const bg_type_traits *th = bg_type_traits_of(BG_TYPE_F16), *tq = bg_type_traits_of(BG_TYPE_Q8_0);
         for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
             if (!bg_cpu_supports((bg_isa)isa)) continue;
@@ -87,6 +172,24 @@ int main(void) {
                 if (gi != (float)direct) {
                     printf("FAIL %s I2_S (%d, %d) row %d: %.1f, expected %d\n", bg_isa_name((bg_isa)isa), rows, cols,
                            r, gi, direct);
+                    failures++;
+                }
+                /* TQ1_0: every level bitwise equal to scalar, and scalar's block sums equal the direct sums */
+                const uint8_t *r1 = tq1 + (size_t)r * bg_row_bytes(t1, cols);
+                float g1 = bg_kernel_dot_i8(t1, (bg_isa)isa)(r1, &a), w1 = bg_tq1_dot_scalar(r1, &a);
+                double want1 = 0.0;
+                for (int b = 0; b < cols / 256; b++) {
+                    int32_t isum = 0;
+                    for (int j = 0; j < 256; j++)
+                        isum += ((int)codes[(size_t)r * cols + b * 256 + j] - 1) * a.q[b * 256 + j];
+                    uint16_t d;
+                    memcpy(&d, r1 + b * BG_TQ1_BYTES + 52, 2);
+                    want1 += (double)bg_f16_to_f32(d) * isum;
+                }
+                checks += 1;
+                if (g1 != w1 || w1 != (float)want1) {
+                    printf("FAIL %s TQ1_0 (%d, %d) row %d: %.9g, scalar %.9g, direct %.9g\n", bg_isa_name((bg_isa)isa),
+                           rows, cols, r, g1, w1, (float)want1);
                     failures++;
                 }
                 if (gt != wt) {
@@ -127,8 +230,9 @@ int main(void) {
                 }
             }
         }
-        free(codes), free(i2s), free(tq2), free(f16), free(q8), free(x), free(a.q), free(a.gsum);
+        free(codes), free(i2s), free(tq2), free(tq1), free(f16), free(q8), free(x), free(a.q), free(a.gsum);
     }
+    failures += check_i2r(&checks);
     printf("kernel_check: levels");
     for (int isa = 0; isa < BG_ISA_COUNT; isa++)
         if (bg_cpu_supports((bg_isa)isa)) printf(" %s", bg_isa_name((bg_isa)isa));

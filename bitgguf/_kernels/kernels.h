@@ -25,12 +25,19 @@ enum {
     BG_TYPE_F16 = 1,
     BG_TYPE_Q8_0 = 8,
     BG_TYPE_BF16 = 30,
+    BG_TYPE_TQ1_0 = 34,
     BG_TYPE_TQ2_0 = 35,
     BG_TYPE_I2_S = 36,
+    /* bitgguf-internal (never in files): the row-major layout TL1/TL2 tensors are repacked into at load time,
+     * I2_S blocks then a tail of cols % 128 weights (see tlr_scalar.c) */
+    BG_TYPE_I2_ROWS = 1036,
 };
 
 #define BG_I2S_BLOCK 128   /* weights per I2_S block: 32 bytes, byte b holds weights b, b+32, b+64, b+96 (MSB first) */
 #define BG_TQ2_BLOCK 256   /* weights per TQ2_0 block: qs[64] then f16 d (66 bytes) */
+#define BG_TQ1_BLOCK 256   /* weights per TQ1_0 block: qs[48], qh[4] (base-3 digits), then f16 d */
+#define BG_TQ1_BYTES 54
+#define BG_I2R_GRAIN 8     /* I2_ROWS rows are a multiple of 8 weights (2 bytes) long */
 #define BG_Q8_0_BLOCK 32   /* weights per Q8_0 block: f16 d then int8 qs[32] (34 bytes) */
 #define BG_ACT_GROUP 32    /* activation sums are kept per group of 32 values */
 
@@ -129,6 +136,11 @@ static inline float bg_bf16_to_f32(uint16_t h) { return bg_bits_to_f32((uint32_t
 
 float bg_i2s_dot_scalar(const uint8_t *row, const bg_act *a);
 float bg_tq2_dot_scalar(const uint8_t *row, const bg_act *a);
+float bg_tq1_dot_scalar(const uint8_t *row, const bg_act *a);
+int32_t bg_tq1_block_isum(const uint8_t *blk, const int8_t *q, const int32_t *gsum);
+float bg_i2r_dot_scalar(const uint8_t *row, const bg_act *a);
+/* Σcq and Σq over an I2_ROWS row's tail of t weights (t % 8 == 0, t < 128); shared by every level */
+void bg_i2r_tail(const uint8_t *tail, const int8_t *q, int t, int32_t *cq, int32_t *qsum);
 float bg_f32_dot_scalar(const void *row, const float *x, int n);
 float bg_f16_dot_scalar(const void *row, const float *x, int n);
 float bg_bf16_dot_scalar(const void *row, const float *x, int n);
@@ -144,6 +156,11 @@ void bg_f16_axpy(const void *row, float a, float *y, int n);
 float bg_i2s_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_i2s_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_tq2_dot_avx2(const uint8_t *row, const bg_act *a);
+float bg_tq1_dot_avx2(const uint8_t *row, const bg_act *a);
+float bg_tq1_dot_avx512(const uint8_t *row, const bg_act *a);
+float bg_i2r_dot_avx2(const uint8_t *row, const bg_act *a);
+void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
+float bg_i2r_dot_avx512(const uint8_t *row, const bg_act *a);
 float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a);
 float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a);
 float bg_f32_dot_avx2(const void *row, const float *x, int n);
@@ -159,6 +176,10 @@ float bg_i2s_dot_neon(const uint8_t *row, const bg_act *a);
 float bg_tq2_dot_neon(const uint8_t *row, const bg_act *a);
 float bg_i2s_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
 float bg_tq2_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
+float bg_tq1_dot_neon(const uint8_t *row, const bg_act *a);
+float bg_tq1_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
+float bg_i2r_dot_neon(const uint8_t *row, const bg_act *a);
+float bg_i2r_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
 float bg_f32_dot_neon(const void *row, const float *x, int n);
 float bg_f16_dot_neon(const void *row, const float *x, int n);
 float bg_q8_0_dot_neon(const void *row, const float *x, int n);

@@ -1,0 +1,83 @@
+/* I2_ROWS: the row-major layout TL1 and TL2 tensors are repacked into when a model is loaded (bitgguf-internal; the
+ * files keep bitnet.cpp's tile-permuted layouts). A row of `cols` weights (cols % 8 == 0) is cols / 4 bytes:
+ *   - floor(cols / 128) I2_S blocks (32 bytes: byte b holds the codes c = t + 1 of weights b, b+32, b+64, b+96 in
+ *     bits 7-6, 5-4, 3-2, 1-0), so a row with cols % 128 == 0 is exactly an I2_S row;
+ *   - then the tail, t = cols % 128 weights in t / 4 bytes laid out the same way with t / 4 in place of 32:
+ *     byte b holds weights b, b + t/4, b + 2t/4, b + 3t/4.
+ * One f32 tensor scale follows the rows, as for I2_S. The whole blocks run through the I2_S kernel of each level (the
+ * activations' count and sum cut to the blocks) and the short tail through bg_i2r_tail; both parts are exact
+ * integers, so the result equals Σ(c-1)q exactly at every level.
+ *
+ * Why not T-MAC lookup tables: a table kernel looks up one activation group's table for many rows at once (the rows
+ * sit in the SIMD lanes), so it needs a multi-row kernel interface; the engine calls kernels one row at a time, and
+ * per row the I2_S maddubs / vpdpbusd / sdot path was faster in our measurement (see the TL notes in the tests). */
+#include "kernels.h"
+
+void bg_i2r_tail(const uint8_t *tail, const int8_t *q, int t, int32_t *cq, int32_t *qsum) {
+    const int g = t / 4;
+    int32_t acc = 0, s = 0;
+    for (int b = 0; b < g; b++) {
+        int byte = tail[b];
+        acc += (byte >> 6) * q[b] + ((byte >> 4) & 3) * q[b + g] + ((byte >> 2) & 3) * q[b + 2 * g] +
+               (byte & 3) * q[b + 3 * g];
+    }
+    for (int i = 0; i < t; i++) s += q[i];
+    *cq = acc;
+    *qsum = s;
+}
+
+/* Whole blocks by an I2_S kernel, the tail here; exact integers both, summed exactly in f32 (below 2^24). */
+static inline float i2r_dot(const uint8_t *row, const bg_act *a, bg_dot_i8_fn i2s) {
+    const int full = a->n / BG_I2S_BLOCK * BG_I2S_BLOCK, t = a->n - full;
+    if (!t) return i2s(row, a);
+    int32_t cq, qs;
+    bg_i2r_tail(row + full / 4, a->q + full, t, &cq, &qs);
+    if (!full) return (float)(cq - qs);
+    bg_act head = *a;
+    head.n = full;
+    head.sum = a->sum - qs;
+    return i2s(row, &head) + (float)(cq - qs);
+}
+
+float bg_i2r_dot_scalar(const uint8_t *row, const bg_act *a) { return i2r_dot(row, a, bg_i2s_dot_scalar); }
+
+#if defined(__x86_64__)
+float bg_i2r_dot_avx2(const uint8_t *row, const bg_act *a) { return i2r_dot(row, a, bg_i2s_dot_avx2); }
+float bg_i2r_dot_avx512(const uint8_t *row, const bg_act *a) { return i2r_dot(row, a, bg_i2s_dot_avx512); }
+
+/* Several tokens: the I2_S multi-token kernel over the whole blocks (activations cut as above), tails added. */
+void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride) {
+    const int full = acts[0].n / BG_I2S_BLOCK * BG_I2S_BLOCK, t = acts[0].n - full;
+    if (!t) {
+        bg_i2s_dot_multi_avx2(row, acts, n, out, stride);
+        return;
+    }
+    if (!full) {
+        for (int i = 0; i < n; i++) out[(size_t)i * stride] = bg_i2r_dot_scalar(row, &acts[i]);
+        return;
+    }
+    enum { CHUNK = 16 };
+    bg_act head[CHUNK];
+    int32_t tail[CHUNK];
+    for (int i0 = 0; i0 < n; i0 += CHUNK) {
+        const int m = n - i0 < CHUNK ? n - i0 : CHUNK;
+        for (int i = 0; i < m; i++) {
+            int32_t cq, qs;
+            bg_i2r_tail(row + full / 4, acts[i0 + i].q + full, t, &cq, &qs);
+            head[i] = acts[i0 + i];
+            head[i].n = full;
+            head[i].sum = acts[i0 + i].sum - qs;
+            tail[i] = cq - qs;
+        }
+        bg_i2s_dot_multi_avx2(row, head, m, out + (size_t)i0 * stride, stride);
+        for (int i = 0; i < m; i++) out[(size_t)(i0 + i) * stride] += (float)tail[i];
+    }
+}
+#endif
+
+#if defined(__aarch64__)
+float bg_i2r_dot_neon(const uint8_t *row, const bg_act *a) { return i2r_dot(row, a, bg_i2s_dot_neon); }
+float bg_i2r_dot_neon_dotprod(const uint8_t *row, const bg_act *a) {
+    return i2r_dot(row, a, bg_i2s_dot_neon_dotprod);
+}
+#endif
