@@ -1,0 +1,1 @@
+"""bitgguf's benchmark suite: `python -m bench --help`."""

@@ -1,0 +1,124 @@
+"""`python -m bench`: decode / prefill speed, load time and peak RSS per model shape, tensor type, ISA level and
+thread count, with the machine's read bandwidth measured in the same run. Writes bench/results/<stamp>.json and
+prints a Markdown table.
+
+    python -m bench                                   # 2B4T shape, I2_S, every ISA, 1 and 2 threads
+    python -m bench --models 2b4t,large --types i2_s,tq2_0 --threads 1,2 --tests pp128,pp512,tg128
+    python -m bench --quick                           # a smoke run on a tiny model (CI)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from bench.models import SHAPES, cached_model
+from bench.report import markdown_table
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _cpu_info() -> dict:
+    info = {"machine": platform.machine(), "processor": platform.processor(), "cores": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+        for line in text.splitlines():
+            if line.startswith("model name"):
+                info["model"] = line.split(":", 1)[1].strip()
+            if line.startswith(("flags", "Features")):
+                flags = line.split(":", 1)[1].split()
+                info["flags"] = sorted(f for f in flags if f.startswith(("avx", "sse4", "fma", "f16c", "asimd", "sve")))
+                break
+    except OSError:
+        pass
+    return info
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _weight_bytes(path: str) -> int:
+    """Bytes a decode step streams: every tensor is read once per token (the tied head reads the embedding)."""
+    from bitgguf.gguf import GGUFReader
+    with GGUFReader(path) as r:
+        return sum(t.nbytes for t in r.tensors.values())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="2b4t", help=f"comma list of {', '.join(SHAPES)}")
+    ap.add_argument("--types", default="i2_s", help="comma list of ternary types (i2_s, tq2_0, tq1_0, tl1, tl2)")
+    ap.add_argument("--head", default="f16", help="token_embd / output head type (f16, q8_0, f32)")
+    ap.add_argument("--threads", default="1,2", help="comma list of thread counts")
+    ap.add_argument("--isa", default="all", help="comma list of ISA levels, or 'all' (those this CPU runs)")
+    ap.add_argument("--tests", default="pp128,pp512,tg128", help="comma list of ppN (prefill) / tgN (decode)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--cache", default=os.path.join(HERE, "cache"), help="where benchmark models are kept")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"), help="folder for the JSON result")
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny model, pp16/tg16, one repeat")
+    args = ap.parse_args(argv)
+
+    from bitgguf import _core, isa_levels
+    if args.quick:
+        args.models, args.tests, args.repeats, args.threads = "tiny", "pp16,tg16", 1, "1"
+    isas = isa_levels() if args.isa == "all" else args.isa.split(",")
+    threads = [int(t) for t in args.threads.split(",")]
+    tests = args.tests.split(",")
+    for t in tests:
+        if t[:2] not in ("pp", "tg") or not t[2:].isdigit():
+            ap.error(f"test {t!r} is not ppN or tgN")
+
+    bw_bytes = (64 << 20) if args.quick else (1 << 30)
+    bandwidth = {t: _core.read_bandwidth(bw_bytes, t) for t in threads}
+    print("bench: read bandwidth " + ", ".join(f"{t} thr {b / 1e9:.1f} GB/s" for t, b in bandwidth.items()),
+          file=sys.stderr)
+    rows = []
+    for name in args.models.split(","):
+        for ttype in args.types.split(","):
+            path = cached_model(args.cache, name, ttype, args.head, log=lambda m: print(m, file=sys.stderr))
+            nbytes = _weight_bytes(path)
+            for isa in isas:
+                for n_threads in threads:
+                    cfg = {"path": path, "threads": n_threads, "isa": isa, "tests": tests, "repeats": args.repeats,
+                           "n_ctx": max(1024, max(int(t[2:]) for t in tests) + 8)}
+                    proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(cfg)],
+                                          capture_output=True, text=True, cwd=os.path.dirname(HERE))
+                    if proc.returncode != 0:
+                        print(f"bench: {name} {ttype} {isa} {n_threads} thr failed:\n{proc.stderr}", file=sys.stderr)
+                        return 1
+                    res = json.loads(proc.stdout.strip().splitlines()[-1])
+                    res.update(model=name, type=ttype, head=args.head, bytes_per_token=nbytes,
+                               file_bytes=os.path.getsize(path), read_bandwidth=bandwidth[n_threads])
+                    for t in tests:
+                        if t.startswith("tg"):
+                            limit = bandwidth[n_threads] / nbytes
+                            res[t]["bandwidth_limit_tok_s"] = limit
+                            res[t]["pct_of_limit"] = 100.0 * res[t]["median"] / limit
+                    rows.append(res)
+                    print(markdown_table([res], tests, header=len(rows) == 1), file=sys.stderr)
+
+    import bitgguf
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu": _cpu_info(), "isa_levels": isa_levels(),
+              "python": sys.version.split()[0], "bitgguf": bitgguf.__version__, "commit": _git_commit(),
+              "read_bandwidth": bandwidth, "args": vars(args), "results": rows}
+    os.makedirs(args.out, exist_ok=True)
+    out = os.path.join(args.out, time.strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "") + ".json")
+    with open(out, "w") as f:
+        json.dump(record, f, indent=1)
+    print(markdown_table(rows, tests))
+    print(f"bench: wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""One benchmark configuration in its own process (so its peak RSS is its own): prints one JSON line.
+
+    python -m bench.worker '{"path": ..., "threads": 2, "isa": "avx2", "tests": ["pp128", "tg128"], "repeats": 3}'
+"""
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+
+def _stats(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def run(cfg: dict) -> dict:
+    from bitgguf import Model
+
+    start = time.perf_counter()
+    model = Model(cfg["path"], n_threads=cfg["threads"], n_ctx=cfg.get("n_ctx", 1024),
+                  kv_type=cfg.get("kv_type", "f16"), isa=cfg.get("isa"))
+    load_s = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    result = {"load_s": load_s, "isa": model.isa, "threads": cfg["threads"]}
+    n_vocab = model.n_vocab
+    for test in cfg["tests"]:
+        kind, n = test[:2], int(test[2:])
+        tok_per_s = []
+        for _ in range(cfg.get("repeats", 3)):
+            tokens = [int(t) for t in rng.integers(2, n_vocab, size=n)]
+            model.reset()
+            if kind == "pp":
+                t0 = time.perf_counter()
+                model.eval(tokens)
+                tok_per_s.append(n / (time.perf_counter() - t0))
+            else:  # tg: decode n tokens one at a time after a one-token prompt, like llama-bench
+                model.eval(tokens[:1])
+                t0 = time.perf_counter()
+                for t in tokens:
+                    model.eval([t])
+                tok_per_s.append(n / (time.perf_counter() - t0))
+        result[test] = _stats(tok_per_s)
+    model.close()
+    rss_unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * rss_unit
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(json.loads(sys.argv[1]))))
