@@ -3,9 +3,14 @@
 Per-ISA kernels select their instruction set with `#pragma GCC target` inside their own file, so one
 build runs on any CPU of its architecture and the runtime picks the variant from the CPU's features.
 No -march=native here, ever. OpenMP is used when the compiler accepts it.
+
+The C sources are compiled once and linked twice: into the extension bitgguf._core, and into the plain shared
+library bitgguf/libbitgguf.so (.dylib on macOS; no Python symbols) that C programs use through
+bitgguf/include/bitgguf.h (bitgguf.get_include(), bitgguf.get_library(), `python -m bitgguf --cflags --libs`).
 """
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,6 +20,11 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+
+try:
+    from setuptools.modified import newer_group
+except ImportError:  # setuptools < 69
+    from distutils.dep_util import newer_group
 
 
 def _compiler_accepts(cc, flags):
@@ -42,13 +52,53 @@ class BuildExt(build_ext):
             if not _compiler_accepts(cc, omp_compile):
                 warnings.warn("bitgguf: the C compiler does not accept -fopenmp; building single-threaded")
                 omp_compile, omp_link = [], []
+        if self.compiler.compiler_type != "msvc":
+            objects = self._build_library(omp_compile, omp_link)
+            for ext in self.extensions:  # the extension links the same objects
+                ext.sources = [s for s in ext.sources if os.path.normpath(s) not in kernel_sources]
+                ext.extra_objects = list(ext.extra_objects or []) + objects
+                ext.depends = list(ext.depends or []) + kernel_sources + kernel_headers
         for ext in self.extensions:
             ext.extra_compile_args += omp_compile
             ext.extra_link_args += omp_link
         build_ext.build_extensions(self)
 
+    def _package_dir(self):
+        return os.path.join(self.build_lib, "bitgguf")
 
-kernel_sources = sorted(glob.glob(os.path.join("bitgguf", "_kernels", "*.c")))
+    def copy_extensions_to_source(self):
+        """--inplace: setuptools builds into build_lib and copies the extension over; the library goes along."""
+        build_ext.copy_extensions_to_source(self)
+        name = os.path.basename(self._library)
+        dest = os.path.join(self.get_finalized_command("build_py").get_package_dir("bitgguf"), name)
+        self.copy_file(self._library, dest, level=self.verbose)
+
+    def _build_library(self, omp_compile, omp_link):
+        """Compile bitgguf/_kernels/*.c once (symbols hidden except bitgguf.h's) and link libbitgguf from them;
+        returns the objects."""
+        name = "libbitgguf.dylib" if sys.platform == "darwin" else "libbitgguf.so"
+        out = self._library = os.path.join(self._package_dir(), name)
+        objects = self.compiler.object_filenames(kernel_sources, output_dir=self.build_temp)
+        inputs = kernel_sources + kernel_headers + [__file__]
+        if self.force or not all(os.path.exists(o) for o in objects) or newer_group(inputs, out):
+            objects = self.compiler.compile(kernel_sources, output_dir=self.build_temp,
+                                            include_dirs=[os.path.join("bitgguf", "_kernels")],
+                                            extra_postargs=base_cflags + omp_compile + ["-fvisibility=hidden"])
+            link_args = (["-install_name", "@rpath/" + name] if sys.platform == "darwin"
+                         else ["-Wl,-soname," + name])
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            self.compiler.link_shared_object(objects, out, libraries=["m"], extra_postargs=omp_link + link_args)
+        # the header and .pxd travel with the library (wheels get them even without package data)
+        dest = os.path.join(self._package_dir(), "include")
+        os.makedirs(dest, exist_ok=True)
+        for f in glob.glob(os.path.join("bitgguf", "include", "*")):
+            shutil.copy(f, dest)
+        return objects
+
+
+kernel_sources = sorted(os.path.normpath(p) for p in glob.glob(os.path.join("bitgguf", "_kernels", "*.c")))
+kernel_headers = sorted(glob.glob(os.path.join("bitgguf", "_kernels", "*.h")) +
+                        glob.glob(os.path.join("bitgguf", "include", "*.h")))
 base_cflags = [] if sys.platform == "win32" else ["-O3", "-std=gnu11", "-Wall", "-Wextra",
                                                   "-Wno-unused-function", "-fno-strict-aliasing"]
 
