@@ -3,9 +3,11 @@
 The GGUF reader/writer and the type table are pure Python + numpy; the runtime (`Model`, `isa_levels`) loads the
 compiled core on first use, so the converter works even where the extension is not built.
 """
+from bitgguf._capi import get_include, get_library
 from bitgguf.gguf import GGUFError, GGUFReader, GGUFWriter
 
-__all__ = ["GGUFError", "GGUFReader", "GGUFWriter", "Model", "Sampler", "Tokenizer", "isa_levels"]
+__all__ = ["GGUFError", "GGUFReader", "GGUFWriter", "Model", "Sampler", "Tokenizer", "get_include", "get_library",
+           "isa_levels"]
 __version__ = "0.1.0"
 
 
