@@ -1,8 +1,7 @@
-/* TQ1_0 ternary dot product, AVX2 (layout in tq1_scalar.c). Base-3 digits are unpacked 32 at a time with 16-bit
- * multiplies (AVX2 has no byte multiply): the low and the high byte of each 16-bit lane are moved to the top byte,
- * multiplied by 3^n (mod 256 falls out of the top byte), and (v * 3) >> 8 is mulhi(v << 8, 3). The digits then go
- * through maddubs like I2_S codes. Per block: exact integer Σ(c-1)q, then sum += d * isum in block order, bitwise
- * the same as tq1_scalar.c. */
+/* TQ1_0 ternary dot product, AVX2 (layout in tq1_scalar.c). A base-3 digit needs no multiply: with v = (uint8)(b*3^n),
+ * the digit (3v) >> 8 is [v > 85] + [v > 170] (two byte compares), and the next v is (uint8)(3v) = v + v + v in
+ * wrapping byte adds. The digits then go through maddubs like I2_S codes. Per block: exact integer Σ(c-1)q, then
+ * sum += d * isum in block order, bitwise the same as tq1_scalar.c. */
 #include "kernels.h"
 
 #if defined(__x86_64__)
@@ -13,36 +12,37 @@
 #endif
 #include "x86_avx2.h"
 
-/* Digits of the 32 bytes b, byte k multiplied by the 16-bit lane k/2's entry of p (3^n <= 81). */
-static inline __m256i tq1_digits(__m256i b, __m256i p) {
-    const __m256i three = _mm256_set1_epi16(3), hi_mask = _mm256_set1_epi16((short)0xff00);
-    __m256i lo = _mm256_mulhi_epu16(_mm256_mullo_epi16(_mm256_slli_epi16(b, 8), p), three);
-    __m256i hi = _mm256_mulhi_epu16(_mm256_mullo_epi16(_mm256_and_si256(b, hi_mask), p), three);
-    return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 8));
+/* (3v) >> 8 of each byte v: 0, 1 or 2 */
+static inline __m256i tq1_digit(__m256i v) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80), t1 = _mm256_set1_epi8(85 - 128), t2 = _mm256_set1_epi8(170 - 128);
+    __m256i x = _mm256_xor_si256(v, flip);  /* unsigned order as signed */
+    return _mm256_abs_epi8(_mm256_add_epi8(_mm256_cmpgt_epi8(x, t1), _mm256_cmpgt_epi8(x, t2)));
 }
+
+static inline __m256i tq1_times3(__m256i v) { return _mm256_add_epi8(_mm256_add_epi8(v, v), v); }
+
+static inline __m128i tq1_times3_128(__m128i v) { return _mm_add_epi8(_mm_add_epi8(v, v), v); }
 
 /* Σcq of one block as 16 int16 lanes (8 maddubs of digits <= 2: at most 8 * 2 * 2 * 128 = 4096 per lane). */
 static inline __m256i tq1_block(const uint8_t *blk, const int8_t *q) {
-    const __m256i p0 = _mm256_set1_epi16(1), p1 = _mm256_set1_epi16(3), p2 = _mm256_set1_epi16(9);
-    const __m256i p3 = _mm256_set1_epi16(27), p4 = _mm256_set1_epi16(81);
-    const __m256i p01 = _mm256_setr_epi16(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i p23 = _mm256_setr_epi16(9, 9, 9, 9, 9, 9, 9, 9, 27, 27, 27, 27, 27, 27, 27, 27);
-    /* low lane: qs[32..47] digit 4; high lane: qh, byte k = qh[k % 4] times 3^(k / 4) (lane k/2 -> 3^(k/4)) */
-    const __m256i p4h = _mm256_setr_epi16(81, 81, 81, 81, 81, 81, 81, 81, 1, 1, 3, 3, 9, 9, 27, 27);
     __m256i a = bg_load256(blk);
-    __m128i b16 = _mm_loadu_si128((const __m128i *)(blk + 32));
-    __m256i b = _mm256_broadcastsi128_si256(b16);
+    __m256i s = _mm256_maddubs_epi16(tq1_digit(a), bg_load256(q));
+    for (int n = 1; n < 5; n++) {  /* weights 32n + m: digit n of qs[m] */
+        a = tq1_times3(a);
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(a), bg_load256(q + 32 * n)));
+    }
+    /* qs[32..47] times 1 | 3, then 9 | 27 (weights 160..191, 192..223), then times 81 with the qh bytes */
+    __m128i b1 = _mm_loadu_si128((const __m128i *)(blk + 32)), b3 = tq1_times3_128(b1);
+    __m128i b9 = tq1_times3_128(b3), b27 = tq1_times3_128(b9), b81 = tq1_times3_128(b27);
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(_mm256_set_m128i(b3, b1)), bg_load256(q + 160)));
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(_mm256_set_m128i(b27, b9)), bg_load256(q + 192)));
+    /* qh: byte k of 16 is qh[k % 4] times 3^(k / 4) (weight 240 + k); byte multiplies from 16-bit ones */
     uint32_t qh;
     memcpy(&qh, blk + 48, 4);
-    __m256i c = _mm256_inserti128_si256(_mm256_castsi128_si256(b16), _mm_set1_epi32((int)qh), 1);
-    __m256i s = _mm256_maddubs_epi16(tq1_digits(a, p0), bg_load256(q));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digits(a, p1), bg_load256(q + 32)));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digits(a, p2), bg_load256(q + 64)));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digits(a, p3), bg_load256(q + 96)));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digits(a, p4), bg_load256(q + 128)));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digits(b, p01), bg_load256(q + 160)));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digits(b, p23), bg_load256(q + 192)));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digits(c, p4h), bg_load256(q + 224)));
+    const __m128i pw = _mm_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27), lo8 = _mm_set1_epi16(0x00ff);
+    __m128i h = _mm_set1_epi32((int)qh);
+    h = _mm_or_si128(_mm_and_si128(_mm_mullo_epi16(h, pw), lo8), _mm_mullo_epi16(_mm_andnot_si128(lo8, h), pw));
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(tq1_digit(_mm256_set_m128i(h, b81)), bg_load256(q + 224)));
     return s;
 }
 
