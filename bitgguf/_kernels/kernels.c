@@ -28,6 +28,11 @@ static const bg_type_traits TYPE_TRAITS[] = {
      {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), NULL, NULL, NULL}, {NULL}, {NULL}, {NULL}},
     {"Q8_0", BG_TYPE_Q8_0, BG_Q8_0_BLOCK, 34, 0, 0, bg_q8_0_to_float,
      {bg_q8_0_dot_scalar, X86(bg_q8_0_dot_avx2), NULL, ARM(bg_q8_0_dot_neon), NULL}, {NULL}, {NULL}, {NULL}},
+    /* smaller heads (head_q6k_*.c) */
+    {"Q6_K", BG_TYPE_Q6_K, BG_Q6_K_BLOCK, BG_Q6_K_BYTES, 0, 0, bg_q6_k_to_float,
+     {bg_q6_k_dot_scalar, X86(bg_q6_k_dot_avx2), NULL, ARM(bg_q6_k_dot_neon), NULL}, {NULL}, {NULL}, {NULL}},
+    {"Q4_0", BG_TYPE_Q4_0, BG_Q4_0_BLOCK, BG_Q4_0_BYTES, 0, 0, bg_q4_0_to_float,
+     {bg_q4_0_dot_scalar, X86(bg_q4_0_dot_avx2), NULL, ARM(bg_q4_0_dot_neon), NULL}, {NULL}, {NULL}, {NULL}},
     {"I2_S", BG_TYPE_I2_S, BG_I2S_BLOCK, 32, 1, 1, NULL, {NULL}, {NULL},
      {bg_i2s_dot_scalar, X86(bg_i2s_dot_avx2), X86(bg_i2s_dot_avx512), ARM(bg_i2s_dot_neon),
       ARM(bg_i2s_dot_neon_dotprod)},
@@ -39,7 +44,7 @@ static const bg_type_traits TYPE_TRAITS[] = {
     {"TQ1_0", BG_TYPE_TQ1_0, BG_TQ1_BLOCK, BG_TQ1_BYTES, 1, 0, NULL, {NULL}, {NULL},
      {bg_tq1_dot_scalar, X86(bg_tq1_dot_avx2), X86(bg_tq1_dot_avx512), ARM(bg_tq1_dot_neon),
       ARM(bg_tq1_dot_neon_dotprod)},
-     {NULL}},
+     {NULL, X86(bg_tq1_dot_multi_avx2), NULL, NULL, NULL}},
     /* TL1 / TL2 after the load-time repack (tlr.c): I2_S blocks plus a short tail, 2 bits per weight */
     {"I2_ROWS", BG_TYPE_I2_ROWS, BG_I2R_GRAIN, BG_I2R_GRAIN / 4, 1, 1, NULL, {NULL}, {NULL},
      {bg_i2r_dot_scalar, X86(bg_i2r_dot_avx2), X86(bg_i2r_dot_avx512), ARM(bg_i2r_dot_neon),
