@@ -76,6 +76,7 @@ def main(argv=None):
     p.add_argument("gguf")
     p.add_argument("--prompt", default="ROMEO:\nBut soft, what light")
     p.add_argument("-n", type=int, default=48)
+    p.add_argument("--record", action="store_true", help="print transformers' path as Python constants for the tests")
     a = p.parse_args(argv)
 
     tok, prompt_ids, hf_ids, gaps, hf_logits, swapped = transformers_greedy(a.checkpoint, a.prompt, a.n)
@@ -113,6 +114,10 @@ def main(argv=None):
         print(f"bitgguf.Model greedy: {m.detokenize(eng_ids)!r}")
         failed |= not ok
         m.close()
+    if a.record:
+        print(f"HF_PROMPT_IDS = {prompt_ids}")
+        print(f"HF_GREEDY_IDS = {hf_ids}")
+        print(f"HF_GAPS = {[round(g, 6) for g in gaps]}")
     print("FAIL" if failed else "OK: transformers and bitgguf agree (tie-aware)")
     return 1 if failed else 0
 

@@ -463,7 +463,8 @@ def main(argv=None):
     print("greedy sample:\n" + greedy + "\n---\nsampled (T=0.8):\n" + sampled + "\n---", flush=True)
     stats = {
         "params": n_params, "train_tokens": len(train), "val_tokens": len(val), "val_plays": val_names,
-        "val_nll_per_token": nll, "val_ppl_per_token": math.exp(nll), "val_bits_per_char": bpc, "steps": a.steps, "batch": a.batch,
+        "val_nll_per_token": nll, "val_ppl_per_token": math.exp(nll), "val_bits_per_char": bpc,
+        "steps": a.steps, "batch": a.batch,
         "n_ctx": a.n_ctx, "train_seconds": round(train_s), "threads": a.threads, "seed": a.seed,
         "greedy_sample": greedy, "sampled": sampled, "args": vars(a),
     }
