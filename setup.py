@@ -84,8 +84,9 @@ class BuildExt(build_ext):
             objects = self.compiler.compile(kernel_sources, output_dir=self.build_temp,
                                             include_dirs=[os.path.join("bitgguf", "_kernels")],
                                             extra_postargs=base_cflags + omp_compile + ["-fvisibility=hidden"])
+            # Linux: fail at link time, not at the user's dlopen, if a symbol is missing
             link_args = (["-install_name", "@rpath/" + name] if sys.platform == "darwin"
-                         else ["-Wl,-soname," + name])
+                         else ["-Wl,-soname," + name, "-Wl,--no-undefined"])
             os.makedirs(os.path.dirname(out), exist_ok=True)
             self.compiler.link_shared_object(objects, out, libraries=["m"], extra_postargs=omp_link + link_args)
         # the header and .pxd travel with the library (wheels get them even without package data)
