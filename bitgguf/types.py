@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import kquants as K
 from . import ternary_layouts as L
 
 
@@ -142,6 +143,26 @@ register(TensorType("Q8_0", 8, Q8_0_BLOCK, False, _q8_0_nbytes, _q8_0_quantize, 
                     _cols_multiple_of(Q8_0_BLOCK)))
 register(TensorType("BF16", 30, 1, False, lambda s: _n_elements(s) * 2, _bf16_quantize, _bf16_dequantize,
                     _any_shape))
+
+# ---- Q6_K / Q4_0: ggml's smaller float-weight types for the output head (numpy code in kquants.py) ---------
+
+def _kquant_row(name: str, type_id: int, block: int, block_bytes: int, quantize, dequantize) -> TensorType:
+    check = _cols_multiple_of(block)
+
+    def nbytes(shape):
+        return _n_elements(shape) // block * block_bytes
+
+    def quant(x):
+        _require_shape(name, check, np.shape(x))
+        return quantize(x)
+
+    def dequant(raw, shape):
+        return dequantize(raw, _n_elements(shape)).reshape(shape)
+    return TensorType(name, type_id, block, False, nbytes, quant, dequant, check)
+
+
+register(_kquant_row("Q6_K", 14, K.QK_K, K.Q6_K_BYTES, K.q6_k_quantize, K.q6_k_dequantize))
+register(_kquant_row("Q4_0", 2, K.Q4_0_BLOCK, 18, K.q4_0_quantize, K.q4_0_dequantize))
 
 # ---- ternary types -----------------------------------------------------------------------------------------
 # Their `quantize` takes alpha-scaled ternary floats ({-a, 0, +a}, what the converters hand llama-quantize) and

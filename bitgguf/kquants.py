@@ -1,0 +1,186 @@
+"""numpy Q6_K and Q4_0: ggml's smaller float-weight types, for the output head / tied embedding.
+
+Both are byte-compatible with ggml (the file's bytes are what llama.cpp's reference quantizers write for the same
+float32 input) and registered in the type table (`types.py`). Q6_K is the head type bitnet.cpp's README recommends.
+
+Q6_K (ggml id 14): super-blocks of 256 weights, 210 bytes each:
+    ql[128]      low 4 bits of the 6-bit codes q + 32
+    qh[64]       high 2 bits
+    scales[16]   int8 scale of each 16-weight sub-block
+    d            f16 super-block scale
+  weight j (0..255) sits in half h = j // 128, at l = j % 32 and quarter k = (j % 128) // 32:
+    low nibble of ql[64h + l + 32(k & 1)] (k < 2) or its high nibble (k >= 2); bits 2k..2k+1 of qh[32h + l].
+  value = d * scales[j // 16] * (q - 32)
+  Quantization is ggml's quantize_row_q6_K_ref: per sub-block the weighted (w = x^2) least-squares scale search of
+  make_qx_quants (nmax 32, 19 trial scales), then the 16 scales quantized to int8 against the largest, then the
+  codes recomputed against the rounded scales. Every step is done in float32 in ggml's order (sums run
+  sequentially over the 16 values, products not fused), so the bytes match a reference build without FMA
+  contraction (ggml-base is built for the baseline ISA on x86-64).
+Q4_0 (ggml id 2): blocks of 32 weights, 18 bytes: f16 d, then qs[16] with weight j in the low nibble of qs[j]
+  and weight j + 16 in its high nibble; value = d * (q - 8), d = (signed max-|x| value) / -8.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+QK_K = 256
+Q6_K_BYTES = 210
+_Q6_K_DTYPE = np.dtype([("ql", "u1", (128,)), ("qh", "u1", (64,)), ("scales", "i1", (16,)), ("d", "<f2")])
+assert _Q6_K_DTYPE.itemsize == Q6_K_BYTES
+
+Q4_0_BLOCK = 32
+_Q4_0_DTYPE = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
+
+GROUP_MAX_EPS = np.float32(1e-15)
+_CHUNK = 1 << 16  # sub-blocks per numpy pass: bounds the temporaries (~30 MB) for big embeddings
+
+
+def _seq_sum(a: np.ndarray) -> np.ndarray:
+    """Column sums of a (n, rows) array accumulated top to bottom in float32, as a C loop `s += a[i]` does
+    (rows along the contiguous axis, so each step is one vector add)."""
+    s = a[0].copy()
+    for i in range(1, len(a)):
+        s += a[i]
+    return s
+
+
+def _first_absmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(max |x|, the signed value there) per row, the first one on ties (ggml's `if (ax > amax)` scan)."""
+    ax = np.abs(x)
+    idx = ax.argmax(axis=1)
+    rows = np.arange(len(x))
+    return ax[rows, idx], x[rows, idx]
+
+
+def _make_qx_quants_rmse1(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """ggml's make_qx_quants(n, nmax, x, L, rmse_type=1, qw=NULL) on every row of x (n = row length):
+    returns (L as uint8 codes l + nmax, scale) with scale ~ x / l (negative where the row's extreme is positive)."""
+    f32 = np.float32
+    amax, mx = _first_absmax(x)
+    zero = amax < GROUP_MAX_EPS
+    mx = np.where(zero, f32(1), mx)
+    xt = np.ascontiguousarray(x.T)          # (n, rows): the sequential sums run over the first axis
+    wx = (xt * xt) * xt                     # w * x with w = x * x (rmse_type 1)
+    w = xt * xt
+
+    tmp = np.empty_like(xt)
+
+    def trial(iscale):
+        l = np.multiply(iscale, xt)
+        np.rint(l, out=l)
+        np.clip(l, -nmax, nmax - 1, out=l)
+        sumlx = _seq_sum(np.multiply(wx, l, out=tmp))
+        np.multiply(w, l, out=tmp)
+        return l, sumlx, _seq_sum(np.multiply(tmp, l, out=tmp))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        l, sumlx, suml2 = trial(f32(-nmax) / mx)
+        scale = np.where(suml2 != 0, sumlx / suml2, f32(0)).astype(f32)
+        best = scale * sumlx
+        for step in range(-9, 10):
+            if step == 0:
+                continue
+            iscale = -(f32(nmax) + f32(0.1) * f32(step)) / mx
+            lt, sumlx, suml2 = trial(iscale)
+            better = (suml2 > 0) & (sumlx * sumlx > best * suml2)
+            if better.any():
+                l[:, better] = lt[:, better]
+                scale = np.where(better, sumlx / suml2, scale).astype(f32)
+                best = np.where(better, scale * sumlx, best).astype(f32)
+    codes = (l.T + nmax).astype(np.uint8)
+    codes[zero] = 0
+    scale[zero] = 0
+    return codes, scale
+
+
+def _q6_k_blocks(x: np.ndarray) -> np.ndarray:
+    """float32 (n_blocks, 256) -> structured Q6_K blocks."""
+    f32 = np.float32
+    nb = len(x)
+    codes, scales = _make_qx_quants_rmse1(x.reshape(nb * 16, 16), 32)
+    codes, scales = codes.reshape(nb, 16, 16), scales.reshape(nb, 16)
+    max_abs, max_scale = _first_absmax(scales)
+    live = max_abs >= GROUP_MAX_EPS
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        iscale = np.where(live, f32(-128) / np.where(live, max_scale, f32(1)), f32(0)).astype(f32)
+        d16 = np.where(live, f32(1) / iscale, f32(0)).astype(np.float16)
+        sc = np.minimum(127, np.rint(iscale[:, None] * scales)).astype(np.int8)
+        sc[~live] = 0
+        d = d16.astype(f32)[:, None] * sc.astype(f32)                       # (nb, 16)
+        requant = np.clip(np.rint(x.reshape(nb, 16, 16) / d[:, :, None]), -32, 31) + 32
+    use = (d != 0)[:, :, None]
+    codes = np.where(use, requant, codes).astype(np.uint8).reshape(nb, 256)
+    codes[~live] = 0
+
+    out = np.zeros(nb, dtype=_Q6_K_DTYPE)
+    for h in range(2):
+        q = codes[:, 128 * h:128 * (h + 1)].reshape(nb, 4, 32)
+        out["ql"][:, 64 * h:64 * h + 32] = (q[:, 0] & 0xF) | ((q[:, 2] & 0xF) << 4)
+        out["ql"][:, 64 * h + 32:64 * h + 64] = (q[:, 1] & 0xF) | ((q[:, 3] & 0xF) << 4)
+        out["qh"][:, 32 * h:32 * h + 32] = ((q[:, 0] >> 4) | ((q[:, 1] >> 4) << 2) | ((q[:, 2] >> 4) << 4)
+                                            | ((q[:, 3] >> 4) << 6))
+    out["scales"] = sc
+    out["d"] = np.where(live, d16, np.float16(0))
+    return out
+
+
+def q6_k_quantize(x: np.ndarray) -> np.ndarray:
+    blocks = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, QK_K)
+    step = _CHUNK // 16
+    out = np.empty(len(blocks), dtype=_Q6_K_DTYPE)
+
+    def run(i):
+        out[i:i + step] = _q6_k_blocks(blocks[i:i + step])
+
+    starts = range(0, len(blocks), step)
+    if len(starts) > 1:  # numpy releases the GIL in its loops: chunks run on every core (a 2B4T head: ~1/4 min)
+        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
+            list(pool.map(run, starts))
+    else:
+        for i in starts:
+            run(i)
+    return out.view(np.uint8)
+
+
+def q6_k_codes(raw: np.ndarray, n_blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q6_K bytes -> (signed codes q - 32 as int8 (n_blocks, 256), int8 scales (n_blocks, 16), f16 d (n_blocks,))."""
+    b = np.frombuffer(raw, dtype=_Q6_K_DTYPE, count=n_blocks)
+    codes = np.empty((n_blocks, 2, 4, 32), dtype=np.int8)
+    for h in range(2):
+        ql0, ql1 = b["ql"][:, 64 * h:64 * h + 32], b["ql"][:, 64 * h + 32:64 * h + 64]
+        qh = b["qh"][:, 32 * h:32 * h + 32]
+        low = (ql0 & 0xF, ql1 & 0xF, ql0 >> 4, ql1 >> 4)
+        for k in range(4):
+            codes[:, h, k] = (low[k] | (((qh >> (2 * k)) & 3) << 4)).astype(np.int8) - 32
+    return codes.reshape(n_blocks, QK_K), b["scales"], b["d"]
+
+
+def q6_k_dequantize(raw: np.ndarray, n: int) -> np.ndarray:
+    """As ggml's dequantize_row_q6_K: (d * scale) * q in float32."""
+    codes, scales, d = q6_k_codes(raw, n // QK_K)
+    ds = d.astype(np.float32)[:, None] * scales.astype(np.float32)             # exact (11 x 8 bits)
+    return (np.repeat(ds, 16, axis=1) * codes.astype(np.float32)).reshape(-1)
+
+
+def q4_0_quantize(x: np.ndarray) -> np.ndarray:
+    f32 = np.float32
+    blocks = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, Q4_0_BLOCK)
+    _, mx = _first_absmax(blocks)
+    d = mx / f32(-8)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d != 0, f32(1) / d, f32(0)).astype(f32)
+    # ggml: MIN(15, (int8_t)(x * id + 8.5f)); the sum is in [0.5, 16.5], so the cast truncates toward zero
+    q = np.minimum(15, np.trunc(blocks * inv[:, None] + f32(8.5))).astype(np.uint8)
+    out = np.empty(len(blocks), dtype=_Q4_0_DTYPE)
+    out["d"] = d.astype(np.float16)
+    out["qs"] = q[:, :16] | (q[:, 16:] << 4)
+    return out.view(np.uint8)
+
+
+def q4_0_dequantize(raw: np.ndarray, n: int) -> np.ndarray:
+    b = np.frombuffer(raw, dtype=_Q4_0_DTYPE, count=n // Q4_0_BLOCK)
+    q = np.concatenate([b["qs"] & 0xF, b["qs"] >> 4], axis=1).astype(np.float32) - 8
+    return (q * b["d"].astype(np.float32)[:, None]).reshape(-1)
