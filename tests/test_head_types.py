@@ -1,0 +1,140 @@
+"""The smaller output-head types Q6_K and Q4_0: numpy bytes against ggml, C kernels against numpy, and the engine
+with such a head against the reference, at every ISA level this CPU runs.
+
+Byte compatibility: the Q6_K digest below was recorded from ggml's own quantize_row_q6_K_ref (ggml-quants.c built
+standalone for x86-64 without FMA contraction, the way ggml-base is built) on `golden_input()`; Q4_0 is checked
+against the gguf package's quantizer directly, and both dequantizers against the gguf package's.
+"""
+import hashlib
+
+import numpy as np
+import pytest
+
+from bitgguf import _core, isa_levels
+from bitgguf.gguf import GGUFReader
+from bitgguf.model import Model
+from bitgguf.reference import ReferenceModel
+from bitgguf.types import BY_ID, TYPES
+from gguf_models import make_random_gguf
+from test_engine import assert_logits_match
+
+ISAS = isa_levels()
+HEADS = ("Q6_K", "Q4_0")
+GGML_Q6_K_SHA256 = "3e4bc80efafa1da19713e0d1004adde7ec5c5f2e9b7915ea515bc73355679a40"
+GGML_Q4_0_SHA256 = "3bf0962d83de526f5941651453122abfcb410928866ac031cdec366cd1463997"
+
+
+def golden_input() -> np.ndarray:
+    """(24, 512) float32 from integers (no platform-dependent float RNG): plain, heavy-tailed, tiny, all-zero,
+    sparse, one-weight-per-sub-block, ternary-like and integer-valued rows."""
+    rng = np.random.default_rng(20260)
+    base = rng.integers(-2**20, 2**20, size=(24, 512)).astype(np.float32) / np.float32(2**19)
+    x = base.copy()
+    x[4:8] = base[4:8] ** 3
+    x[8:12] = base[8:12] * np.float32(1e-4)
+    x[12] = 0
+    x[13, ::16] = 0
+    x[13, 1::16] = 0
+    x[14] = np.where(np.arange(512) % 16 == 0, 1.0, 0.0)
+    x[15] = np.sign(base[15]) * np.float32(0.03) * (np.abs(base[15]) > 0.5)
+    x[16:18] = np.round(base[16:18] * 40)
+    return x
+
+
+def test_table_rows():
+    q6, q4 = TYPES["Q6_K"], TYPES["Q4_0"]
+    assert (q6.type_id, q6.block_size, q6.ternary, q6.nbytes((3, 512))) == (14, 256, False, 3 * 2 * 210)
+    assert (q4.type_id, q4.block_size, q4.ternary, q4.nbytes((3, 64))) == (2, 32, False, 3 * 2 * 18)
+    assert BY_ID[14] is q6 and BY_ID[2] is q4
+    assert q6.check_shape((4, 300)) is not None and q6.check_shape((4, 768)) is None
+    with pytest.raises(ValueError, match="Q6_K.*multiple of 256"):
+        q6.quantize(np.zeros((2, 128), np.float32))
+    kernels = _core.kernel_types()
+    assert kernels[14] == ("Q6_K", False) and kernels[2] == ("Q4_0", False)
+
+
+def test_q6_k_bytes_match_ggml():
+    raw = TYPES["Q6_K"].quantize(golden_input())
+    assert raw.dtype == np.uint8 and raw.size == 24 * 2 * 210
+    assert hashlib.sha256(raw.tobytes()).hexdigest() == GGML_Q6_K_SHA256
+    assert not raw[12 * 420:13 * 420].any()        # an all-zero row is all-zero bytes, as ggml writes it
+
+
+def test_q4_0_bytes_match_gguf_package():
+    gq = pytest.importorskip("gguf.quants")
+    from gguf import GGMLQuantizationType
+    x = golden_input()
+    raw = TYPES["Q4_0"].quantize(x)
+    assert hashlib.sha256(raw.tobytes()).hexdigest() == GGML_Q4_0_SHA256
+    np.testing.assert_array_equal(raw, np.asarray(gq.quantize(x, GGMLQuantizationType.Q4_0)).reshape(-1))
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_dequantize_matches_gguf_package(name):
+    gq = pytest.importorskip("gguf.quants")
+    from gguf import GGMLQuantizationType
+    t = TYPES[name]
+    rng = np.random.default_rng(5)
+    quantized = t.quantize(golden_input())
+    # arbitrary bytes too (every code and scale value), with finite f16 scales
+    noise = rng.integers(0, 256, size=t.nbytes((16, 512)), dtype=np.uint8)
+    block = 210 if name == "Q6_K" else 18
+    d_at = 208 if name == "Q6_K" else 0
+    blocks = noise.reshape(-1, block)
+    blocks[:, d_at:d_at + 2] = np.frombuffer(rng.uniform(-2, 2, len(blocks)).astype(np.float16).tobytes(),
+                                             np.uint8).reshape(-1, 2)
+    for raw, rows in ((quantized, 24), (noise, 16)):
+        got = t.dequantize(raw, (rows, 512))
+        want = gq.dequantize(raw.reshape(rows, -1), getattr(GGMLQuantizationType, name))
+        assert got.dtype == np.float32 and got.shape == (rows, 512)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name, tol", [("Q6_K", 0.02), ("Q4_0", 0.12)])
+def test_round_trip_error(name, tol):
+    t = TYPES[name]
+    x = np.random.default_rng(7).standard_normal((64, 768)).astype(np.float32)
+    err = t.dequantize(t.quantize(x), x.shape) - x
+    rel = np.sqrt((err ** 2).mean()) / np.sqrt((x ** 2).mean())
+    assert 0 < rel < tol, rel
+    # exact where the input is already on the grid
+    y = t.dequantize(t.quantize(x), x.shape)
+    np.testing.assert_array_equal(t.dequantize(t.quantize(y), y.shape), y)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("name", HEADS)
+@pytest.mark.parametrize("rows, cols", [(1, 256), (7, 768), (33, 2560)])
+def test_head_kernel_matches_numpy(name, rows, cols, isa):
+    t = TYPES[name]
+    rng = np.random.default_rng(rows * cols)
+    data = t.quantize((rng.standard_normal((rows, cols)) * rng.uniform(0.01, 3)).astype(np.float32))
+    x = (rng.standard_normal(cols) * 4).astype(np.float32)
+    y = _core.float_matvec(data, t.type_id, rows, cols, x, isa)
+    w = t.dequantize(data, (rows, cols)).astype(np.float64)
+    want = w @ x.astype(np.float64)
+    bound = 1e-5 * (np.abs(w) @ np.abs(x)) + 1e-6   # float summation order only
+    assert np.all(np.abs(y - want) <= bound), np.abs(y - want).max()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("heads")
+    out = {}
+    for i, name in enumerate(HEADS):
+        path = make_random_gguf(root / f"{name}.gguf", n_embd=256, n_ff=512, n_head=8, n_head_kv=2, n_vocab=389,
+                                arch="bitnet-b1.58" if i == 0 else "bitnet", head_type=name, seed=11 + i)
+        ids = np.random.default_rng(i).integers(0, 389, 40).tolist()
+        out[name] = (path, ids, ReferenceModel(path).logits(ids))
+    return out
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("name", HEADS)
+def test_model_with_small_head_matches_reference(models, name, isa):
+    path, ids, ref = models[name]
+    with GGUFReader(path) as r:
+        assert r.tensors["token_embd.weight"].type.name == name
+    with Model(path, kv_type="f32", isa=isa, n_threads=2) as m:
+        got = m.logits(ids)
+    assert_logits_match(got, ref, f"{name} head on {isa}")
