@@ -167,6 +167,45 @@ static int check_tq1_multi(int *checks) {
     return failures;
 }
 
+/* Q6_K and Q4_0 heads: random blocks (every code and scale; finite f16 d), every level against the direct sum of
+ * the scalar row -> f32 conversion in double, to float-order accuracy. */
+static int check_small_heads(int *checks) {
+    int failures = 0;
+    const int cols = 768, rows = 9;
+    const int ids[2] = {BG_TYPE_Q6_K, BG_TYPE_Q4_0}, d_at[2] = {208, 0};
+    float *x = malloc(cols * sizeof(float)), *w = malloc(cols * sizeof(float));
+    for (int i = 0; i < cols; i++) x[i] = rnd_float();
+    for (int k = 0; k < 2; k++) {
+        const bg_type_traits *t = bg_type_traits_of(ids[k]);
+        const size_t rb = bg_row_bytes(t, cols);
+        uint8_t *data = malloc(rb * rows);
+        for (size_t i = 0; i < rb * rows; i++) data[i] = (uint8_t)(rnd() & 0xff);
+        for (size_t b = 0; b < rb * rows / t->block_bytes; b++) {
+            uint16_t d = bg_f32_to_f16(rnd_float() / 64.0f);
+            memcpy(data + b * t->block_bytes + d_at[k], &d, 2);
+        }
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *row = data + r * rb;
+            t->to_float(row, w, cols);
+            double want = 0.0, mag = 0.0;
+            for (int i = 0; i < cols; i++) want += (double)w[i] * x[i], mag += fabs((double)w[i] * x[i]);
+            for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+                if (!bg_cpu_supports((bg_isa)isa)) continue;
+                float got = bg_kernel_dot_f32(t, (bg_isa)isa)(row, x, cols);
+                *checks += 1;
+                if (fabs(got - want) > 1e-5 * mag + 1e-6) {
+                    printf("FAIL %s %s dot row %d: %.7g, expected %.7g\n", bg_isa_name((bg_isa)isa), t->name, r, got,
+                           want);
+                    failures++;
+                }
+            }
+        }
+        free(data);
+    }
+    free(x), free(w);
+    return failures;
+}
+
 int main(void) {
     const int shapes[][2] = {{1, 256}, {7, 768}, {3, 1280}, {5, 2560}, {2, 6912}};
     int failures = 0, checks = 0;
@@ -272,6 +311,7 @@ int main(void) {
         free(codes), free(i2s), free(tq2), free(tq1), free(f16), free(q8), free(x), free(a.q), free(a.gsum);
     }
     failures += check_i2r(&checks);
+    failures += check_small_heads(&checks);
     failures += check_tq1_multi(&checks);
     printf("kernel_check: levels");
     for (int isa = 0; isa < BG_ISA_COUNT; isa++)
