@@ -21,7 +21,7 @@ from convert.tokenizers import tokenizer_metadata
 # upstream's MOSTLY_TQ1_0 = 36 and MOSTLY_TQ2_0 = 37
 FILE_TYPES = {"F32": 0, "F16": 1, "TQ1_0": 36, "TQ2_0": 37, "TL1": 38, "TL2": 39, "I2_S": 40}
 OUTTYPES = ("i2_s", "tl1", "tl2", "tq1_0", "tq2_0", "f16", "f32")
-HEAD_TYPES = ("f16", "q8_0", "f32")
+HEAD_TYPES = ("f16", "q8_0", "q6_k", "q4_0", "f32")  # token_embd / tied head (q6_k, q4_0: kquants.py)
 QUANTIZATION_VERSION = 2
 
 
@@ -80,7 +80,7 @@ def _check_type(tensor_type: types.TensorType, gguf_name: str, hf_name: str, sha
 
 
 def _rowwise(tensor_type: types.TensorType, ckpt: Checkpoint, hf_name: str, shape: tuple) -> np.ndarray:
-    """Quantize a 2-D float tensor a slab of rows at a time (F16/F32/Q8_0 are row-local): the largest tensor,
+    """Quantize a 2-D float tensor a slab of rows at a time (every head type is row-local): the largest tensor,
     the embedding, then never exists as a whole float32 copy."""
     rows, cols = shape
     out = np.empty(tensor_type.nbytes(shape), dtype=np.uint8)
