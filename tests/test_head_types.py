@@ -10,6 +10,8 @@ import hashlib
 import numpy as np
 import pytest
 
+from conftest import TINYSTORIES, require_shared, run_convert
+
 from bitgguf import _core, isa_levels
 from bitgguf.gguf import GGUFReader
 from bitgguf.model import Model
@@ -138,3 +140,34 @@ def test_model_with_small_head_matches_reference(models, name, isa):
     with Model(path, kv_type="f32", isa=isa, n_threads=2) as m:
         got = m.logits(ids)
     assert_logits_match(got, ref, f"{name} head on {isa}")
+
+
+@pytest.mark.parametrize("head", ["q6_k", "q4_0"])
+def test_convert_head_type(tmp_path, head):
+    """`--head-type q6_k|q4_0` on the real checkpoint: the tied embedding is written in that type (the same bytes as
+    quantizing the f16 file's embedding, which the converter reads in f32), and the engine runs it as the
+    reference does."""
+    require_shared()
+    out, f16 = tmp_path / f"ts-{head}.gguf", tmp_path / "ts-f16.gguf"
+    for path, h in ((out, head), (f16, "f16")):
+        r = run_convert("hf-to-gguf", TINYSTORIES, "--outfile", path, "--head-type", h, "--no-progress")
+        assert r.returncode == 0, r.stderr
+    t = TYPES[head.upper()]
+    with GGUFReader(out) as a, GGUFReader(f16) as b:
+        emb = a.tensors["token_embd.weight"]
+        assert emb.type is t and tuple(emb.shape) == (512, 256) and emb.nbytes == t.nbytes((512, 256))
+        if head == "q6_k":
+            assert emb.nbytes == 512 * 210
+        # every other tensor is unchanged
+        for name, other in b.tensors.items():
+            if name != "token_embd.weight":
+                np.testing.assert_array_equal(a.tensors[name].data, other.data)
+    ids = [1, 403, 407, 261, 378, 432, 383, 286, 261]
+    with Model(out, kv_type="f32", n_threads=1) as m:
+        got = m.logits(ids)
+    assert_logits_match(got, ReferenceModel(str(out)).logits(ids), f"tinystories {head} head", flips_rare=False)
+
+
+def test_convert_rejects_unknown_head_type(tmp_path):
+    r = run_convert("hf-to-gguf", TINYSTORIES, "--outfile", tmp_path / "x.gguf", "--head-type", "q5_k")
+    assert r.returncode != 0 and "--head-type" in r.stderr and not (tmp_path / "x.gguf").exists()
