@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "threadpool.h"
 
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -66,54 +67,135 @@ static void quantize_inputs(bg_model *m, const bg_tensor *w, const float *x, int
     for (int t = 0; t < n; t++) bg_quantize_act(x + (size_t)t * stride, w->cols, &m->s.act[t]);
 }
 
-/* y[t][r] = W[r] · x[t] for the n tokens of the batch; rows split across threads, each row read once. */
-static void matmul(const bg_model *m, const bg_tensor *w, const float *x, int xstride, int n, float *y,
-                   int ystride) {
+/* ---- parallel jobs (threadpool.c): rows (or heads) handed out in chunks; every output is computed by one kernel
+ * call on the same inputs whichever thread runs it, so results do not depend on the thread count. */
+
+/* One ternary or float matmul over the batch: y[t][r] = W[r] · x[t]. */
+typedef struct {
+    const bg_tensor *w;
+    const float *x;
+    int xstride;
+    float *y;
+    int ystride;
+} mm_part;
+
+/* Up to three matmuls on the same input (q/k/v, gate/up) as one job, their rows concatenated. */
+typedef struct {
+    const bg_model *m;
+    mm_part part[3];
+    int n_parts, n, total_rows, chunk;
+    atomic_int next;
+} mm_job;
+
+static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int r1) {
+    const bg_tensor *w = p->w;
     const bg_act *act = m->s.act;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(m->n_threads) \
-    if ((size_t)w->rows * w->row_bytes * n >= BG_PARALLEL_MIN)
-#endif
-    for (int r = 0; r < w->rows; r++) {
+    float *y = p->y;
+    const size_t ys = (size_t)p->ystride;
+    for (int r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         if (w->dot_i8_multi && n > 1) {
-            w->dot_i8_multi(row, act, n, y + r, (size_t)ystride);
-            for (int t = 0; t < n; t++) {
-                float *yt = y + (size_t)t * ystride + r;
-                *yt = *yt / act[t].scale * w->scale;
-            }
+            w->dot_i8_multi(row, act, n, y + r, ys);
+            for (int t = 0; t < n; t++) y[t * ys + r] = y[t * ys + r] / act[t].scale * w->scale;
         } else if (w->dot_i8) {
-            for (int t = 0; t < n; t++)
-                y[(size_t)t * ystride + r] = w->dot_i8(row, &act[t]) / act[t].scale * w->scale;
+            for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_i8(row, &act[t]) / act[t].scale * w->scale;
         } else {
-            for (int t = 0; t < n; t++) y[(size_t)t * ystride + r] = w->dot_f32(row, x + (size_t)t * xstride, w->cols);
+            for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_f32(row, p->x + (size_t)t * p->xstride, w->cols);
         }
     }
 }
 
-/* Causal attention of one token at `pos` over the layer's cache; heads split across threads (GQA: query head h
- * reads KV head h / (n_head / n_head_kv)). */
-static void attention(bg_model *m, int layer, int pos, const float *q, float *out) {
-    const bg_config *c = &m->w.c;
-    bg_state *s = &m->s;
-    const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
-    const size_t layer_off = (size_t)layer * s->n_ctx * s->kv_pos_bytes;
-    const uint8_t *kl = s->k_cache + layer_off, *vl = s->v_cache + layer_off;
-    const float sqrt_hd = sqrtf((float)hd);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(m->n_threads) \
-    if ((size_t)(pos + 1) * c->n_head * hd >= BG_PARALLEL_MIN)
-#endif
-    for (int h = 0; h < c->n_head; h++) {
-        const float *qh = q + (size_t)h * hd;
-        const size_t head_off = (size_t)(h / group) * hd * s->kv->block_bytes;
-        float *att = s->att + (size_t)h * s->n_ctx;
-        for (int t = 0; t <= pos; t++) att[t] = s->kv_dot(kl + t * s->kv_pos_bytes + head_off, qh, hd) / sqrt_hd;
-        softmax(att, pos + 1);
-        float *o = out + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int t = 0; t <= pos; t++) s->kv_axpy(vl + t * s->kv_pos_bytes + head_off, att[t], o, hd);
+static void matmul_task(void *ctx, int ith, int nth) {
+    mm_job *j = ctx;
+    (void)ith;
+    (void)nth;
+    int b, e;
+    while (bg_pool_chunk(&j->next, j->total_rows, j->chunk, &b, &e)) {
+        /* a chunk may straddle two parts */
+        int base = 0;
+        for (int i = 0; i < j->n_parts && b < e; i++) {
+            int rows = j->part[i].w->rows;
+            if (b < base + rows) {
+                int hi = MIN(e, base + rows);
+                matmul_rows(j->m, &j->part[i], j->n, b - base, hi - base);
+                b = hi;
+            }
+            base += rows;
+        }
     }
+}
+
+/* Run the matmuls of `parts` over n tokens on the pool (one thread when the work is small). */
+static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n) {
+    mm_job j;
+    j.m = m;
+    j.n = n;
+    j.n_parts = n_parts;
+    j.total_rows = 0;
+    size_t bytes = 0, row_bytes = 0;
+    for (int i = 0; i < n_parts; i++) {
+        j.part[i] = parts[i];
+        j.total_rows += parts[i].w->rows;
+        bytes += (size_t)parts[i].w->rows * parts[i].w->row_bytes;
+        row_bytes = MAX(row_bytes, parts[i].w->row_bytes);
+    }
+    /* chunks of ~32 KiB of weights per token (a few microseconds), a multiple of 4 rows; fewer rows per chunk
+     * for a batch, whose rows each cost n times more */
+    int chunk = (int)((32u << 10) / (row_bytes * (size_t)(n > 4 ? n / 4 : 1)));
+    j.chunk = MAX(4, chunk & ~3);
+    atomic_init(&j.next, 0);
+    int nth = bytes * (size_t)n >= BG_PARALLEL_MIN ? m->n_threads : 1;
+    bg_pool_run(m->pool, matmul_task, &j, nth);
+}
+
+static void matmul(const bg_model *m, const bg_tensor *w, const float *x, int xstride, int n, float *y,
+                   int ystride) {
+    mm_part p = {w, x, xstride, y, ystride};
+    matmuls(m, &p, 1, n);
+}
+
+/* Causal attention of token t of the batch (at position n_past + t) for query head h over the layer's cache
+ * (GQA: query head h reads KV head h / (n_head / n_head_kv)); att is this thread's scratch of n_ctx floats. */
+static void attention_head(const bg_model *m, int layer, int t, int h, float *att) {
+    const bg_config *c = &m->w.c;
+    const bg_state *s = &m->s;
+    const int hd = c->head_dim, group = c->n_head / c->n_head_kv, pos = s->n_past + t;
+    const int QD = c->n_head * hd, W = MAX(c->n_embd, QD);
+    const size_t layer_off = (size_t)layer * s->n_ctx * s->kv_pos_bytes;
+    const size_t head_off = (size_t)(h / group) * hd * s->kv->block_bytes;
+    const uint8_t *kl = s->k_cache + layer_off + head_off, *vl = s->v_cache + layer_off + head_off;
+    const float *qh = s->q + (size_t)t * QD + (size_t)h * hd;
+    const float sqrt_hd = sqrtf((float)hd);
+    for (int i = 0; i <= pos; i++) att[i] = s->kv_dot(kl + i * s->kv_pos_bytes, qh, hd) / sqrt_hd;
+    softmax(att, pos + 1);
+    float *o = s->xb2 + (size_t)t * W + (size_t)h * hd;
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int i = 0; i <= pos; i++) s->kv_axpy(vl + i * s->kv_pos_bytes, att[i], o, hd);
+}
+
+typedef struct {
+    const bg_model *m;
+    int layer, n;
+    atomic_int next;
+} att_job;
+
+static void attention_task(void *ctx, int ith, int nth) {
+    att_job *j = ctx;
+    const int n_head = j->m->w.c.n_head;
+    float *att = j->m->s.att + (size_t)ith * j->m->s.n_ctx;
+    int b, e;
+    (void)nth;
+    while (bg_pool_chunk(&j->next, j->n * n_head, 1, &b, &e))
+        attention_head(j->m, j->layer, b / n_head, b % n_head, att);
+}
+
+/* Attention of the batch's n tokens, all (token, head) pairs on the pool: out in s->xb2. */
+static void attention(const bg_model *m, int layer, int n) {
+    const bg_config *c = &m->w.c;
+    att_job j = {m, layer, n, 0};
+    atomic_init(&j.next, 0);
+    size_t work = (size_t)n * (m->s.n_past + n) * c->n_head * c->head_dim;
+    bg_pool_run(m->pool, attention_task, &j, work >= BG_PARALLEL_MIN ? m->n_threads : 1);
 }
 
 static void kv_store(bg_state *s, uint8_t *cache, int layer, int pos, const float *v, int kv_dim) {
@@ -145,19 +227,18 @@ static void bg_forward_batch(bg_model *m, const int32_t *tokens, int n, float *l
         /* attention */
         for (int t = 0; t < n; t++) rmsnorm(s->xb + t * W, s->x + t * W, L->attn_norm, D, c->rms_eps);
         quantize_inputs(m, &L->wq, s->xb, W, n);
-        matmul(m, &L->wq, s->xb, W, n, s->q, QD);
-        matmul(m, &L->wk, s->xb, W, n, s->k, KVD);
-        matmul(m, &L->wv, s->xb, W, n, s->v, KVD);
+        const mm_part qkv[3] = {{&L->wq, s->xb, W, s->q, QD}, {&L->wk, s->xb, W, s->k, KVD},
+                                {&L->wv, s->xb, W, s->v, KVD}};
+        matmuls(m, qkv, 3, n);
         for (int t = 0; t < n; t++) {
             rope(s, s->q + t * QD, c->n_head, hd, s->n_past + t);
             rope(s, s->k + t * KVD, c->n_head_kv, hd, s->n_past + t);
             kv_store(s, s->k_cache, l, s->n_past + t, s->k + t * KVD, KVD);
             kv_store(s, s->v_cache, l, s->n_past + t, s->v + t * KVD, KVD);
         }
-        for (int t = 0; t < n; t++) {
-            attention(m, l, s->n_past + t, s->q + t * QD, s->xb2 + t * W);
-            if (L->attn_sub_norm) rmsnorm(s->xb2 + t * W, s->xb2 + t * W, L->attn_sub_norm, QD, c->rms_eps);
-        }
+        attention(m, l, n);
+        if (L->attn_sub_norm)
+            for (int t = 0; t < n; t++) rmsnorm(s->xb2 + t * W, s->xb2 + t * W, L->attn_sub_norm, QD, c->rms_eps);
         quantize_inputs(m, &L->wo, s->xb2, W, n);
         matmul(m, &L->wo, s->xb2, W, n, s->xb, W);
         for (int t = 0; t < n; t++)
@@ -166,8 +247,8 @@ static void bg_forward_batch(bg_model *m, const int32_t *tokens, int n, float *l
         /* feed-forward */
         for (int t = 0; t < n; t++) rmsnorm(s->xb + t * W, s->x + t * W, L->ffn_norm, D, c->rms_eps);
         quantize_inputs(m, &L->ffn_gate, s->xb, W, n);
-        matmul(m, &L->ffn_gate, s->xb, W, n, s->hb, F);
-        matmul(m, &L->ffn_up, s->xb, W, n, s->hb2, F);
+        const mm_part gate_up[2] = {{&L->ffn_gate, s->xb, W, s->hb, F}, {&L->ffn_up, s->xb, W, s->hb2, F}};
+        matmuls(m, gate_up, 2, n);
         for (int t = 0; t < n; t++) {
             float *g = s->hb + (size_t)t * F, *u = s->hb2 + (size_t)t * F;
             if (c->ffn_act == BG_FFN_RELU2) {
@@ -193,6 +274,21 @@ static void bg_forward_batch(bg_model *m, const int32_t *tokens, int n, float *l
     s->n_past += n;
 }
 
+/* (Re)start the pool when n_threads changed, with n_threads attention scratch rows. 0, or -1 with m->error. */
+static int ensure_pool(bg_model *m) {
+    if (m->n_threads < 1) m->n_threads = 1;
+    if (m->pool && bg_pool_size(m->pool) == m->n_threads) return 0;
+    bg_pool_destroy(m->pool);
+    free(m->s.att);
+    m->s.att = calloc((size_t)m->n_threads * m->s.n_ctx, sizeof(float));
+    m->pool = bg_pool_create(m->n_threads);
+    if (!m->pool || !m->s.att) {
+        snprintf(m->error, sizeof m->error, "could not start %d threads", m->n_threads);
+        return -1;
+    }
+    return 0;
+}
+
 int bg_model_eval(bg_model *m, const int32_t *tokens, int n, float *logits, int all) {
     const bg_config *c = &m->w.c;
     if (n <= 0) {
@@ -211,6 +307,7 @@ int bg_model_eval(bg_model *m, const int32_t *tokens, int n, float *logits, int 
             return -1;
         }
     }
+    if (ensure_pool(m)) return -1;
     for (int i = 0; i < n; i += BG_MAX_BATCH) {
         int nb = MIN(BG_MAX_BATCH, n - i);
         if (all)
@@ -259,6 +356,7 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     bg_config *c = &m->w.c;
     bg_state *s = &m->s;
     memset(s, 0, sizeof *s);
+    m->pool = NULL;  /* started by the first eval (ensure_pool) */
     m->error[0] = 0;
     m->isa = isa;
     m->n_threads = n_threads > 0 ? n_threads : 1;
@@ -317,13 +415,12 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     s->v = calloc(B * KVD, sizeof(float));
     s->hb = calloc(B * F, sizeof(float));
     s->hb2 = calloc(B * F, sizeof(float));
-    s->att = calloc((size_t)c->n_head * n_ctx, sizeof(float));
     /* calloc: the cache's pages are only touched (and counted in RSS) as the context fills */
     s->k_cache = calloc((size_t)c->n_layer * n_ctx, s->kv_pos_bytes);
     s->v_cache = calloc((size_t)c->n_layer * n_ctx, s->kv_pos_bytes);
     s->rope_cos = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
     s->rope_sin = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
-    int ok = s->x && s->xb && s->xb2 && s->q && s->k && s->v && s->hb && s->hb2 && s->att && s->k_cache &&
+    int ok = s->x && s->xb && s->xb2 && s->q && s->k && s->v && s->hb && s->hb2 && s->k_cache &&
              s->v_cache && s->rope_cos && s->rope_sin;
     for (size_t t = 0; t < B; t++) {
         s->act[t].q = malloc((size_t)A);
@@ -348,6 +445,8 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
 
 void bg_model_free(bg_model *m) {
     bg_state *s = &m->s;
+    bg_pool_destroy(m->pool);
+    m->pool = NULL;
     float **bufs[] = {&s->x, &s->xb, &s->xb2, &s->q, &s->k, &s->v, &s->hb, &s->hb2, &s->att, &s->rope_cos,
                       &s->rope_sin};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {

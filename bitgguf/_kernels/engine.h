@@ -54,7 +54,7 @@ typedef struct {
     float *x, *xb, *xb2;         /* residual stream, normed input, attention output  [B][max(n_embd, q_dim)] */
     float *q, *k, *v;            /* [B][q_dim], [B][kv_dim], [B][kv_dim] */
     float *hb, *hb2;             /* FFN gate and up  [B][n_ff] */
-    float *att;                  /* attention scores  [n_head][n_ctx] */
+    float *att;                  /* attention scores, one row per thread  [n_threads][n_ctx] */
     bg_act act[BG_MAX_BATCH];    /* each token's int8 activations for the current ternary matmul */
     const bg_type_traits *kv;    /* KV-cache element type: F16 or F32 */
     bg_dot_f32_fn kv_dot;
@@ -68,8 +68,9 @@ typedef struct {
     bg_weights w;
     bg_state s;
     bg_isa isa;
-    int n_threads;
+    int n_threads;               /* may change between evals: the pool follows */
     char error[256];
+    struct bg_pool *pool;        /* threadpool.c; NULL until the first eval */
 } bg_model;
 
 /* Fill m->w first (the pointers stay owned by the caller), then call this: it checks the shapes and types, picks
