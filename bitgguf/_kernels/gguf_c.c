@@ -30,7 +30,9 @@ static const bg_gguf_type TYPES[] = {
     /* name, id, block_size, block_bytes, ternary, size_rule */
     {"F32", 0, 1, 4, 0, BG_SIZE_BLOCKS},
     {"F16", 1, 1, 2, 0, BG_SIZE_BLOCKS},
+    {"Q4_0", 2, 32, 18, 0, BG_SIZE_BLOCKS},     /* f16 d, 4-bit qs[16] */
     {"Q8_0", 8, 32, 34, 0, BG_SIZE_BLOCKS},     /* f16 d, int8 qs[32] */
+    {"Q6_K", 14, 256, 210, 0, BG_SIZE_BLOCKS},  /* ql[128], qh[64], int8 scales[16], f16 d */
     {"BF16", 30, 1, 2, 0, BG_SIZE_BLOCKS},
     {"TQ1_0", 34, 256, 54, 1, BG_SIZE_BLOCKS},  /* qs[48], qh[4], f16 d */
     {"TQ2_0", 35, 256, 66, 1, BG_SIZE_BLOCKS},  /* qs[64], f16 d */
@@ -506,8 +508,9 @@ static int parse(bg_gguf *g, char *err, size_t err_len) {
         }
         t->type = bg_gguf_type_of(t->type_id);
         if (!t->type) {
-            set_err(err, err_len, "%s: tensor '%.250s' has unsupported ggml type %d (known: F32=0, F16=1, Q8_0=8, "
-                    "BF16=30, TQ1_0=34, TQ2_0=35, I2_S=36, TL1=38, TL2=39)", g->path, t->name, t->type_id);
+            set_err(err, err_len, "%s: tensor '%.250s' has unsupported ggml type %d (known: F32=0, F16=1, Q4_0=2, "
+                    "Q8_0=8, Q6_K=14, BF16=30, TQ1_0=34, TQ2_0=35, I2_S=36, TL1=38, TL2=39)", g->path, t->name,
+                    t->type_id);
             return BG_GGUF_EUNSUPPORTED;
         }
         if (bg_gguf_nbytes(t->type, t->ne, t->n_dims, &t->nbytes, why, sizeof why)) {
