@@ -38,8 +38,9 @@ def _compiler(*names: str) -> str:
 
 
 def _flags() -> list[str]:
+    # not from the checkout's root: `python -m` would import the checkout's bitgguf from there, not the installed one
     out = subprocess.run([sys.executable, "-m", "bitgguf", "--cflags", "--libs"], capture_output=True, text=True,
-                         env=_env(), check=True).stdout
+                         env=_env(), check=True, cwd=Path(bitgguf.__file__).resolve().parents[1]).stdout
     return out.split()
 
 
