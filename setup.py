@@ -88,7 +88,14 @@ class BuildExt(build_ext):
             link_args = (["-install_name", "@rpath/" + name] if sys.platform == "darwin"
                          else ["-Wl,-soname," + name, "-Wl,--no-undefined"])
             os.makedirs(os.path.dirname(out), exist_ok=True)
-            self.compiler.link_shared_object(objects, out, libraries=["m"], extra_postargs=omp_link + link_args)
+            linker_so = self.compiler.linker_so
+            if sys.platform == "darwin":  # Python links extensions as bundles; a library others link is a dylib
+                drop = {"-bundle", "-undefined", "dynamic_lookup"}
+                self.compiler.linker_so = [a for a in linker_so if a not in drop] + ["-dynamiclib"]
+            try:
+                self.compiler.link_shared_object(objects, out, libraries=["m"], extra_postargs=omp_link + link_args)
+            finally:
+                self.compiler.linker_so = linker_so
         # the header and .pxd travel with the library (wheels get them even without package data)
         dest = os.path.join(self._package_dir(), "include")
         os.makedirs(dest, exist_ok=True)

@@ -72,6 +72,12 @@ def expected(tinystories):
         return {p: _python_greedy(m, p, N_TOKENS) for p in PROMPTS}
 
 
+class SamplerParams(ctypes.Structure):
+    _fields_ = [("temperature", ctypes.c_float), ("top_k", ctypes.c_int32), ("top_p", ctypes.c_float),
+                ("min_p", ctypes.c_float), ("repeat_penalty", ctypes.c_float), ("repeat_last_n", ctypes.c_int32),
+                ("seed", ctypes.c_uint64)]
+
+
 @pytest.fixture(scope="module")
 def lib():
     """libbitgguf through ctypes, with the signatures this file uses."""
@@ -104,6 +110,17 @@ def lib():
         "bitgguf_greedy": (I32, [ctypes.POINTER(ctypes.c_float), I32]),
         "bitgguf_token_is_eog": (ctypes.c_int, [P, I32]),
         "bitgguf_token_to_piece": (I32, [P, I32, ctypes.c_char_p, I32, ctypes.c_int]),
+        "bitgguf_meta_array_str": (ctypes.c_void_p, [P, ctypes.c_char_p, ctypes.c_uint64,
+                                                     ctypes.POINTER(ctypes.c_size_t)]),
+        "bitgguf_meta_array_int": (ctypes.c_int, [P, ctypes.c_char_p, ctypes.c_uint64, ctypes.POINTER(I64)]),
+        "bitgguf_meta_array_float": (ctypes.c_int, [P, ctypes.c_char_p, ctypes.c_uint64,
+                                                    ctypes.POINTER(ctypes.c_double)]),
+        "bitgguf_sampler_default_params": (SamplerParams, []),
+        "bitgguf_sampler_new": (P, [ctypes.POINTER(SamplerParams)]),
+        "bitgguf_sampler_free": (None, [P]),
+        "bitgguf_sampler_reset": (None, [P]),
+        "bitgguf_sampler_sample": (I32, [P, ctypes.POINTER(ctypes.c_float), I32]),
+        "bitgguf_sampler_accept": (ctypes.c_int, [P, I32]),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(L, name)
@@ -224,6 +241,11 @@ def test_c_example_reports_errors(generate_exe, tmp_path):
 
 def test_cython_example_generates_what_the_python_api_generates(tmp_path, tinystories, expected):
     _compiler("cc", "gcc", "clang")
+    import importlib.util
+    missing = [m for m in ("Cython", "setuptools") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not installed: building examples/cython needs them (pip install "
+                    "'.[test]' should bring them: the [test] extra in pyproject.toml)")
     src = tmp_path / "cython"
     shutil.copytree(REPO / "examples" / "cython", src)
     build = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=src, capture_output=True,
@@ -322,6 +344,20 @@ def test_metadata_and_tokenizer_match_python(lib, tinystories):
             out = ctypes.create_string_buffer(4 * len(data) + 16)
             k = lib.bitgguf_detokenize(m, buf, got, out, len(out), 0)
             assert out.raw[:k].decode() == py.detokenize(ids)
+        # array elements
+        tokens = md["tokenizer.ggml.tokens"]
+        for i in (0, 1, len(tokens) - 1):
+            p = lib.bitgguf_meta_array_str(m, b"tokenizer.ggml.tokens", i, ctypes.byref(n))
+            assert ctypes.string_at(p, n.value).decode() == tokens[i]
+        assert not lib.bitgguf_meta_array_str(m, b"tokenizer.ggml.tokens", len(tokens), ctypes.byref(n))
+        assert not lib.bitgguf_meta_array_str(m, b"tokenizer.ggml.scores", 0, ctypes.byref(n))
+        assert lib.bitgguf_meta_array_float(m, b"tokenizer.ggml.scores", 7, ctypes.byref(f)) == OK
+        assert np.float32(f.value) == md["tokenizer.ggml.scores"][7]
+        assert lib.bitgguf_meta_array_int(m, b"tokenizer.ggml.token_type", 3, ctypes.byref(v)) == OK
+        assert v.value == md["tokenizer.ggml.token_type"][3]
+        assert lib.bitgguf_meta_array_int(m, b"tokenizer.ggml.tokens", 0, ctypes.byref(v)) == ERR_TYPE
+        assert lib.bitgguf_meta_array_int(m, b"tokenizer.ggml.token_type", len(tokens), ctypes.byref(v)) == \
+            ERR_NOT_FOUND
         # a buffer too small: minus the size needed
         small = (ctypes.c_int32 * 1)()
         assert lib.bitgguf_tokenize(m, b"Once upon a time", 16, 1, 0, small, 1) == -len(py.tokenize("Once upon a time"))
@@ -360,6 +396,34 @@ def test_logits_equal_the_python_api(lib, tmp_path, ternary_type):
             assert lib.bitgguf_eval(c.ctx, (ctypes.c_int32 * 1)(t), 1) == OK
         last = np.ctypeslib.as_array(lib.bitgguf_get_logits(c.ctx), shape=(py.n_vocab,))
         np.testing.assert_array_equal(last, py.logits(ids)[-1])
+
+
+@pytest.mark.parametrize("params", [dict(temperature=0.0), dict(temperature=0.8, seed=7),
+                                    dict(temperature=1.3, top_k=5, top_p=0.9, min_p=0.0, repeat_penalty=1.3,
+                                         repeat_last_n=8, seed=2 ** 63 + 5)])
+def test_sampler_draws_what_the_python_sampler_draws(lib, params):
+    from bitgguf import Sampler
+    c_params = lib.bitgguf_sampler_default_params()
+    assert (c_params.temperature, c_params.top_k, c_params.repeat_last_n, c_params.seed) == (
+        np.float32(0.8), 40, 64, 0)
+    for k, v in params.items():
+        setattr(c_params, k, v)
+    py = Sampler(**{**dict(seed=0), **params})
+    s = lib.bitgguf_sampler_new(ctypes.byref(c_params))
+    assert s
+    try:
+        rng = np.random.default_rng(1)
+        for _ in range(40):
+            logits = (rng.standard_normal(500) * 3).astype(np.float32)
+            got = lib.bitgguf_sampler_sample(s, logits.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), 500)
+            assert got == py.sample(logits)
+            assert lib.bitgguf_sampler_accept(s, got) == OK
+            py.accept(got)
+    finally:
+        lib.bitgguf_sampler_free(s)
+    bad = lib.bitgguf_sampler_default_params()
+    bad.min_p = 2.0
+    assert not lib.bitgguf_sampler_new(ctypes.byref(bad))
 
 
 def test_context_limits_and_bad_tokens(lib, tmp_path):

@@ -530,7 +530,9 @@ static int load_tokenizer(bitgguf_model *m, loader *L) {
         scores = malloc((size_t)(n ? n : 1) * sizeof *scores);
         for (int32_t i = 0; scores && i < n; i++) {
             double v;
-            if (bg_gguf_kv_array_float(skv, (uint64_t)i, &v)) v = 0;  /* bool elements: numpy reads them as 0/1 */
+            int64_t b;
+            if (bg_gguf_kv_array_float(skv, (uint64_t)i, &v))  /* bool elements: 0 / 1, as numpy reads them */
+                v = bg_gguf_kv_array_int(skv, (uint64_t)i, &b) ? 0.0 : (double)b;
             scores[i] = (float)v;
         }
         if (!scores) rc = BITGGUF_ERR_NOMEM;
@@ -677,6 +679,44 @@ int bitgguf_meta_array(const bitgguf_model *m, const char *key, int *elem_type, 
     if (kv->type != BG_GGUF_ARRAY) return BITGGUF_ERR_TYPE;
     if (elem_type) *elem_type = (int)kv->elem_type;
     if (count) *count = kv->count;
+    return BITGGUF_OK;
+}
+
+const char *bitgguf_meta_array_str(const bitgguf_model *m, const char *key, uint64_t i, size_t *len) {
+    const bg_gguf_kv *kv = find(m, key);
+    if (!kv || kv->type != BG_GGUF_ARRAY || kv->elem_type != BG_GGUF_STRING || i >= kv->count) return NULL;
+    if (len) *len = kv->str_lens[i];
+    return kv->strs[i];
+}
+
+/* An element of an array of numbers: the array must exist, hold numbers, and have element i. */
+static int array_elem(const bitgguf_model *m, const char *key, uint64_t i, const bg_gguf_kv **out) {
+    const bg_gguf_kv *kv = find(m, key);
+    if (!kv) return BITGGUF_ERR_NOT_FOUND;
+    if (kv->type != BG_GGUF_ARRAY || kv->elem_type == BG_GGUF_STRING || kv->elem_type == BG_GGUF_ARRAY)
+        return BITGGUF_ERR_TYPE;
+    if (i >= kv->count) return BITGGUF_ERR_NOT_FOUND;
+    *out = kv;
+    return BITGGUF_OK;
+}
+
+int bitgguf_meta_array_int(const bitgguf_model *m, const char *key, uint64_t i, int64_t *value) {
+    const bg_gguf_kv *kv;
+    int64_t v;
+    int rc = array_elem(m, key, i, &kv);
+    if (rc) return rc;
+    if (bg_gguf_kv_array_int(kv, i, &v)) return BITGGUF_ERR_TYPE;
+    if (value) *value = v;
+    return BITGGUF_OK;
+}
+
+int bitgguf_meta_array_float(const bitgguf_model *m, const char *key, uint64_t i, double *value) {
+    const bg_gguf_kv *kv;
+    double v;
+    int rc = array_elem(m, key, i, &kv);
+    if (rc) return rc;
+    if (kv->elem_type == BG_GGUF_BOOL || bg_gguf_kv_array_float(kv, i, &v)) return BITGGUF_ERR_TYPE;
+    if (value) *value = v;
     return BITGGUF_OK;
 }
 

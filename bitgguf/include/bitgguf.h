@@ -135,6 +135,13 @@ BITGGUF_API int bitgguf_meta_int(const bitgguf_model *model, const char *key, in
 BITGGUF_API int bitgguf_meta_float(const bitgguf_model *model, const char *key, double *value);
 /* Element count and element type of an array value: BITGGUF_OK, _NOT_FOUND or _TYPE (not an array). */
 BITGGUF_API int bitgguf_meta_array(const bitgguf_model *model, const char *key, int *elem_type, uint64_t *count);
+/* Element i of an array of strings: its bytes in the file (NOT NUL-terminated; len gets the length), NULL when
+ * the key is absent, not an array of strings, or i is out of range. */
+BITGGUF_API const char *bitgguf_meta_array_str(const bitgguf_model *model, const char *key, uint64_t i, size_t *len);
+/* Element i of an array of numbers, with the rules of bitgguf_meta_int / bitgguf_meta_float: BITGGUF_OK,
+ * _NOT_FOUND (no key, or i out of range) or _TYPE. */
+BITGGUF_API int bitgguf_meta_array_int(const bitgguf_model *model, const char *key, uint64_t i, int64_t *value);
+BITGGUF_API int bitgguf_meta_array_float(const bitgguf_model *model, const char *key, uint64_t i, double *value);
 
 /* ---- tokenizer (the model's vocabulary: SentencePiece "llama" or byte-level BPE "gpt2", as llama.cpp) ---------- */
 

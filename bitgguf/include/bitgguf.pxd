@@ -58,6 +58,9 @@ cdef extern from "bitgguf.h" nogil:
     int bitgguf_meta_int(const bitgguf_model *model, const char *key, int64_t *value)
     int bitgguf_meta_float(const bitgguf_model *model, const char *key, double *value)
     int bitgguf_meta_array(const bitgguf_model *model, const char *key, int *elem_type, uint64_t *count)
+    const char *bitgguf_meta_array_str(const bitgguf_model *model, const char *key, uint64_t i, size_t *len)
+    int bitgguf_meta_array_int(const bitgguf_model *model, const char *key, uint64_t i, int64_t *value)
+    int bitgguf_meta_array_float(const bitgguf_model *model, const char *key, uint64_t i, double *value)
 
     # tokenizer
     int32_t bitgguf_tokenize(const bitgguf_model *model, const char *text, size_t len, int add_special,
