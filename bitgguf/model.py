@@ -17,7 +17,8 @@ import numpy as np
 from bitgguf import _core
 from bitgguf.config import LAYER_LINEARS, LAYER_NORMS, ModelConfig, layer_tensor
 from bitgguf.gguf import GGUFError, GGUFReader, ReaderTensor
-from bitgguf.types import TYPES
+from bitgguf.ternary_layouts import tl_scale_offset
+from bitgguf.types import TYPES, tl_params
 
 KV_TYPES = ("f16", "f32")
 I2_ROWS_ID = 1036  # the engine's internal row layout for TL1/TL2 (bitgguf/_kernels/tlr.c); never in files
@@ -98,6 +99,7 @@ class Model:
     # ---- mapping the file onto the engine -------------------------------------------------------------------
 
     def _build(self, n_threads: int, n_ctx: int):
+        self._load_threads = n_threads  # for the TL repack
         c, r = self.config, self._reader
         kernel_types = _core.kernel_types()
         embd = r.tensor("token_embd.weight")
@@ -139,11 +141,8 @@ class Model:
         if t.type.name in ("TL1", "TL2"):
             # bitnet.cpp's tile-permuted layouts: repacked once into row-major 2-bit rows the per-row kernels read
             # (I2_S itself when the rows are whole 128-weight blocks; else I2_ROWS, I2_S blocks plus a tail)
-            codes, scale = t.type.unpack_ternary(t.data, t.shape)
-            if cols % i2_s_block == 0:
-                data, type_id = i2_s.pack_ternary(codes, np.float32(scale)), i2_s.type_id
-            else:
-                data, type_id = pack_i2_rows(codes, scale), I2_ROWS_ID
+            data = self._tl_rows(t, rows, cols)
+            type_id = i2_s.type_id if cols % i2_s_block == 0 else I2_ROWS_ID  # whole blocks: the same bytes
         elif t.type.ternary:
             raise GGUFError(f"{self.path}: tensor {t.name!r} has type {t.type.name}, which the engine has no kernels "
                             f"for")
@@ -155,6 +154,21 @@ class Model:
         self.repacked_bytes += data.nbytes
         self._repacked_types[t.type.name] = self._repacked_types.get(t.type.name, 0) + 1
         return (data, type_id, rows, cols)
+
+    def _tl_rows(self, t: ReaderTensor, rows: int, cols: int) -> np.ndarray:
+        """I2_ROWS bytes of a TL1 / TL2 tensor: by the C repack (one pass, threaded) when the core has it, else
+        through the type table's exact numpy unpack."""
+        repack = getattr(_core, "tl_to_i2_rows", None)
+        if repack is None:
+            codes, scale = t.type.unpack_ternary(t.data, t.shape)
+            return pack_i2_rows(codes, scale)
+        p = tl_params(t.type.name, rows, cols)
+        at = tl_scale_offset(t.type.name, rows, cols)
+        scale = np.frombuffer(t.data[at:at + 4].tobytes(), dtype="<f4")[0]
+        try:
+            return repack(t.type.name, t.data, rows, cols, p.BM, p.BK, p.bm, scale, self._load_threads)
+        except ValueError as e:
+            raise GGUFError(f"{self.path}: tensor {t.name!r}: {e}") from None
 
     @property
     def load_info(self) -> str:

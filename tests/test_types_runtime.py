@@ -186,3 +186,49 @@ def test_new_kernels_agree_across_levels_bitwise(isa):
 def test_i2_rows_packing_refuses_bad_rows():
     with pytest.raises(ValueError, match="multiple of 8"):
         pack_i2_rows(np.zeros((2, 12), np.int8), 1.0)
+
+
+# ---- the C repack (bitgguf/_kernels/repack.c) against the numpy unpack ------------------------------------------
+
+def _c_repack():
+    repack = getattr(_core, "tl_to_i2_rows", None)
+    if repack is None:
+        pytest.skip("this build has no C TL repack (_core.pyx does not include _repack.pxi); Model uses numpy")
+    return repack
+
+
+@pytest.mark.parametrize("type_name", ["TL1", "TL2"])
+@pytest.mark.parametrize("rows,cols", [(32, 8), (32, 24), (64, 200), (96, 640), (224, 608), (160, 1728),
+                                       (1536, 1536), (256, 4096)])
+def test_c_repack_equals_the_numpy_unpack(type_name, rows, cols):
+    """Byte for byte, for the generic rule's tilings and bitnet.cpp presets ((1536, 1536): TL1 bm 64, TL2 BK 192)."""
+    repack = _c_repack()
+    t = TYPES[type_name]
+    if t.check_shape((rows, cols)):
+        pytest.skip(t.check_shape((rows, cols)))
+    from bitgguf.types import tl_params
+    rng = np.random.default_rng(rows * 7 + cols)
+    codes = _codes(rng, rows, cols)
+    data = t.pack_ternary(codes, np.float32(0.75))
+    p = tl_params(type_name, rows, cols)
+    for n_threads in (1, 2):
+        got = repack(type_name, data, rows, cols, p.BM, p.BK, p.bm, np.float32(0.75), n_threads)
+        np.testing.assert_array_equal(got, pack_i2_rows(codes, np.float32(0.75)))
+
+
+def test_c_repack_refuses_non_ternary_bytes():
+    repack = _c_repack()
+    data = np.full(64 * 32 // 4, 0xFF, dtype=np.uint8)  # pair index 15: not 3*w0 + w1 + 4
+    with pytest.raises(ValueError, match="out of range"):
+        repack("TL1", data, 64, 32, 64, 32, 32, 1.0)
+    with pytest.raises(ValueError, match="does not fit"):
+        repack("TL1", data, 64, 32, 48, 32, 32, 1.0)
+
+
+def test_numpy_repack_fallback_gives_the_same_logits(models, monkeypatch):
+    path, ids, _ = models("TL2", "odd")
+    with Model(path, n_threads=1) as m:
+        fast = m.logits(ids)
+    monkeypatch.delattr(_core, "tl_to_i2_rows", raising=False)
+    with Model(path, n_threads=1) as m:
+        np.testing.assert_array_equal(m.logits(ids), fast)
