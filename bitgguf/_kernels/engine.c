@@ -23,6 +23,8 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 /* Below this much work (bytes of weights, or KV entries), one thread is faster than waking the others. */
 #define BG_PARALLEL_MIN (1 << 16)
+/* Tokens per multi-token kernel call in a batched matmul (their int8 activations, <= 4 x n_ff bytes, fit L1). */
+#define BG_TOKEN_TILE 4
 
 /* ---- the building blocks ---------------------------------------------------------------------------------- */
 
@@ -92,12 +94,21 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
     const bg_act *act = m->s.act;
     float *y = p->y;
     const size_t ys = (size_t)p->ystride;
+    if (w->dot_i8_multi && n > 1) {
+        /* tiles of BG_TOKEN_TILE tokens, all rows of the chunk each: the tile's activations stay in L1 while the
+         * chunk's rows (~32 KiB) come from L2 */
+        for (int t0 = 0; t0 < n; t0 += BG_TOKEN_TILE) {
+            const int nt = MIN(BG_TOKEN_TILE, n - t0);
+            for (int r = r0; r < r1; r++)
+                w->dot_i8_multi(w->data + (size_t)r * w->row_bytes, act + t0, nt, y + t0 * ys + r, ys);
+        }
+        for (int t = 0; t < n; t++)
+            for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * w->scale;
+        return;
+    }
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-        if (w->dot_i8_multi && n > 1) {
-            w->dot_i8_multi(row, act, n, y + r, ys);
-            for (int t = 0; t < n; t++) y[t * ys + r] = y[t * ys + r] / act[t].scale * w->scale;
-        } else if (w->dot_i8) {
+        if (w->dot_i8) {
             for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_i8(row, &act[t]) / act[t].scale * w->scale;
         } else {
             for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_f32(row, p->x + (size_t)t * p->xstride, w->cols);
@@ -139,9 +150,9 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
         bytes += (size_t)parts[i].w->rows * parts[i].w->row_bytes;
         row_bytes = MAX(row_bytes, parts[i].w->row_bytes);
     }
-    /* chunks of ~32 KiB of weights per token (a few microseconds), a multiple of 4 rows; fewer rows per chunk
-     * for a batch, whose rows each cost n times more */
-    int chunk = (int)((32u << 10) / (row_bytes * (size_t)(n > 4 ? n / 4 : 1)));
+    /* chunks of ~32 KiB of weights (a few microseconds per token; they stay in L2 across a batch's token tiles),
+     * a multiple of 4 rows */
+    int chunk = (int)((32u << 10) / row_bytes);
     j.chunk = MAX(4, chunk & ~3);
     atomic_init(&j.next, 0);
     int nth = bytes * (size_t)n >= BG_PARALLEL_MIN ? m->n_threads : 1;

@@ -1,5 +1,5 @@
 /* I2_S ternary dot product, AVX2: unsigned codes times int8 activations with maddubs (32 products per
- * instruction), 16-bit partial sums widened once per two blocks. Same integer result as i2s_scalar.c. */
+ * instruction), 16-bit partial sums widened once per 16 blocks. Same integer result as i2s_scalar.c. */
 #include "kernels.h"
 
 #if defined(__x86_64__)
@@ -10,68 +10,80 @@
 #endif
 #include "x86_avx2.h"
 
-/* Σcq of one 128-weight block as 16 int16 lanes; each lane is at most 8 * 2 * 128 = 2048 in magnitude. */
-static inline __m256i i2s_block(const uint8_t *w, const int8_t *q, __m256i mask) {
-    __m256i p = bg_load256(w);
-    __m256i s = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(p, 6), mask), bg_load256(q));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(p, 4), mask), bg_load256(q + 32)));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(p, 2), mask), bg_load256(q + 64)));
-    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(p, mask), bg_load256(q + 96)));
-    return s;
-}
-
 /* Prefetch this far ahead in the weight stream (into the next rows): the hardware prefetcher alone leaves the
  * kernel well below DRAM bandwidth (measured: 8.5 -> 12 GB/s on one Zen core). */
 #define BG_I2S_PREFETCH 4096
 
-float bg_i2s_dot_avx2(const uint8_t *row, const bg_act *a) {
+/* Blocks whose 16-bit sums are added before widening to 32 bits. A lane of one block's four maddubs is the sum of
+ * 8 products c*q with c in {0,1,2}, q in [-128,127]: within [-2048, 2032], so 16 blocks stay within int16
+ * ([-32768, 32512]). Widening (vpmaddwd) runs on the same pipe as vpmaddubsw: once per 16 blocks, not per block. */
+#define BG_I2S_GROUP 16
+
+/* The four 2-bit code planes of a block: weights j, j+32, j+64, j+96 of byte j. */
+#define UNPACK(p, c0, c1, c2, c3)                                  \
+    __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(p, 6), mask); \
+    __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(p, 4), mask); \
+    __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(p, 2), mask); \
+    __m256i c3 = _mm256_and_si256(p, mask);
+
+/* Σcq of one row over blocks [b0, b1) (b1 - b0 <= BG_I2S_GROUP) as 8 int32 lanes. */
+static inline __m256i i2s_group(const uint8_t *row, const int8_t *q, int b0, int b1) {
     const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-    const int8_t *q = a->q;
-    const int nb = a->n / BG_I2S_BLOCK;
-    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
-    int b = 0;
-    for (; b + 4 <= nb; b += 4) {
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    for (int b = b0; b < b1; b++) {
         _mm_prefetch((const char *)(row + 32 * b + BG_I2S_PREFETCH), _MM_HINT_T0);
-        _mm_prefetch((const char *)(row + 32 * b + BG_I2S_PREFETCH + 64), _MM_HINT_T0);
-        __m256i s0 = _mm256_add_epi16(i2s_block(row + 32 * b, q + 128 * b, mask),
-                                      i2s_block(row + 32 * (b + 1), q + 128 * (b + 1), mask));
-        __m256i s1 = _mm256_add_epi16(i2s_block(row + 32 * (b + 2), q + 128 * (b + 2), mask),
-                                      i2s_block(row + 32 * (b + 3), q + 128 * (b + 3), mask));
-        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(s0, ones));
-        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(s1, ones));
+        __m256i p = bg_load256(row + 32 * b);
+        const int8_t *qb = q + 128 * b;
+        UNPACK(p, c0, c1, c2, c3)
+        s0 = _mm256_add_epi16(s0, _mm256_add_epi16(_mm256_maddubs_epi16(c0, bg_load256(qb)),
+                                                   _mm256_maddubs_epi16(c1, bg_load256(qb + 32))));
+        s1 = _mm256_add_epi16(s1, _mm256_add_epi16(_mm256_maddubs_epi16(c2, bg_load256(qb + 64)),
+                                                   _mm256_maddubs_epi16(c3, bg_load256(qb + 96))));
     }
-    for (; b < nb; b++)
-        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(i2s_block(row + 32 * b, q + 128 * b, mask), ones));
-    return (float)(bg_hsum_i32x8(_mm256_add_epi32(acc0, acc1)) - a->sum);
+    return _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones));
 }
 
-/* Four tokens at a time: each block's codes are unpacked once and used for all four. */
-void bg_i2s_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride) {
+float bg_i2s_dot_avx2(const uint8_t *row, const bg_act *a) {
+    const int nb = a->n / BG_I2S_BLOCK;
+    __m256i acc = _mm256_setzero_si256();
+    for (int b = 0; b < nb; b += BG_I2S_GROUP)
+        acc = _mm256_add_epi32(acc, i2s_group(row, a->q, b, b + BG_I2S_GROUP < nb ? b + BG_I2S_GROUP : nb));
+    return (float)(bg_hsum_i32x8(acc) - a->sum);
+}
+
+/* T tokens against one row: each block's codes are unpacked once and used for all T; 16-bit sums per token are
+ * widened once per BG_I2S_GROUP blocks. */
+#define MULTI_T 4
+static inline void i2s_multi_tile(const uint8_t *row, const bg_act *acts, int nb, float *out, size_t stride) {
     const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-    const int nb = acts[0].n / BG_I2S_BLOCK;
-    int t = 0;
-    for (; t + 4 <= n; t += 4) {
-        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                          _mm256_setzero_si256()};
-        for (int b = 0; b < nb; b++) {
-            if (t == 0 && (b & 1) == 0) _mm_prefetch((const char *)(row + 32 * b + BG_I2S_PREFETCH), _MM_HINT_T0);
+    __m256i acc[MULTI_T];
+    for (int k = 0; k < MULTI_T; k++) acc[k] = _mm256_setzero_si256();
+    for (int b0 = 0; b0 < nb; b0 += BG_I2S_GROUP) {
+        const int b1 = b0 + BG_I2S_GROUP < nb ? b0 + BG_I2S_GROUP : nb;
+        __m256i s[MULTI_T];
+        for (int k = 0; k < MULTI_T; k++) s[k] = _mm256_setzero_si256();
+        for (int b = b0; b < b1; b++) {
             __m256i p = bg_load256(row + 32 * b);
-            __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(p, 6), mask);
-            __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(p, 4), mask);
-            __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(p, 2), mask);
-            __m256i c3 = _mm256_and_si256(p, mask);
-            for (int k = 0; k < 4; k++) {
-                const int8_t *q = acts[t + k].q + 128 * b;
-                __m256i s = _mm256_maddubs_epi16(c0, bg_load256(q));
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c1, bg_load256(q + 32)));
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c2, bg_load256(q + 64)));
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(c3, bg_load256(q + 96)));
-                acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(s, ones));
+            UNPACK(p, c0, c1, c2, c3)
+            for (int k = 0; k < MULTI_T; k++) {
+                const int8_t *q = acts[k].q + 128 * b;
+                __m256i x = _mm256_add_epi16(_mm256_maddubs_epi16(c0, bg_load256(q)),
+                                             _mm256_maddubs_epi16(c1, bg_load256(q + 32)));
+                __m256i y = _mm256_add_epi16(_mm256_maddubs_epi16(c2, bg_load256(q + 64)),
+                                             _mm256_maddubs_epi16(c3, bg_load256(q + 96)));
+                s[k] = _mm256_add_epi16(s[k], _mm256_add_epi16(x, y));
             }
         }
-        for (int k = 0; k < 4; k++)
-            out[(size_t)(t + k) * stride] = (float)(bg_hsum_i32x8(acc[k]) - acts[t + k].sum);
+        for (int k = 0; k < MULTI_T; k++) acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(s[k], ones));
     }
+    for (int k = 0; k < MULTI_T; k++) out[(size_t)k * stride] = (float)(bg_hsum_i32x8(acc[k]) - acts[k].sum);
+}
+
+/* Several tokens against one row (prompt processing): tiles of MULTI_T tokens, the rest one by one. */
+void bg_i2s_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride) {
+    const int nb = acts[0].n / BG_I2S_BLOCK;
+    int t = 0;
+    for (; t + MULTI_T <= n; t += MULTI_T) i2s_multi_tile(row, acts + t, nb, out + (size_t)t * stride, stride);
     for (; t < n; t++) out[(size_t)t * stride] = bg_i2s_dot_avx2(row, &acts[t]);
 }
 

@@ -1,0 +1,188 @@
+/* Kernel micro-benchmark (built and run by `python -m bench.kernels`): every matvec / matmul kernel of the type
+ * table at the 2B4T shapes, one thread, at every ISA level this CPU runs. Prints one JSON object per line:
+ *   gemv_dram:  one token, weights streamed from memory (copies cycled through >= 256 MiB): GB/s of weights
+ *   gemv_cache: one token, a 256-row slice that stays in L2: the kernel's compute ceiling
+ *   gemm:       BG_BENCH_TOKENS tokens per row (the prompt path, dot_i8_multi), rows from L2/L3
+ * each with GMAC/s, timed in this thread's CPU time (a busy machine's preemption does not count). Usage: kernels_bench [seconds per measurement] [type filter, e.g. I2_S]. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cpu.h"
+#include "kernels.h"
+
+#define BG_BENCH_TOKENS 16
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 11);
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);  /* time on the CPU: preemption by other jobs does not count */
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Random but valid rows: 2-bit fields in {0,1,2}, finite f16 scales where the type has them. */
+static void fill(const bg_type_traits *t, uint8_t *p, size_t rows, size_t row_bytes, int cols) {
+    size_t n = rows * row_bytes;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = 0;
+        for (int k = 0; k < 4; k++) b = (uint8_t)(b << 2 | rnd() % 3);
+        p[i] = b;
+    }
+    int d_at = -1;
+    switch (t->type_id) {
+    case BG_TYPE_TQ2_0: d_at = 64; break;
+    case BG_TYPE_TQ1_0: d_at = 52; break;
+    case BG_TYPE_Q8_0: case BG_TYPE_Q4_0: d_at = 0; break;
+    case BG_TYPE_Q6_K: d_at = 208; break;
+    case BG_TYPE_F16: case BG_TYPE_BF16: case BG_TYPE_F32: {
+        float *f = malloc((size_t)cols * sizeof(float));
+        for (size_t r = 0; r < rows; r++) {
+            for (int i = 0; i < cols; i++) f[i] = ((float)(rnd() % 2001) - 1000.0f) / 4000.0f;
+            uint8_t *row = p + r * row_bytes;
+            for (int i = 0; i < cols; i++) {
+                if (t->type_id == BG_TYPE_F32) memcpy(row + 4 * i, &f[i], 4);
+                else {
+                    uint16_t h = t->type_id == BG_TYPE_F16 ? bg_f32_to_f16(f[i]) : (uint16_t)(bg_f32_to_bits(f[i]) >> 16);
+                    memcpy(row + 2 * i, &h, 2);
+                }
+            }
+        }
+        free(f);
+        return;
+    }
+    default: break;
+    }
+    if (d_at >= 0)
+        for (size_t b = 0; b < n / (size_t)t->block_bytes; b++) {
+            uint16_t d = bg_f32_to_f16(0.01f + (float)(rnd() % 100) / 1000.0f);
+            memcpy(p + b * t->block_bytes + d_at, &d, 2);
+        }
+}
+
+typedef struct {
+    const bg_type_traits *t;
+    bg_isa isa;
+    int rows, cols;
+    const uint8_t *w;
+    size_t row_bytes, copies;
+    bg_act *acts;
+    float *x, *y;
+} ctx;
+
+/* rows [0, nrows) of copy c: one token */
+static void gemv(const ctx *c, size_t copy, int nrows) {
+    const uint8_t *base = c->w + copy * (size_t)c->rows * c->row_bytes;
+    if (c->t->ternary) {
+        bg_dot_i8_fn dot = bg_kernel_dot_i8(c->t, c->isa);
+        for (int r = 0; r < nrows; r++) c->y[r] = dot(base + (size_t)r * c->row_bytes, &c->acts[0]);
+    } else {
+        bg_dot_f32_fn dot = bg_kernel_dot_f32(c->t, c->isa);
+        for (int r = 0; r < nrows; r++) c->y[r] = dot(base + (size_t)r * c->row_bytes, c->x, c->cols);
+    }
+}
+
+static void gemm(const ctx *c, int nrows) {
+    bg_dot_i8_multi_fn multi = bg_kernel_dot_i8_multi(c->t, c->isa);
+    bg_dot_i8_fn dot = bg_kernel_dot_i8(c->t, c->isa);
+    for (int r = 0; r < nrows; r++) {
+        const uint8_t *row = c->w + (size_t)r * c->row_bytes;
+        if (multi) multi(row, c->acts, BG_BENCH_TOKENS, c->y + r, (size_t)c->rows);
+        else
+            for (int k = 0; k < BG_BENCH_TOKENS; k++) c->y[(size_t)k * c->rows + r] = dot(row, &c->acts[k]);
+    }
+}
+
+static void report(const char *kind, const ctx *c, const char *shape, double macs, double bytes, double secs) {
+    printf("{\"kind\": \"%s\", \"type\": \"%s\", \"isa\": \"%s\", \"shape\": \"%s\", \"rows\": %d, \"cols\": %d, "
+           "\"gmac_s\": %.2f, \"gb_s\": %.2f, \"secs\": %.3f}\n", kind, c->t->name, bg_isa_name(c->isa), shape, c->rows, c->cols,
+           macs / secs * 1e-9, bytes / secs * 1e-9, secs);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    double budget = argc > 1 ? atof(argv[1]) : 0.5;
+    const char *only = argc > 2 ? argv[2] : NULL;
+    const struct { const char *name; int rows, cols, head; } shapes[] = {
+        {"attn_q/attn_output", 2560, 2560, 0}, {"attn_k/attn_v", 640, 2560, 0}, {"ffn_gate/ffn_up", 6912, 2560, 0},
+        {"ffn_down", 2560, 6912, 0}, {"head (tied token_embd)", 128256, 2560, 1},
+    };
+    const int ids[] = {BG_TYPE_I2_S, BG_TYPE_TQ2_0, BG_TYPE_TQ1_0, BG_TYPE_I2_ROWS,
+                       BG_TYPE_F16, BG_TYPE_BF16, BG_TYPE_Q8_0, BG_TYPE_Q6_K, BG_TYPE_Q4_0, BG_TYPE_F32};
+    const size_t dram_bytes = (size_t)256 << 20;
+    for (size_t ti = 0; ti < sizeof ids / sizeof ids[0]; ti++) {
+        const bg_type_traits *t = bg_type_traits_of(ids[ti]);
+        if (!t || (only && strcmp(only, t->name))) continue;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            if (shapes[si].head == t->ternary) continue;  /* ternary types for the linears, float for the head */
+            ctx c = {0};
+            c.t = t;
+            c.rows = shapes[si].rows;
+            c.cols = shapes[si].cols;
+            c.row_bytes = bg_row_bytes(t, c.cols);
+            size_t mat = (size_t)c.rows * c.row_bytes;
+            c.copies = mat >= dram_bytes ? 1 : (dram_bytes + mat - 1) / mat;
+            uint8_t *w = malloc(c.copies * mat + 64);
+            if (!w) return 1;
+            fill(t, w, (size_t)c.rows, c.row_bytes, c.cols);
+            for (size_t k = 1; k < c.copies; k++) memcpy(w + k * mat, w, mat);
+            c.w = w;
+            c.acts = calloc(BG_BENCH_TOKENS, sizeof(bg_act));
+            c.x = malloc((size_t)c.cols * sizeof(float));
+            c.y = malloc((size_t)c.rows * BG_BENCH_TOKENS * sizeof(float));
+            for (int k = 0; k < BG_BENCH_TOKENS; k++) {
+                for (int i = 0; i < c.cols; i++) c.x[i] = ((float)(rnd() % 2001) - 1000.0f) / 100.0f;
+                c.acts[k].q = aligned_alloc(64, ((size_t)c.cols + 63) / 64 * 64);
+                c.acts[k].gsum = malloc(((size_t)c.cols / 32 + 1) * sizeof(int32_t));
+                bg_quantize_act(c.x, c.cols, &c.acts[k]);
+            }
+            for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+                if (!bg_cpu_supports((bg_isa)isa)) continue;
+                c.isa = (bg_isa)isa;
+                /* one token, streaming from memory */
+                size_t copy = 0, done = 0;
+                gemv(&c, 0, c.rows);
+                double t0 = now(), t1;
+                do {
+                    copy = (copy + 1) % c.copies;
+                    gemv(&c, copy, c.rows);
+                    done++;
+                } while ((t1 = now()) - t0 < budget);
+                report("gemv_dram", &c, shapes[si].name, (double)done * c.rows * c.cols, (double)done * mat, t1 - t0);
+                /* one token, 256 rows in cache */
+                int hot = c.rows < 256 ? c.rows : 256;
+                done = 0;
+                gemv(&c, 0, hot);
+                t0 = now();
+                do {
+                    for (int k = 0; k < 16; k++) gemv(&c, 0, hot);
+                    done += 16;
+                } while ((t1 = now()) - t0 < budget);
+                report("gemv_cache", &c, shapes[si].name, (double)done * hot * c.cols, (double)done * hot * c.row_bytes,
+                       t1 - t0);
+                /* a batch of tokens per row (prompt processing) */
+                if (t->ternary) {
+                    done = 0;
+                    gemm(&c, hot);
+                    t0 = now();
+                    do {
+                        gemm(&c, hot);
+                        done++;
+                    } while ((t1 = now()) - t0 < budget);
+                    report("gemm", &c, shapes[si].name, (double)done * hot * c.cols * BG_BENCH_TOKENS,
+                           (double)done * hot * c.row_bytes, t1 - t0);
+                }
+            }
+            for (int k = 0; k < BG_BENCH_TOKENS; k++) free(c.acts[k].q), free(c.acts[k].gsum);
+            free(c.acts), free(c.x), free(c.y), free(w);
+        }
+    }
+    return 0;
+}
