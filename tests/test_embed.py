@@ -381,12 +381,14 @@ def test_files_from_other_tools_through_the_c_api(lib, shared, fixture):
             assert text == b"".join(py.tokenizer.token_to_piece(t, special=False) for t in want)
 
 
-@pytest.mark.parametrize("ternary_type", ["I2_S", "TQ2_0", "TQ1_0", "F32"])
-def test_logits_equal_the_python_api(lib, tmp_path, ternary_type):
-    """Same engine, same kernels: bit-identical logits (TQ1_0 and alpha-scaled F32 weights are repacked to I2_S
-    by the C loader wherever the Python side does)."""
+@pytest.mark.parametrize("ternary_type, head_type", [("I2_S", "F16"), ("TQ2_0", "F16"), ("TQ1_0", "F16"),
+                                                     ("F32", "F16"), ("F16", "F32"), ("I2_S", "BF16"),
+                                                     ("I2_S", "Q8_0"), ("I2_S", "Q6_K"), ("I2_S", "Q4_0")])
+def test_logits_equal_the_python_api(lib, tmp_path, ternary_type, head_type):
+    """Same engine, same kernels: bit-identical logits (alpha-scaled float weights are repacked to I2_S by the C
+    loader as the Python side does)."""
     path = make_random_gguf(tmp_path / f"{ternary_type}.gguf", n_embd=256, n_ff=512, n_layer=2,
-                            ternary_type=ternary_type, seed=3)
+                            ternary_type=ternary_type, head_type=head_type, seed=3)
     ids = [1, 5, 9, 200, 7, 7, 42, 3, 100, 250, 11, 12, 13, 14, 15, 16, 17, 18, 19]  # more than one batch
     with Model(path) as py, _Opened(lib, path) as c:
         np.testing.assert_array_equal(c.logits(ids), py.logits(ids))
@@ -424,6 +426,14 @@ def test_sampler_draws_what_the_python_sampler_draws(lib, params):
     bad = lib.bitgguf_sampler_default_params()
     bad.min_p = 2.0
     assert not lib.bitgguf_sampler_new(ctypes.byref(bad))
+
+
+@pytest.mark.parametrize("ternary_type", ["TL1", "TL2"])
+def test_lut_layouts_are_refused_with_the_way_out(lib, tmp_path, ternary_type):
+    path = make_random_gguf(tmp_path / "m.gguf", n_layer=1, ternary_type=ternary_type)
+    rc, model, msg = _open(lib, path)
+    assert (rc, bool(model)) == (ERR_UNSUPPORTED, False)
+    assert f"'blk.0.attn_q.weight' has type {ternary_type}" in msg and "--outtype i2_s" in msg
 
 
 def test_context_limits_and_bad_tokens(lib, tmp_path):

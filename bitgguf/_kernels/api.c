@@ -370,7 +370,7 @@ static int repack_i2s(bitgguf_model *m, loader *L, const bg_gguf_tensor *t, int 
         }
     } else {
         set_err(L->err, L->err_len, "%s: tensor '%s' has type %s, which the C API does not run; convert the file to "
-                "I2_S (python -m convert gguf-to-gguf ... --outtype i2_s)", L->g->path, t->name, t->type->name);
+                "I2_S: python -m convert gguf-to-gguf IN.gguf --outfile OUT.gguf --outtype i2_s", L->g->path, t->name, t->type->name);
         rc = BITGGUF_ERR_UNSUPPORTED;
     }
     free(codes);
