@@ -62,13 +62,6 @@ static void softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] /= sum;
 }
 
-/* Quantize the inputs of the next ternary matmuls: one int8 vector per token, shared by every matmul that reads
- * the same input (q/k/v, gate/up). */
-static void quantize_inputs(bg_model *m, const bg_tensor *w, const float *x, int stride, int n) {
-    if (!w->dot_i8) return;
-    for (int t = 0; t < n; t++) bg_quantize_act(x + (size_t)t * stride, w->cols, &m->s.act[t]);
-}
-
 /* ---- parallel jobs (threadpool.c): rows (or heads) handed out in chunks; every output is computed by one kernel
  * call on the same inputs whichever thread runs it, so results do not depend on the thread count. */
 
@@ -221,6 +214,91 @@ static void kv_store(bg_state *s, uint8_t *cache, int layer, int pos, const floa
 
 /* ---- the forward pass ------------------------------------------------------------------------------------- */
 
+/* The per-token work between the matmuls, in stages (each token's vectors are its own, so tokens run in parallel
+ * for a batch). */
+enum {
+    ST_ATTN_IN,   /* (x += previous layer's FFN output); xb = RMSNorm_attn(x); quantize xb */
+    ST_ROPE,      /* RoPE on q and k; append k, v to the cache */
+    ST_ATTN_OUT,  /* xb2 = RMSNorm_attn_sub(attention output); quantize xb2 */
+    ST_FFN_IN,    /* x += Wo output; xb = RMSNorm_ffn(x); quantize xb */
+    ST_FFN_MID,   /* hb = RMSNorm_ffn_sub(act(gate) * up); quantize hb */
+    ST_OUT,       /* x += last FFN output; xb = RMSNorm_out(x) */
+};
+
+typedef struct {
+    bg_model *m;
+    int layer, stage, n, t0;
+    atomic_int next;
+} stage_job;
+
+static void token_stage(bg_model *m, int l, int stage, int t) {
+    const bg_config *c = &m->w.c;
+    bg_state *s = &m->s;
+    const bg_layer *L = l < c->n_layer ? &m->w.layers[l] : NULL;
+    const int D = c->n_embd, hd = c->head_dim, F = c->n_ff;
+    const int QD = c->n_head * hd, KVD = c->n_head_kv * hd, W = MAX(D, QD);
+    float *x = s->x + (size_t)t * W, *xb = s->xb + (size_t)t * W, *xb2 = s->xb2 + (size_t)t * W;
+    switch (stage) {
+    case ST_ATTN_IN:
+    case ST_FFN_IN:
+    case ST_OUT:
+        if (stage != ST_ATTN_IN || l > 0)
+            for (int i = 0; i < D; i++) x[i] += xb[i];
+        rmsnorm(xb, x, stage == ST_OUT ? m->w.output_norm : stage == ST_ATTN_IN ? L->attn_norm : L->ffn_norm, D,
+                c->rms_eps);
+        if (stage != ST_OUT) {
+            const bg_tensor *w = stage == ST_ATTN_IN ? &L->wq : &L->ffn_gate;
+            if (w->dot_i8) bg_quantize_act(xb, D, &s->act[t]);
+        }
+        break;
+    case ST_ROPE: {
+        const int pos = s->n_past + t;
+        rope(s, s->q + (size_t)t * QD, c->n_head, hd, pos);
+        rope(s, s->k + (size_t)t * KVD, c->n_head_kv, hd, pos);
+        kv_store(s, s->k_cache, l, pos, s->k + (size_t)t * KVD, KVD);
+        kv_store(s, s->v_cache, l, pos, s->v + (size_t)t * KVD, KVD);
+        break;
+    }
+    case ST_ATTN_OUT:
+        if (L->attn_sub_norm) rmsnorm(xb2, xb2, L->attn_sub_norm, QD, c->rms_eps);
+        if (L->wo.dot_i8) bg_quantize_act(xb2, QD, &s->act[t]);
+        break;
+    case ST_FFN_MID: {
+        float *g = s->hb + (size_t)t * F, *u = s->hb2 + (size_t)t * F;
+        if (c->ffn_act == BG_FFN_RELU2) {
+            for (int i = 0; i < F; i++) {
+                float r = g[i] > 0.0f ? g[i] : 0.0f;
+                g[i] = r * r * u[i];
+            }
+        } else {
+            for (int i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        }
+        if (L->ffn_sub_norm) rmsnorm(g, g, L->ffn_sub_norm, F, c->rms_eps);
+        if (L->ffn_down.dot_i8) bg_quantize_act(g, F, &s->act[t]);
+        break;
+    }
+    }
+}
+
+static void stage_task(void *ctx, int ith, int nth) {
+    stage_job *j = ctx;
+    int b, e;
+    (void)ith;
+    (void)nth;
+    while (bg_pool_chunk(&j->next, j->n, 1, &b, &e)) token_stage(j->m, j->layer, j->stage, j->t0 + b);
+}
+
+/* A stage for tokens t0..n-1 of the batch: on the pool for a batch, inline for one token. */
+static void stage(bg_model *m, int layer, int st, int t0, int n) {
+    if (n - t0 <= 1 || m->n_threads == 1) {
+        for (int t = t0; t < n; t++) token_stage(m, layer, st, t);
+        return;
+    }
+    stage_job j = {m, layer, st, n - t0, t0, 0};
+    atomic_init(&j.next, 0);
+    bg_pool_run(m->pool, stage_task, &j, MIN(m->n_threads, n - t0));
+}
+
 /* n <= BG_MAX_BATCH tokens at positions n_past..; logits (if not NULL) of tokens head_from..n-1. */
 static void bg_forward_batch(bg_model *m, const int32_t *tokens, int n, float *logits, int head_from) {
     const bg_config *c = &m->w.c;
@@ -236,50 +314,25 @@ static void bg_forward_batch(bg_model *m, const int32_t *tokens, int n, float *l
         const bg_layer *L = &m->w.layers[l];
 
         /* attention */
-        for (int t = 0; t < n; t++) rmsnorm(s->xb + t * W, s->x + t * W, L->attn_norm, D, c->rms_eps);
-        quantize_inputs(m, &L->wq, s->xb, W, n);
+        stage(m, l, ST_ATTN_IN, 0, n);
         const mm_part qkv[3] = {{&L->wq, s->xb, W, s->q, QD}, {&L->wk, s->xb, W, s->k, KVD},
                                 {&L->wv, s->xb, W, s->v, KVD}};
         matmuls(m, qkv, 3, n);
-        for (int t = 0; t < n; t++) {
-            rope(s, s->q + t * QD, c->n_head, hd, s->n_past + t);
-            rope(s, s->k + t * KVD, c->n_head_kv, hd, s->n_past + t);
-            kv_store(s, s->k_cache, l, s->n_past + t, s->k + t * KVD, KVD);
-            kv_store(s, s->v_cache, l, s->n_past + t, s->v + t * KVD, KVD);
-        }
+        stage(m, l, ST_ROPE, 0, n);
         attention(m, l, n);
-        if (L->attn_sub_norm)
-            for (int t = 0; t < n; t++) rmsnorm(s->xb2 + t * W, s->xb2 + t * W, L->attn_sub_norm, QD, c->rms_eps);
-        quantize_inputs(m, &L->wo, s->xb2, W, n);
+        stage(m, l, ST_ATTN_OUT, 0, n);
         matmul(m, &L->wo, s->xb2, W, n, s->xb, W);
-        for (int t = 0; t < n; t++)
-            for (int i = 0; i < D; i++) s->x[t * W + i] += s->xb[t * W + i];
 
         /* feed-forward */
-        for (int t = 0; t < n; t++) rmsnorm(s->xb + t * W, s->x + t * W, L->ffn_norm, D, c->rms_eps);
-        quantize_inputs(m, &L->ffn_gate, s->xb, W, n);
+        stage(m, l, ST_FFN_IN, 0, n);
         const mm_part gate_up[2] = {{&L->ffn_gate, s->xb, W, s->hb, F}, {&L->ffn_up, s->xb, W, s->hb2, F}};
         matmuls(m, gate_up, 2, n);
-        for (int t = 0; t < n; t++) {
-            float *g = s->hb + (size_t)t * F, *u = s->hb2 + (size_t)t * F;
-            if (c->ffn_act == BG_FFN_RELU2) {
-                for (int i = 0; i < F; i++) {
-                    float r = g[i] > 0.0f ? g[i] : 0.0f;
-                    g[i] = r * r * u[i];
-                }
-            } else {
-                for (int i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-            }
-            if (L->ffn_sub_norm) rmsnorm(g, g, L->ffn_sub_norm, F, c->rms_eps);
-        }
-        quantize_inputs(m, &L->ffn_down, s->hb, F, n);
+        stage(m, l, ST_FFN_MID, 0, n);
         matmul(m, &L->ffn_down, s->hb, F, n, s->xb, W);
-        for (int t = 0; t < n; t++)
-            for (int i = 0; i < D; i++) s->x[t * W + i] += s->xb[t * W + i];
     }
 
     if (logits) {
-        for (int t = head_from; t < n; t++) rmsnorm(s->xb + t * W, s->x + t * W, m->w.output_norm, D, c->rms_eps);
+        stage(m, c->n_layer, ST_OUT, head_from, n);
         matmul(m, &m->w.output, s->xb + head_from * W, W, n - head_from, logits, c->n_vocab);
     }
     s->n_past += n;
