@@ -294,30 +294,26 @@ static void i2s_pack_block(const int8_t *codes, uint8_t *out) {
                            (codes[96 + b] + 1));
 }
 
-/* TQ1_0 block (54 bytes) -> 256 codes 0..2: trit k of byte v is ((uint8)(v * 3^k) * 3) >> 8. */
-static void tq1_0_unpack_block(const uint8_t *blk, uint8_t *q) {
-    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
-    for (int k = 0; k < 5; k++) {
-        for (int j = 0; j < 32; j++) q[k * 32 + j] = (uint8_t)(((uint8_t)(blk[j] * pow3[k]) * 3) >> 8);
-        for (int j = 0; j < 16; j++) q[160 + k * 16 + j] = (uint8_t)(((uint8_t)(blk[32 + j] * pow3[k]) * 3) >> 8);
-    }
-    for (int k = 0; k < 4; k++)
-        for (int j = 0; j < 4; j++) q[240 + k * 4 + j] = (uint8_t)(((uint8_t)(blk[48 + j] * pow3[k]) * 3) >> 8);
-}
-
-/* Repack a linear weight the engine has no in-place kernel for into I2_S, as bitgguf/model.py's _linear does:
- * TQ1_0 exactly (codes and the one scale its blocks share); float types by bitnet.cpp's quantize_i2_s rule
- * (scale = max|w|, code = sign, |w| < 1e-6 is 0), for files that hold alpha-scaled ternary floats. */
+/* Repack a float linear weight (a file holding alpha-scaled ternary floats) into I2_S, as bitgguf/model.py's
+ * _linear does: bitnet.cpp's quantize_i2_s rule, scale = max|w| over the tensor, code = sign, |w| < 1e-6 is 0.
+ * Ternary types without an in-place kernel (TL1, TL2) are refused. */
 static int repack_i2s(bitgguf_model *m, loader *L, const bg_gguf_tensor *t, int rows, int cols, bg_tensor *out) {
-    const size_t n = (size_t)rows * cols, nbytes = n / 4 + 32;
+    const bg_type_traits *tr = bg_type_traits_of(t->type_id);
+    if (!tr || !tr->to_float || tr->ternary) {
+        set_err(L->err, L->err_len, "%s: tensor '%s' has type %s, which the C API does not run; convert the file "
+                "to I2_S: python -m convert gguf-to-gguf IN.gguf --outfile OUT.gguf --outtype i2_s", L->g->path,
+                t->name, t->type->name);
+        return BITGGUF_ERR_UNSUPPORTED;
+    }
     if (cols % 128) {
         set_err(L->err, L->err_len, "%s: tensor '%s' (%s) has rows of %d weights; repacking to I2_S needs a "
                 "multiple of 128", L->g->path, t->name, t->type->name, cols);
         return BITGGUF_ERR_UNSUPPORTED;
     }
+    const size_t n = (size_t)rows * cols, nbytes = n / 4 + 32;
     uint8_t *dst = own(m, nbytes);
     int8_t *codes = malloc((size_t)cols);
-    float *row = malloc((size_t)(cols > 256 ? cols : 256) * sizeof(float));
+    float *row = malloc((size_t)cols * sizeof(float));
     if (!dst || !codes || !row) {
         free(codes);
         free(row);
@@ -326,56 +322,18 @@ static int repack_i2s(bitgguf_model *m, loader *L, const bg_gguf_tensor *t, int 
     }
     memset(dst, 0, nbytes);
     float scale = 0.0f;
-    int rc = 0;
-    const bg_type_traits *tr = bg_type_traits_of(t->type_id);
-    if (t->type_id == 34) { /* TQ1_0 */
-        const size_t nblk = (size_t)cols / 256;
-        uint8_t q[256];
-        int have_scale = 0;
-        for (int r = 0; r < rows && !rc; r++) {
-            for (size_t b = 0; b < nblk && !rc; b++) {
-                const uint8_t *blk = t->data + ((size_t)r * nblk + b) * 54;
-                tq1_0_unpack_block(blk, q);
-                int any = 0;
-                for (int i = 0; i < 256; i++) {
-                    if (q[i] > 2) { rc = 1; break; }
-                    codes[b * 256 + (size_t)i] = (int8_t)(q[i] - 1);
-                    any |= q[i] != 1;
-                }
-                uint16_t dh;
-                memcpy(&dh, blk + 52, 2);
-                float d = bg_f16_to_f32(dh);
-                if (any && have_scale && d != scale) rc = 2;
-                if (any && !have_scale) have_scale = 1, scale = d;
-            }
-            for (int b = 0; !rc && b < cols / 128; b++)
-                i2s_pack_block(codes + b * 128, dst + ((size_t)r * cols + (size_t)b * 128) / 4);
-        }
-        if (rc) {
-            set_err(L->err, L->err_len, rc == 1 ? "%s: tensor '%s' (TQ1_0) holds a trit code above 2: not ternary"
-                    : "%s: tensor '%s' (TQ1_0): blocks carry different scales, expected one per tensor", L->g->path,
-                    t->name);
-            rc = BITGGUF_ERR_UNSUPPORTED;
-        }
-    } else if (tr && tr->to_float && !tr->ternary) {
-        for (int r = 0; r < rows; r++) {  /* pass 1: the scale */
-            tr->to_float(t->data + (size_t)r * bg_row_bytes(tr, cols), row, cols);
-            for (int i = 0; i < cols; i++) scale = fabsf(row[i]) > scale ? fabsf(row[i]) : scale;
-        }
-        for (int r = 0; r < rows; r++) {
-            tr->to_float(t->data + (size_t)r * bg_row_bytes(tr, cols), row, cols);
-            for (int i = 0; i < cols; i++) codes[i] = fabsf(row[i]) < 1e-6f ? 0 : row[i] > 0 ? 1 : -1;
-            for (int b = 0; b < cols / 128; b++)
-                i2s_pack_block(codes + b * 128, dst + ((size_t)r * cols + (size_t)b * 128) / 4);
-        }
-    } else {
-        set_err(L->err, L->err_len, "%s: tensor '%s' has type %s, which the C API does not run; convert the file to "
-                "I2_S: python -m convert gguf-to-gguf IN.gguf --outfile OUT.gguf --outtype i2_s", L->g->path, t->name, t->type->name);
-        rc = BITGGUF_ERR_UNSUPPORTED;
+    for (int r = 0; r < rows; r++) {  /* pass 1: the scale */
+        tr->to_float(t->data + (size_t)r * bg_row_bytes(tr, cols), row, cols);
+        for (int i = 0; i < cols; i++) scale = fabsf(row[i]) > scale ? fabsf(row[i]) : scale;
+    }
+    for (int r = 0; r < rows; r++) {
+        tr->to_float(t->data + (size_t)r * bg_row_bytes(tr, cols), row, cols);
+        for (int i = 0; i < cols; i++) codes[i] = (int8_t)(fabsf(row[i]) < 1e-6f ? 0 : row[i] > 0 ? 1 : -1);
+        for (int b = 0; b < cols / 128; b++)
+            i2s_pack_block(codes + b * 128, dst + ((size_t)r * cols + (size_t)b * 128) / 4);
     }
     free(codes);
     free(row);
-    if (rc) return rc;
     memcpy(dst + n / 4, &scale, sizeof scale);
     out->data = dst;
     out->type = BG_TYPE_I2_S;
