@@ -86,7 +86,8 @@ static void pack_i2r(const uint8_t *c, int rows, int cols, uint8_t *out) {
 
 /* I2_ROWS (the TL1/TL2 runtime layout) at row lengths with and without a tail: exact at every level */
 static int check_i2r(int *checks) {
-    const int shapes[][2] = {{3, 8}, {2, 40}, {4, 128}, {3, 136}, {5, 200}, {2, 296}, {3, 2568}, {2, 6912}};
+    const int shapes[][2] = {{3, 8}, {2, 40}, {4, 128}, {3, 136}, {3, 160}, {5, 200}, {2, 224}, {2, 296},
+                              {3, 1728}, {3, 2568}, {4, 2656}, {2, 6912}};
     int failures = 0;
     const bg_type_traits *t = bg_type_traits_of(BG_TYPE_I2_ROWS);
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {

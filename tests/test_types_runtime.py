@@ -132,8 +132,8 @@ def test_tq1_0_matvec_is_exact(isa, rows, cols):
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("rows,cols", [(3, 8), (2, 40), (4, 128), (3, 136), (5, 200), (2, 296), (7, 2568),
-                                       (2, 6912)])
+@pytest.mark.parametrize("rows,cols", [(3, 8), (2, 40), (4, 128), (3, 136), (3, 160), (5, 200), (2, 224), (2, 296),
+                                       (5, 1728), (7, 2568), (4, 2656), (2, 6912)])
 def test_i2_rows_matvec_is_exact(isa, rows, cols):
     rng = np.random.default_rng(rows * 1000 + cols + 9)
     codes = _codes(rng, rows, cols)

@@ -173,6 +173,7 @@ float bg_tq1_dot_avx512(const uint8_t *row, const bg_act *a);
 float bg_i2r_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_i2r_dot_avx512(const uint8_t *row, const bg_act *a);
+int32_t bg_i2r_tail_cq_avx2(const uint8_t *tail, const int8_t *q, int t);  /* t % 32 == 0 */
 float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a);
 float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a);
 float bg_f32_dot_avx2(const void *row, const float *x, int n);
@@ -194,6 +195,7 @@ float bg_tq1_dot_neon(const uint8_t *row, const bg_act *a);
 float bg_tq1_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
 float bg_i2r_dot_neon(const uint8_t *row, const bg_act *a);
 float bg_i2r_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
+int32_t bg_i2r_tail_cq_neon(const uint8_t *tail, const int8_t *q, int t);  /* t % 32 == 0 */
 float bg_f32_dot_neon(const void *row, const float *x, int n);
 float bg_f16_dot_neon(const void *row, const float *x, int n);
 float bg_q8_0_dot_neon(const void *row, const float *x, int n);

@@ -29,12 +29,28 @@ void bg_i2r_tail(const uint8_t *tail, const int8_t *q, int t, int32_t *cq, int32
     *qsum = s;
 }
 
-/* Whole blocks by an I2_S kernel, the tail here; exact integers both, summed exactly in f32 (below 2^24). */
-static inline float i2r_dot(const uint8_t *row, const bg_act *a, bg_dot_i8_fn i2s) {
+typedef int32_t (*tail_cq_fn)(const uint8_t *tail, const int8_t *q, int t);
+
+/* Σcq and Σq of the tail: SIMD when t % 32 == 0 (every TL2 tail, and every tail of a real model, whose dimensions are
+ * all multiples of 32), with Σq from the activations' 32-value group sums (the tail starts on a group boundary). */
+static inline void tail_sums(const uint8_t *tail, const bg_act *a, int full, int t, tail_cq_fn simd, int32_t *cq,
+                             int32_t *qs) {
+    if (simd && t % 32 == 0) {
+        *cq = simd(tail, a->q + full, t);
+        int32_t s = 0;
+        for (int g = full / BG_ACT_GROUP; g < a->n / BG_ACT_GROUP; g++) s += a->gsum[g];
+        *qs = s;
+    } else {
+        bg_i2r_tail(tail, a->q + full, t, cq, qs);
+    }
+}
+
+/* Whole blocks by an I2_S kernel, the tail by tail_sums; exact integers both, summed exactly in f32 (below 2^24). */
+static inline float i2r_dot(const uint8_t *row, const bg_act *a, bg_dot_i8_fn i2s, tail_cq_fn simd) {
     const int full = a->n / BG_I2S_BLOCK * BG_I2S_BLOCK, t = a->n - full;
     if (!t) return i2s(row, a);
     int32_t cq, qs;
-    bg_i2r_tail(row + full / 4, a->q + full, t, &cq, &qs);
+    tail_sums(row + full / 4, a, full, t, simd, &cq, &qs);
     if (!full) return (float)(cq - qs);
     bg_act head = *a;
     head.n = full;
@@ -42,11 +58,15 @@ static inline float i2r_dot(const uint8_t *row, const bg_act *a, bg_dot_i8_fn i2
     return i2s(row, &head) + (float)(cq - qs);
 }
 
-float bg_i2r_dot_scalar(const uint8_t *row, const bg_act *a) { return i2r_dot(row, a, bg_i2s_dot_scalar); }
+float bg_i2r_dot_scalar(const uint8_t *row, const bg_act *a) { return i2r_dot(row, a, bg_i2s_dot_scalar, NULL); }
 
 #if defined(__x86_64__)
-float bg_i2r_dot_avx2(const uint8_t *row, const bg_act *a) { return i2r_dot(row, a, bg_i2s_dot_avx2); }
-float bg_i2r_dot_avx512(const uint8_t *row, const bg_act *a) { return i2r_dot(row, a, bg_i2s_dot_avx512); }
+float bg_i2r_dot_avx2(const uint8_t *row, const bg_act *a) {
+    return i2r_dot(row, a, bg_i2s_dot_avx2, bg_i2r_tail_cq_avx2);
+}
+float bg_i2r_dot_avx512(const uint8_t *row, const bg_act *a) {
+    return i2r_dot(row, a, bg_i2s_dot_avx512, bg_i2r_tail_cq_avx2);
+}
 
 /* Several tokens: the I2_S multi-token kernel over the whole blocks (activations cut as above), tails added. */
 void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride) {
@@ -66,7 +86,7 @@ void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float 
         const int m = n - i0 < CHUNK ? n - i0 : CHUNK;
         for (int i = 0; i < m; i++) {
             int32_t cq, qs;
-            bg_i2r_tail(row + full / 4, acts[i0 + i].q + full, t, &cq, &qs);
+            tail_sums(row + full / 4, &acts[i0 + i], full, t, bg_i2r_tail_cq_avx2, &cq, &qs);
             head[i] = acts[i0 + i];
             head[i].n = full;
             head[i].sum = acts[i0 + i].sum - qs;
@@ -79,8 +99,10 @@ void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float 
 #endif
 
 #if defined(__aarch64__)
-float bg_i2r_dot_neon(const uint8_t *row, const bg_act *a) { return i2r_dot(row, a, bg_i2s_dot_neon); }
+float bg_i2r_dot_neon(const uint8_t *row, const bg_act *a) {
+    return i2r_dot(row, a, bg_i2s_dot_neon, bg_i2r_tail_cq_neon);
+}
 float bg_i2r_dot_neon_dotprod(const uint8_t *row, const bg_act *a) {
-    return i2r_dot(row, a, bg_i2s_dot_neon_dotprod);
+    return i2r_dot(row, a, bg_i2s_dot_neon_dotprod, bg_i2r_tail_cq_neon);
 }
 #endif
