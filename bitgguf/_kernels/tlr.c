@@ -10,10 +10,11 @@
  *
  * Why not T-MAC lookup tables: a table kernel looks up one activation group's table for many rows at once (the rows
  * sit in the SIMD lanes), so it needs 32-row tiles and a multi-row kernel interface, and its int16 entries (|w0*b0 +
- * w1*b1| <= 256 with int8 activations, exactness required) cost two pshufb plus a re-zip per lookup. Measured with
- * tools/tl_lut_probe.c (one thread, AVX2, same exact integers): TL1-style LUT tiles 36 / 123 / 323 / 338 us against
- * the I2_S row kernel's 24 / 98 / 262 / 247 us for (640, 2560), (2560, 2560), (6912, 2560), (2560, 6912). So the
- * runtime repacks to 2-bit rows and inherits every level's I2_S kernel. */
+ * w1*b1| <= 256 with int8 activations, exactness required) cost two pshufb plus a re-zip per lookup (TL2's sign bits
+ * add a mask and a negation). Measured with tools/tl_lut_probe.c (one thread, AVX2, same exact integers, best of
+ * many runs on a busy 2-core machine), us per matvec for (640, 2560), (2560, 2560), (6912, 2560), (2560, 6912):
+ *   I2_S row kernel 26 / 105 / 295 / 269;  TL1-style LUT tiles 39 / 134 / 415 / 408;  TL2-style 49 / 189 / 502 / 506.
+ * So the runtime repacks to 2-bit rows and inherits every level's I2_S kernel. */
 #include "kernels.h"
 
 void bg_i2r_tail(const uint8_t *tail, const int8_t *q, int t, int32_t *cq, int32_t *qsum) {
