@@ -10,7 +10,7 @@
  *   (widened to int32 every 64 pairs).
  *
  * Build and run from the repository root (no -march: the kernels pick their ISA by pragma):
- *   cc -O3 -std=gnu11 -Ibitgguf/_kernels tools/tl_lut_probe.c bitgguf/_kernels/{cpu,kernels,i2s_*,tq2_*,tq1_*,tlr,head_*}.c -lm -o /tmp/probe && /tmp/probe
+ *   cc -O3 -std=gnu11 -Ibitgguf/_kernels tools/tl_lut_probe.c bitgguf/_kernels/{cpu,kernels,i2s_*,tq2_*,tq1_*,tlr*,head_*}.c -lm -o /tmp/probe && /tmp/probe
  */
 #include <stdio.h>
 #include <stdlib.h>
