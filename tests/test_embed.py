@@ -382,12 +382,14 @@ def test_files_from_other_tools_through_the_c_api(lib, shared, fixture):
 
 
 @pytest.mark.parametrize("ternary_type, head_type", [("I2_S", "F16"), ("TQ2_0", "F16"), ("TQ1_0", "F16"),
-                                                     ("F32", "F16"), ("F16", "F32"), ("I2_S", "BF16"),
+                                                     ("TL1", "F16"), ("TL2", "F16"), ("F32", "F16"),
+                                                     ("F16", "F32"), ("I2_S", "BF16"),
                                                      ("I2_S", "Q8_0"), ("I2_S", "Q6_K"), ("I2_S", "Q4_0")])
 def test_logits_equal_the_python_api(lib, tmp_path, ternary_type, head_type):
-    """Same engine, same kernels: bit-identical logits (alpha-scaled float weights are repacked to I2_S by the C
-    loader as the Python side does)."""
-    path = make_random_gguf(tmp_path / f"{ternary_type}.gguf", n_embd=256, n_ff=512, n_layer=2,
+    """Same engine, same kernels: bit-identical logits (TL1/TL2 and alpha-scaled float weights are repacked by the
+    C loader as the Python side does). n_ff 480: TL rows that are not whole 128-weight blocks (I2_ROWS)."""
+    n_ff = 480 if ternary_type in ("TL1", "TL2") else 512
+    path = make_random_gguf(tmp_path / f"{ternary_type}.gguf", n_embd=256, n_ff=n_ff, n_layer=2,
                             ternary_type=ternary_type, head_type=head_type, seed=3)
     ids = [1, 5, 9, 200, 7, 7, 42, 3, 100, 250, 11, 12, 13, 14, 15, 16, 17, 18, 19]  # more than one batch
     with Model(path) as py, _Opened(lib, path) as c:
@@ -426,14 +428,6 @@ def test_sampler_draws_what_the_python_sampler_draws(lib, params):
     bad = lib.bitgguf_sampler_default_params()
     bad.min_p = 2.0
     assert not lib.bitgguf_sampler_new(ctypes.byref(bad))
-
-
-@pytest.mark.parametrize("ternary_type", ["TL1", "TL2"])
-def test_lut_layouts_are_refused_with_the_way_out(lib, tmp_path, ternary_type):
-    path = make_random_gguf(tmp_path / "m.gguf", n_layer=1, ternary_type=ternary_type)
-    rc, model, msg = _open(lib, path)
-    assert (rc, bool(model)) == (ERR_UNSUPPORTED, False)
-    assert f"'blk.0.attn_q.weight' has type {ternary_type}" in msg and "--outtype i2_s" in msg
 
 
 def test_context_limits_and_bad_tokens(lib, tmp_path):
@@ -537,6 +531,8 @@ _F32_4 = ("t", [4], 0, 0)
     ("type 39 elsewhere", _gguf([("general.architecture", 8, _str("llama"))], [("t", [32, 32], 39, 0)]),
      ERR_UNSUPPORTED, ["MXFP4"]),
     ("row length", _gguf([_ARCH], [("t", [100, 2], 36, 0)], b"\0" * 128), ERR_FORMAT, ["multiple of 128"]),
+    ("tl2 rows", _gguf([_ARCH], [("t", [64, 40], 39, 0)], b"\0" * 2048), ERR_FORMAT,
+     ["TL2 needs the row count (out_features, 40) to be a multiple of 32"]),
     ("misaligned", _gguf([_ARCH], [("t", [4], 0, 8)], b"\0" * 64), ERR_FORMAT, ["not a multiple of the alignment"]),
     ("past the end", _gguf([_ARCH], [("t", [4], 0, 32)], b"\0" * 40), ERR_FORMAT, ["'t'", "truncated or bad offset"]),
     ("huge offset", _gguf([_ARCH], [("t", [4], 0, (1 << 64) - 32)], b"\0" * 16), ERR_FORMAT, ["bad offset"]),

@@ -28,6 +28,7 @@
 #include "../include/bitgguf.h"
 #include "engine.h"
 #include "gguf_c.h"
+#include "repack.h"
 #include "sampling.h"
 #include "tokenizer.h"
 
@@ -263,6 +264,18 @@ static int load_config(bitgguf_model *m, loader *L) {
     return 0;
 }
 
+static int default_threads(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+#if !defined(_WIN32) && defined(_SC_NPROCESSORS_ONLN)
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n > 0) return (int)n;
+#endif
+    return 1;
+}
+
 /* ---- weights ------------------------------------------------------------------------------------------------- */
 
 /* A norm vector as f32: in place when the file stores F32, else dequantized once (bitgguf/model.py's _norm). */
@@ -295,8 +308,7 @@ static void i2s_pack_block(const int8_t *codes, uint8_t *out) {
 }
 
 /* Repack a float linear weight (a file holding alpha-scaled ternary floats) into I2_S, as bitgguf/model.py's
- * _linear does: bitnet.cpp's quantize_i2_s rule, scale = max|w| over the tensor, code = sign, |w| < 1e-6 is 0.
- * Ternary types without an in-place kernel (TL1, TL2) are refused. */
+ * _linear does: bitnet.cpp's quantize_i2_s rule, scale = max|w| over the tensor, code = sign, |w| < 1e-6 is 0. */
 static int repack_i2s(bitgguf_model *m, loader *L, const bg_gguf_tensor *t, int rows, int cols, bg_tensor *out) {
     const bg_type_traits *tr = bg_type_traits_of(t->type_id);
     if (!tr || !tr->to_float || tr->ternary) {
@@ -340,6 +352,33 @@ static int repack_i2s(bitgguf_model *m, loader *L, const bg_gguf_tensor *t, int 
     return 0;
 }
 
+/* TL1 / TL2 (bitnet.cpp's tile-permuted layouts) -> row-major 2-bit rows, as bitgguf/model.py's _tl_rows does:
+ * I2_S bytes when the rows are whole 128-weight blocks, else the engine's I2_ROWS (I2_S blocks plus a tail). */
+static int repack_tl(bitgguf_model *m, loader *L, const bg_gguf_tensor *t, bg_tensor *out) {
+    const int tl2 = t->type->size_rule == BG_SIZE_TL2, rows = out->rows, cols = out->cols;
+    int BM, BK, bm;
+    char why[256];
+    if (bg_gguf_tl_params(tl2, rows, cols, &BM, &BK, &bm, why, sizeof why)) {  /* the reader checked this */
+        set_err(L->err, L->err_len, "%s: tensor '%s': %s", L->g->path, t->name, why);
+        return BITGGUF_ERR_FORMAT;
+    }
+    const size_t n = (size_t)rows * cols;
+    uint8_t *dst = own(m, n / 4 + 32);
+    if (!dst) return BITGGUF_ERR_NOMEM;
+    memset(dst, 0, n / 4 + 32);
+    int rc = bg_tl_to_i2_rows(tl2 ? 2 : 1, t->data, rows, cols, BM, BK, bm, dst, default_threads());
+    if (rc) {
+        set_err(L->err, L->err_len, rc == -3 ? "%s: out of memory repacking tensor '%s'"
+                : "%s: tensor '%s' (%s) is not a valid ternary tensor: a pair index or magnitude is out of range",
+                L->g->path, t->name, t->type->name);
+        return rc == -3 ? BITGGUF_ERR_NOMEM : BITGGUF_ERR_FORMAT;
+    }
+    memcpy(dst + n / 4, t->data + bg_gguf_tl_scale_offset(tl2, rows, cols), sizeof(float));
+    out->data = dst;
+    out->type = cols % 128 == 0 ? BG_TYPE_I2_S : BG_TYPE_I2_ROWS;  /* whole blocks: the same bytes */
+    return 0;
+}
+
 static int load_linear(bitgguf_model *m, loader *L, const char *name, int rows, int cols, bg_tensor *out) {
     const bg_gguf_tensor *t = shaped_tensor(L, name, rows, cols);
     if (!t) return BITGGUF_ERR_FORMAT;
@@ -347,11 +386,12 @@ static int load_linear(bitgguf_model *m, loader *L, const char *name, int rows, 
     out->rows = rows;
     out->cols = cols;
     const bg_type_traits *tr = bg_type_traits_of(t->type_id);
-    if (tr && tr->ternary) {  /* I2_S, TQ2_0: in place */
+    if (tr && tr->ternary) {  /* I2_S, TQ1_0, TQ2_0: in place */
         out->data = t->data;
         out->type = t->type_id;
         return 0;
     }
+    if (t->type->size_rule == BG_SIZE_TL1 || t->type->size_rule == BG_SIZE_TL2) return repack_tl(m, L, t, out);
     return repack_i2s(m, L, t, rows, cols, out);
 }
 
@@ -719,18 +759,6 @@ bitgguf_context_params bitgguf_context_default_params(void) {
     bitgguf_context_params p;
     memset(&p, 0, sizeof p);
     return p;
-}
-
-static int default_threads(void) {
-#if defined(__linux__)
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-#endif
-#if !defined(_WIN32) && defined(_SC_NPROCESSORS_ONLN)
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n > 0) return (int)n;
-#endif
-    return 1;
 }
 
 static int isa_by_name(const char *name, bg_isa *isa) {

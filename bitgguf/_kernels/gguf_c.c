@@ -50,33 +50,77 @@ const bg_gguf_type *bg_gguf_type_of(int type_id) {
 /* C integer division (truncates toward zero), as ggml_nbytes computes TL2's size. */
 static int64_t tl2_data_bytes(int64_t M, int64_t K) { return (K - 256) * M / 3 * 5 / 8 + 256 * M / 2 * 4 / 8; }
 
+/* bitnet.cpp's setup_env presets, (M, K) -> (BM, BK, bm) (ternary_layouts._TL1_PRESETS / _TL2_PRESETS) */
+static const int TL1_PRESETS[][5] = {
+    {1536, 4096, 256, 128, 32}, {1536, 1536, 128, 64, 64}, {4096, 1536, 256, 128, 32}, {3200, 8640, 160, 64, 32},
+    {3200, 3200, 320, 128, 64}, {8640, 3200, 320, 64, 32}, {14336, 4096, 256, 128, 32}, {4096, 14336, 128, 64, 64},
+    {1024, 4096, 256, 128, 32}, {4096, 4096, 128, 64, 64},
+};
+static const int TL2_PRESETS[][5] = {
+    {1536, 4096, 256, 96, 32}, {1536, 1536, 128, 192, 32}, {4096, 1536, 256, 96, 32}, {3200, 8640, 160, 96, 32},
+    {3200, 3200, 320, 96, 32}, {8640, 3200, 320, 96, 32}, {14336, 4096, 256, 96, 32}, {4096, 14336, 128, 96, 32},
+    {1024, 4096, 256, 96, 32}, {4096, 4096, 128, 96, 32},
+};
+#define TL2_BK 96  /* the generic rule's TL2 tile width */
+
+int bg_gguf_tl_params(int tl2, int64_t M, int64_t K, int *BM, int *BK, int *bm, char *why, size_t why_len) {
+    const char *name = tl2 ? "TL2" : "TL1";
+    const int (*presets)[5] = tl2 ? TL2_PRESETS : TL1_PRESETS;
+    for (int i = 0; i < 10; i++) {
+        if (presets[i][0] == M && presets[i][1] == K) {
+            *BM = presets[i][2], *BK = presets[i][3], *bm = presets[i][4];
+            return 0;
+        }
+    }
+    if (M <= 0 || K <= 0 || M > (1 << 30) || K > (1 << 30)) {
+        snprintf(why, why_len, "%s needs a matrix of 1..2^30 rows and columns, got (%lld, %lld)", name,
+                 (long long)M, (long long)K);
+        return -1;
+    }
+    if (M % 32) {
+        snprintf(why, why_len, "%s needs the row count (out_features, %lld) to be a multiple of 32", name,
+                 (long long)M);
+        return -1;
+    }
+    if (K % (tl2 ? 32 : 8)) {
+        snprintf(why, why_len, "%s needs the row length (in_features, %lld) to be a multiple of %d", name,
+                 (long long)K, tl2 ? 32 : 8);
+        return -1;
+    }
+    if (tl2) {
+        const int64_t K3 = K - K % TL2_BK;
+        if (M * K3 / 6 + M * K3 / 24 + M * (K - K3) / 4 > tl2_data_bytes(M, K)) {
+            snprintf(why, why_len, "TL2 data of (%lld, %lld) would not fit the size formula of ggml_nbytes",
+                     (long long)M, (long long)K);
+            return -1;
+        }
+    }
+    int largest = 32;  /* the largest multiple of 32 up to 256 that divides M */
+    for (int b = 32; b <= 256; b += 32)
+        if (M % b == 0) largest = b;
+    *BM = largest;
+    *BK = tl2 ? TL2_BK : (int)((K & -K) < 128 ? (K & -K) : 128);
+    *bm = 32;
+    return 0;
+}
+
+uint64_t bg_gguf_tl_scale_offset(int tl2, int64_t M, int64_t K) {
+    return tl2 ? (uint64_t)((tl2_data_bytes(M, K) + 31) / 32 * 32) : (uint64_t)(M * K / 4);
+}
+
 int bg_gguf_nbytes(const bg_gguf_type *t, const uint64_t *ne, int n_dims, uint64_t *nbytes, char *why,
                    size_t why_len) {
     uint64_t n = 1, cols = ne[0];
     for (int d = 0; d < n_dims; d++) n *= ne[d];  /* the caller bounds the product by 2^48 */
     if (t->size_rule == BG_SIZE_TL1 || t->size_rule == BG_SIZE_TL2) {
-        /* bitnet.cpp's LUT layouts: 2-D, rows a multiple of 32 (ternary_layouts.tl_check) */
+        /* bitnet.cpp's LUT layouts: 2-D matrices whose tiling the type can hold (ternary_layouts.tl_check) */
+        int BM, BK, bm, tl2 = t->size_rule == BG_SIZE_TL2;
         if (n_dims != 2) {
             snprintf(why, why_len, "%s holds 2-D matrices only, got %d dimensions", t->name, n_dims);
             return -1;
         }
-        int64_t M = (int64_t)ne[1], K = (int64_t)ne[0];
-        if (M % 32) {
-            snprintf(why, why_len, "%s needs the row count (out_features, %lld) to be a multiple of 32", t->name,
-                     (long long)M);
-            return -1;
-        }
-        if (K % (t->size_rule == BG_SIZE_TL1 ? 8 : 32)) {
-            snprintf(why, why_len, "%s needs the row length (in_features, %lld) to be a multiple of %d", t->name,
-                     (long long)K, t->size_rule == BG_SIZE_TL1 ? 8 : 32);
-            return -1;
-        }
-        if (t->size_rule == BG_SIZE_TL1) {
-            *nbytes = (uint64_t)(M * K / 4) + 32;
-        } else {
-            int64_t p = tl2_data_bytes(M, K);
-            *nbytes = (uint64_t)((p + 31) / 32 * 32) + 32;
-        }
+        if (bg_gguf_tl_params(tl2, (int64_t)ne[1], (int64_t)ne[0], &BM, &BK, &bm, why, why_len)) return -1;
+        *nbytes = bg_gguf_tl_scale_offset(tl2, (int64_t)ne[1], (int64_t)ne[0]) + 32;
         return 0;
     }
     if (cols % (uint64_t)t->block_size) {

@@ -43,6 +43,13 @@ const bg_gguf_type *bg_gguf_type_of(int type_id);
 int bg_gguf_nbytes(const bg_gguf_type *t, const uint64_t *ne, int n_dims, uint64_t *nbytes, char *why,
                    size_t why_len);
 
+/* TL1 / TL2 (tl2 = 0 / 1): the tiling (BM, BK, bm) of an (M, K) = (rows, cols) matrix under bitgguf/
+ * ternary_layouts.py's rule 1 (bitnet.cpp's presets, else the generic rule). 0, or -1 with the reason (the layout
+ * cannot hold the shape). */
+int bg_gguf_tl_params(int tl2, int64_t M, int64_t K, int *BM, int *BK, int *bm, char *why, size_t why_len);
+/* Byte offset of a TL1 / TL2 tensor's f32 scale (after its packed data). */
+uint64_t bg_gguf_tl_scale_offset(int tl2, int64_t M, int64_t K);
+
 typedef struct {
     char *key;                  /* NUL-terminated copy */
     uint32_t type;              /* BG_GGUF_* */
