@@ -50,7 +50,8 @@ class BuildExt(build_ext):
         else:
             omp_compile, omp_link = ["-fopenmp"], ["-fopenmp"]
             if not _compiler_accepts(cc, omp_compile):
-                warnings.warn("bitgguf: the C compiler does not accept -fopenmp; building single-threaded", stacklevel=2)
+                warnings.warn("bitgguf: the C compiler does not accept -fopenmp; building single-threaded",
+                              stacklevel=2)
                 omp_compile, omp_link = [], []
         if self.compiler.compiler_type != "msvc":
             objects = self._build_library(omp_compile, omp_link)
