@@ -184,3 +184,183 @@ def q4_0_dequantize(raw: np.ndarray, n: int) -> np.ndarray:
     b = np.frombuffer(raw, dtype=_Q4_0_DTYPE, count=n // Q4_0_BLOCK)
     q = np.concatenate([b["qs"] & 0xF, b["qs"] >> 4], axis=1).astype(np.float32) - 8
     return (q * b["d"].astype(np.float32)[:, None]).reshape(-1)
+
+
+# ---- Q5_K / Q4_K: 256-weight super-blocks of eight 32-weight sub-blocks, each with a 6-bit scale and min --------
+# Q5_K (ggml id 13, 176 bytes): f16 d, f16 dmin, scales[12], qh[32], qs[128]
+# Q4_K (ggml id 12, 144 bytes): f16 d, f16 dmin, scales[12], qs[128]
+# value = d * sc_j * q - dmin * m_j for weight j in sub-block j // 32, q in 0..31 (Q5_K) or 0..15 (Q4_K).
+# scales[12] packs the eight 6-bit (sc, m) pairs: j < 4: sc = s[j] & 63, m = s[j + 4] & 63; j >= 4:
+# sc = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4, m = (s[j + 4] >> 4) | (s[j] >> 6) << 4  (ggml's get_scale_min_k4).
+# Codes: pair p = 0..3 of sub-blocks (2p, 2p + 1) sits in qs[32p .. 32p + 31], low nibble = sub-block 2p; Q5_K's fifth
+# bit of weight 64p + l is bit 2p of qh[l], of weight 64p + 32 + l bit 2p + 1.
+# Quantization is ggml's quantize_row_q{5,4}_K_ref (make_qkx2_quants: weighted least squares over trial scales
+# with a free min), float32 in ggml's order, as Q6_K above.
+
+_Q5_K_DTYPE = np.dtype([("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", (12,)), ("qh", "u1", (32,)),
+                        ("qs", "u1", (128,))])
+_Q4_K_DTYPE = np.dtype([("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", (12,)), ("qs", "u1", (128,))])
+Q5_K_BYTES, Q4_K_BYTES = _Q5_K_DTYPE.itemsize, _Q4_K_DTYPE.itemsize
+assert (Q5_K_BYTES, Q4_K_BYTES) == (176, 144)
+
+
+def _make_qkx2_quants(x: np.ndarray, w: np.ndarray, nmax: int, rmin: float, rdelta: float, nstep: int):
+    """ggml's make_qkx2_quants(n, nmax, x, weights, L, &the_min, Laux, rmin, rdelta, nstep, use_mad=false) on every
+    row of x: returns (L uint8, scale, the_min) with x ~ scale * L - the_min."""
+    f32 = np.float32
+    xt, wt = np.ascontiguousarray(x.T), np.ascontiguousarray(w.T)     # (n, rows): sums run over axis 0
+    mn = np.minimum(xt.min(axis=0), f32(0))
+    mx = xt.max(axis=0)
+    flat = mx == mn
+    mn0 = mn
+    rng = np.where(flat, f32(1), mx - mn)
+    sum_w = _seq_sum(wt)
+    sum_x = _seq_sum(wt * xt)
+    d = xt - mn                                                        # x[i] - min, as the C loops compute it
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        iscale = f32(nmax) / rng
+        scale = f32(1) / iscale
+        L = np.clip(np.rint(iscale * d), 0, nmax)
+        diff = (scale * L + mn) - xt
+        best = _seq_sum(wt * (diff * diff))
+        for step in range(nstep + 1):
+            # ggml keeps using `min` after an improvement replaced it (in the range and the offset)
+            iscale = (f32(rmin) + f32(rdelta) * f32(step) + f32(nmax)) / np.where(flat, f32(1), mx - mn)
+            la = np.clip(np.rint(iscale * (xt - mn)), 0, nmax)
+            wl = wt * la
+            sum_l, sum_l2, sum_xl = _seq_sum(wl), _seq_sum(wl * la), _seq_sum(wl * xt)
+            D = sum_w * sum_l2 - sum_l * sum_l
+            this_scale = (sum_w * sum_xl - sum_x * sum_l) / D
+            this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D
+            pos = this_min > 0
+            this_min = np.where(pos, f32(0), this_min)
+            this_scale = np.where(pos, sum_xl / sum_l2, this_scale)
+            diff = (this_scale * la + this_min) - xt
+            cur = _seq_sum(wt * (diff * diff))
+            better = (D > 0) & (cur < best)
+            if better.any():
+                L[:, better] = la[:, better]
+                best = np.where(better, cur, best)
+                scale = np.where(better, this_scale, scale)
+                mn = np.where(better, this_min, mn)
+    L[:, flat] = 0
+    scale = np.where(flat, f32(0), scale).astype(f32)
+    return L.T.astype(np.uint8), scale, (-np.where(flat, mn0, mn)).astype(f32)
+
+
+def _k_blocks(x: np.ndarray, nmax: int, rmin: float, nstep: int):
+    """The shared part of quantize_row_q{4,5}_K_ref on (nb, 256) floats: (d f16, dmin f16, scales (nb, 12) uint8,
+    codes (nb, 256) uint8 in 0..nmax)."""
+    f32 = np.float32
+    nb = len(x)
+    sub = x.reshape(nb * 8, 32)
+    av_x = np.sqrt(_seq_sum(np.ascontiguousarray((sub * sub).T)) / f32(32))
+    w = av_x[:, None] + np.abs(sub)
+    L, scales, mins = _make_qkx2_quants(sub, w, nmax, rmin, 0.1, nstep)
+    L, scales, mins = L.reshape(nb, 256), scales.reshape(nb, 8), mins.reshape(nb, 8)
+    max_scale = np.maximum(scales.max(axis=1), f32(0))
+    max_min = np.maximum(mins.max(axis=1), f32(0))
+    with np.errstate(divide="ignore"):
+        inv_scale = np.where(max_scale > 0, f32(63) / max_scale, f32(0)).astype(f32)
+        inv_min = np.where(max_min > 0, f32(63) / max_min, f32(0)).astype(f32)
+    # uint8_t ls = nearest_int(...) keeps the low byte, then MIN(63, ls)
+    ls = np.minimum(np.rint(inv_scale[:, None] * scales).astype(np.int64) & 0xFF, 63).astype(np.uint8)
+    lm = np.minimum(np.rint(inv_min[:, None] * mins).astype(np.int64) & 0xFF, 63).astype(np.uint8)
+    packed = np.zeros((nb, 12), dtype=np.uint8)
+    packed[:, 0:4] = ls[:, :4] | ((ls[:, 4:] >> 4) << 6)
+    packed[:, 4:8] = lm[:, :4] | ((lm[:, 4:] >> 4) << 6)
+    packed[:, 8:12] = (ls[:, 4:] & 0xF) | ((lm[:, 4:] & 0xF) << 4)
+    d16 = (max_scale / f32(63)).astype(np.float16)
+    dmin16 = (max_min / f32(63)).astype(np.float16)
+    dd = d16.astype(f32)[:, None] * ls.astype(f32)                    # (nb, 8)
+    dm = dmin16.astype(f32)[:, None] * lm.astype(f32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        req = np.clip(np.rint((x.reshape(nb, 8, 32) + dm[:, :, None]) / dd[:, :, None]), 0, nmax)
+    L = np.where((dd != 0)[:, :, None], req, L.reshape(nb, 8, 32)).astype(np.uint8).reshape(nb, 256)
+    return d16, dmin16, packed, L
+
+
+def _k_chunked(x: np.ndarray, dtype: np.dtype, blocks_fn) -> np.ndarray:
+    blocks = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, QK_K)
+    step = _CHUNK // 16
+    out = np.empty(len(blocks), dtype=dtype)
+
+    def run(i):
+        out[i:i + step] = blocks_fn(blocks[i:i + step])
+
+    starts = range(0, len(blocks), step)
+    if len(starts) > 1:
+        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
+            list(pool.map(run, starts))
+    else:
+        for i in starts:
+            run(i)
+    return out.view(np.uint8)
+
+
+def _q5_k_blocks(x: np.ndarray) -> np.ndarray:
+    d16, dmin16, packed, L = _k_blocks(x, 31, -0.5, 15)
+    out = np.zeros(len(x), dtype=_Q5_K_DTYPE)
+    out["d"], out["dmin"], out["scales"] = d16, dmin16, packed
+    q = L.reshape(len(x), 4, 2, 32)
+    out["qs"] = ((q[:, :, 0] & 0xF) | ((q[:, :, 1] & 0xF) << 4)).reshape(len(x), 128)
+    qh = np.zeros((len(x), 32), dtype=np.uint8)
+    for p in range(4):
+        qh |= ((q[:, p, 0] >> 4) << (2 * p)) | ((q[:, p, 1] >> 4) << (2 * p + 1))
+    out["qh"] = qh
+    return out
+
+
+def _q4_k_blocks(x: np.ndarray) -> np.ndarray:
+    d16, dmin16, packed, L = _k_blocks(x, 15, -1.0, 20)
+    out = np.zeros(len(x), dtype=_Q4_K_DTYPE)
+    out["d"], out["dmin"], out["scales"] = d16, dmin16, packed
+    q = L.reshape(len(x), 4, 2, 32)
+    out["qs"] = (q[:, :, 0] | (q[:, :, 1] << 4)).reshape(len(x), 128)
+    return out
+
+
+def q5_k_quantize(x: np.ndarray) -> np.ndarray:
+    return _k_chunked(x, _Q5_K_DTYPE, _q5_k_blocks)
+
+
+def q4_k_quantize(x: np.ndarray) -> np.ndarray:
+    return _k_chunked(x, _Q4_K_DTYPE, _q4_k_blocks)
+
+
+def _k_scale_min(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """scales[12] -> (sc, m), each (nb, 8) in 0..63."""
+    s = packed.astype(np.uint8)
+    sc = np.concatenate([s[:, 0:4] & 63, (s[:, 8:12] & 0xF) | ((s[:, 0:4] >> 6) << 4)], axis=1)
+    m = np.concatenate([s[:, 4:8] & 63, (s[:, 8:12] >> 4) | ((s[:, 4:8] >> 6) << 4)], axis=1)
+    return sc, m
+
+
+def _k_dequantize(b: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """As ggml's dequantize_row_q{4,5}_K: (d * sc) * q - dmin * m, in float32."""
+    sc, m = _k_scale_min(b["scales"])
+    d1 = b["d"].astype(np.float32)[:, None] * sc.astype(np.float32)
+    m1 = b["dmin"].astype(np.float32)[:, None] * m.astype(np.float32)
+    return (d1[:, :, None] * q.reshape(len(b), 8, 32).astype(np.float32) - m1[:, :, None]).reshape(-1)
+
+
+def q5_k_codes(raw: np.ndarray, n_blocks: int) -> np.ndarray:
+    b = np.frombuffer(raw, dtype=_Q5_K_DTYPE, count=n_blocks)
+    qs = b["qs"].reshape(n_blocks, 4, 32)
+    q = np.empty((n_blocks, 4, 2, 32), dtype=np.uint8)
+    for p in range(4):
+        q[:, p, 0] = (qs[:, p] & 0xF) | (((b["qh"] >> (2 * p)) & 1) << 4)
+        q[:, p, 1] = (qs[:, p] >> 4) | (((b["qh"] >> (2 * p + 1)) & 1) << 4)
+    return q.reshape(n_blocks, 256)
+
+
+def q5_k_dequantize(raw: np.ndarray, n: int) -> np.ndarray:
+    b = np.frombuffer(raw, dtype=_Q5_K_DTYPE, count=n // QK_K)
+    return _k_dequantize(b, q5_k_codes(raw, n // QK_K))
+
+
+def q4_k_dequantize(raw: np.ndarray, n: int) -> np.ndarray:
+    b = np.frombuffer(raw, dtype=_Q4_K_DTYPE, count=n // QK_K)
+    qs = b["qs"].reshape(len(b), 4, 32)
+    q = np.stack([qs & 0xF, qs >> 4], axis=2)                          # (nb, 4, 2, 32)
+    return _k_dequantize(b, q.reshape(len(b), 256))

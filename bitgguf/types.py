@@ -144,7 +144,7 @@ register(TensorType("Q8_0", 8, Q8_0_BLOCK, False, _q8_0_nbytes, _q8_0_quantize, 
 register(TensorType("BF16", 30, 1, False, lambda s: _n_elements(s) * 2, _bf16_quantize, _bf16_dequantize,
                     _any_shape))
 
-# ---- Q6_K / Q4_0: ggml's smaller float-weight types for the output head (numpy code in kquants.py) ---------
+# ---- Q6_K / Q5_K / Q4_K / Q4_0: ggml's smaller float-weight types for the output head (numpy code in kquants.py) ---------
 
 def _kquant_row(name: str, type_id: int, block: int, block_bytes: int, quantize, dequantize) -> TensorType:
     check = _cols_multiple_of(block)
@@ -163,6 +163,8 @@ def _kquant_row(name: str, type_id: int, block: int, block_bytes: int, quantize,
 
 register(_kquant_row("Q6_K", 14, K.QK_K, K.Q6_K_BYTES, K.q6_k_quantize, K.q6_k_dequantize))
 register(_kquant_row("Q4_0", 2, K.Q4_0_BLOCK, 18, K.q4_0_quantize, K.q4_0_dequantize))
+register(_kquant_row("Q5_K", 13, K.QK_K, K.Q5_K_BYTES, K.q5_k_quantize, K.q5_k_dequantize))
+register(_kquant_row("Q4_K", 12, K.QK_K, K.Q4_K_BYTES, K.q4_k_quantize, K.q4_k_dequantize))
 
 # ---- ternary types -----------------------------------------------------------------------------------------
 # Their `quantize` takes alpha-scaled ternary floats ({-a, 0, +a}, what the converters hand llama-quantize) and

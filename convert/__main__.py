@@ -1,4 +1,4 @@
-"""python -m convert hf-to-gguf MODEL --outfile OUT.gguf --outtype TYPE [--head-type f16|q8_0|q6_k|q4_0|f32]
+"""python -m convert hf-to-gguf MODEL --outfile OUT.gguf --outtype TYPE [--head-type f16|q8_0|q6_k|q5_k|q4_k|q4_0|f32]
    python -m convert gguf-to-gguf IN.gguf --outfile OUT.gguf --outtype TYPE
 
 Errors print one line on stderr and exit with status 1; no output file is left behind.

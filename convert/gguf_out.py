@@ -21,7 +21,7 @@ from convert.tokenizers import tokenizer_metadata
 # upstream's MOSTLY_TQ1_0 = 36 and MOSTLY_TQ2_0 = 37
 FILE_TYPES = {"F32": 0, "F16": 1, "TQ1_0": 36, "TQ2_0": 37, "TL1": 38, "TL2": 39, "I2_S": 40}
 OUTTYPES = ("i2_s", "tl1", "tl2", "tq1_0", "tq2_0", "f16", "f32")
-HEAD_TYPES = ("f16", "q8_0", "q6_k", "q4_0", "f32")  # token_embd / tied head (q6_k, q4_0: kquants.py)
+HEAD_TYPES = ("f16", "q8_0", "q6_k", "q5_k", "q4_k", "q4_0", "f32")  # token_embd / tied head (kquants.py)
 QUANTIZATION_VERSION = 2
 
 

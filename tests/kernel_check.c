@@ -129,6 +129,64 @@ static int check_i2r(int *checks) {
     return failures;
 }
 
+/* I2_S multi-token kernels (the prompt path) at every level that has one: exact per token against a direct integer
+ * sum, tiles and tails of tokens, odd block counts, and the extremes of the 16-bit partial sums (all codes 2 with
+ * all activations -128 or 127: the AVX2 kernel's int16 lanes reach exactly -32768 and 32512 over 16 blocks). */
+static int check_i2s_multi(int *checks) {
+    const int cols_list[] = {128, 384, 2560, 6912}, rows = 3, n = 7;
+    int failures = 0;
+    const bg_type_traits *t = bg_type_traits_of(BG_TYPE_I2_S);
+    for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
+        const int cols = cols_list[ci];
+        uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * cols / 4);
+        bg_act acts[7];
+        for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
+        for (int i = 0; i < cols; i++) codes[i] = 2;  /* row 0: all +1 */
+        pack_i2s(codes, rows, cols, w);
+        for (int k = 0; k < n; k++) {
+            acts[k].q = malloc((size_t)cols);
+            acts[k].gsum = malloc((size_t)(cols / 32 + 1) * sizeof(int32_t));
+            int32_t sum = 0;
+            for (int i = 0; i < cols; i++) {
+                int v = k == 1 ? -128 : k == 5 ? 127 : (int)(rnd() % 256) - 128;
+                acts[k].q[i] = (int8_t)v;
+                sum += v;
+            }
+            for (int g = 0; g * 32 < cols; g++) {
+                int32_t gs = 0;
+                for (int i = g * 32; i < g * 32 + 32 && i < cols; i++) gs += acts[k].q[i];
+                acts[k].gsum[g] = gs;
+            }
+            acts[k].n = cols;
+            acts[k].scale = 1.0f;
+            acts[k].sum = sum;
+        }
+        for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+            bg_dot_i8_multi_fn multi = bg_kernel_dot_i8_multi(t, (bg_isa)isa);
+            if (!bg_cpu_supports((bg_isa)isa) || !multi) continue;
+            for (int r = 0; r < rows; r++) {
+                const uint8_t *row = w + (size_t)r * bg_row_bytes(t, cols);
+                float many[2 * 7];
+                multi(row, acts, n, many, 2);
+                for (int k = 0; k < n; k++) {
+                    int32_t direct = 0;
+                    for (int j = 0; j < cols; j++) direct += ((int)codes[(size_t)r * cols + j] - 1) * acts[k].q[j];
+                    float one = bg_kernel_dot_i8(t, (bg_isa)isa)(row, &acts[k]);
+                    *checks += 1;
+                    if (many[2 * k] != (float)direct || one != (float)direct) {
+                        printf("FAIL %s I2_S multi (%d, %d) row %d token %d: %.1f (single %.1f), expected %d\n",
+                               bg_isa_name((bg_isa)isa), rows, cols, r, k, many[2 * k], one, direct);
+                        failures++;
+                    }
+                }
+            }
+        }
+        for (int k = 0; k < n; k++) free(acts[k].q), free(acts[k].gsum);
+        free(codes), free(w);
+    }
+    return failures;
+}
+
 /* TQ1_0's multi-token kernels (where a level has one): bitwise the same as the single-token kernel per token */
 static int check_tq1_multi(int *checks) {
     const int rows = 3, cols = 768, n = 6;
@@ -168,22 +226,26 @@ static int check_tq1_multi(int *checks) {
     return failures;
 }
 
-/* Q6_K and Q4_0 heads: random blocks (every code and scale; finite f16 d), every level against the direct sum of
- * the scalar row -> f32 conversion in double, to float-order accuracy. */
+/* Q6_K, Q5_K, Q4_K and Q4_0 heads: random blocks (every code and scale; finite f16 scales), every level against the
+ * direct sum of the scalar row -> f32 conversion in double, to float-order accuracy. */
 static int check_small_heads(int *checks) {
     int failures = 0;
     const int cols = 768, rows = 9;
-    const int ids[2] = {BG_TYPE_Q6_K, BG_TYPE_Q4_0}, d_at[2] = {208, 0};
+    /* where each type keeps its f16 scales (the K types: d then dmin) */
+    const int ids[4] = {BG_TYPE_Q6_K, BG_TYPE_Q4_0, BG_TYPE_Q5_K, BG_TYPE_Q4_K}, d_at[4] = {208, 0, 0, 0};
+    const int n_half[4] = {1, 1, 2, 2};
     float *x = malloc(cols * sizeof(float)), *w = malloc(cols * sizeof(float));
     for (int i = 0; i < cols; i++) x[i] = rnd_float();
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 4; k++) {
         const bg_type_traits *t = bg_type_traits_of(ids[k]);
         const size_t rb = bg_row_bytes(t, cols);
         uint8_t *data = malloc(rb * rows);
         for (size_t i = 0; i < rb * rows; i++) data[i] = (uint8_t)(rnd() & 0xff);
         for (size_t b = 0; b < rb * rows / t->block_bytes; b++) {
-            uint16_t d = bg_f32_to_f16(rnd_float() / 64.0f);
-            memcpy(data + b * t->block_bytes + d_at[k], &d, 2);
+            for (int h = 0; h < n_half[k]; h++) {
+                uint16_t d = bg_f32_to_f16(rnd_float() / 64.0f);
+                memcpy(data + b * t->block_bytes + d_at[k] + 2 * h, &d, 2);
+            }
         }
         for (int r = 0; r < rows; r++) {
             const uint8_t *row = data + r * rb;
@@ -314,6 +376,7 @@ int main(void) {
     failures += check_i2r(&checks);
     failures += check_small_heads(&checks);
     failures += check_tq1_multi(&checks);
+    failures += check_i2s_multi(&checks);
     printf("kernel_check: levels");
     for (int isa = 0; isa < BG_ISA_COUNT; isa++)
         if (bg_cpu_supports((bg_isa)isa)) printf(" %s", bg_isa_name((bg_isa)isa));

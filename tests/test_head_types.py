@@ -1,9 +1,9 @@
-"""The smaller output-head types Q6_K and Q4_0: numpy bytes against ggml, C kernels against numpy, and the engine
-with such a head against the reference, at every ISA level this CPU runs.
+"""The smaller output-head types Q6_K, Q5_K, Q4_K and Q4_0: numpy bytes against ggml, C kernels against numpy, and
+the engine with such a head against the reference, at every ISA level this CPU runs.
 
-Byte compatibility: the Q6_K digest below was recorded from ggml's own quantize_row_q6_K_ref (ggml-quants.c built
-standalone for x86-64 without FMA contraction, the way ggml-base is built) on `golden_input()`; Q4_0 is checked
-against the gguf package's quantizer directly, and both dequantizers against the gguf package's.
+Byte compatibility: the K-quant digests below were recorded from ggml's own quantize_row_q{6,5,4}_K_ref
+(ggml-quants.c built standalone for x86-64 without FMA contraction, the way ggml-base is built) on `golden_input()`;
+Q4_0 is checked against the gguf package's quantizer directly, and every dequantizer against the gguf package's.
 """
 import hashlib
 
@@ -21,8 +21,12 @@ from gguf_models import make_random_gguf
 from test_engine import assert_logits_match
 
 ISAS = isa_levels()
-HEADS = ("Q6_K", "Q4_0")
-GGML_Q6_K_SHA256 = "3e4bc80efafa1da19713e0d1004adde7ec5c5f2e9b7915ea515bc73355679a40"
+HEADS = ("Q6_K", "Q5_K", "Q4_K", "Q4_0")
+GGML_SHA256 = {
+    "Q6_K": "3e4bc80efafa1da19713e0d1004adde7ec5c5f2e9b7915ea515bc73355679a40",
+    "Q5_K": "c3042c77dc9caf1a558fccaaae2a80592e470337f9f030e36b82a03a5c832513",
+    "Q4_K": "93e18e7b112eb83cb3d03b597a9ce416262a2fb3cce76997f4ac888f7ddaeefb",
+}
 GGML_Q4_0_SHA256 = "3bf0962d83de526f5941651453122abfcb410928866ac031cdec366cd1463997"
 
 
@@ -53,13 +57,17 @@ def test_table_rows():
         q6.quantize(np.zeros((2, 128), np.float32))
     kernels = _core.kernel_types()
     assert kernels[14] == ("Q6_K", False) and kernels[2] == ("Q4_0", False)
+    assert kernels[13] == ("Q5_K", False) and kernels[12] == ("Q4_K", False)
+    assert (TYPES["Q5_K"].nbytes((1, 256)), TYPES["Q4_K"].nbytes((1, 256))) == (176, 144)
 
 
-def test_q6_k_bytes_match_ggml():
-    raw = TYPES["Q6_K"].quantize(golden_input())
-    assert raw.dtype == np.uint8 and raw.size == 24 * 2 * 210
-    assert hashlib.sha256(raw.tobytes()).hexdigest() == GGML_Q6_K_SHA256
-    assert not raw[12 * 420:13 * 420].any()        # an all-zero row is all-zero bytes, as ggml writes it
+@pytest.mark.parametrize("name, block_bytes", [("Q6_K", 210), ("Q5_K", 176), ("Q4_K", 144)])
+def test_k_quant_bytes_match_ggml(name, block_bytes):
+    raw = TYPES[name].quantize(golden_input())
+    assert raw.dtype == np.uint8 and raw.size == 24 * 2 * block_bytes
+    assert hashlib.sha256(raw.tobytes()).hexdigest() == GGML_SHA256[name]
+    if name == "Q6_K":   # an all-zero row is all-zero bytes, as ggml writes it
+        assert not raw[12 * 420:13 * 420].any()
 
 
 def test_q4_0_bytes_match_gguf_package():
@@ -80,11 +88,12 @@ def test_dequantize_matches_gguf_package(name):
     quantized = t.quantize(golden_input())
     # arbitrary bytes too (every code and scale value), with finite f16 scales
     noise = rng.integers(0, 256, size=t.nbytes((16, 512)), dtype=np.uint8)
-    block = 210 if name == "Q6_K" else 18
-    d_at = 208 if name == "Q6_K" else 0
+    # block bytes, where the f16 scales are, how many (the K types with a min: d then dmin)
+    block, d_at, n_half = {"Q6_K": (210, 208, 1), "Q5_K": (176, 0, 2), "Q4_K": (144, 0, 2),
+                           "Q4_0": (18, 0, 1)}[name]
     blocks = noise.reshape(-1, block)
-    blocks[:, d_at:d_at + 2] = np.frombuffer(rng.uniform(-2, 2, len(blocks)).astype(np.float16).tobytes(),
-                                             np.uint8).reshape(-1, 2)
+    blocks[:, d_at:d_at + 2 * n_half] = np.frombuffer(
+        rng.uniform(-2, 2, len(blocks) * n_half).astype(np.float16).tobytes(), np.uint8).reshape(-1, 2 * n_half)
     for raw, rows in ((quantized, 24), (noise, 16)):
         got = t.dequantize(raw, (rows, 512))
         want = gq.dequantize(raw.reshape(rows, -1), getattr(GGMLQuantizationType, name))
@@ -92,16 +101,20 @@ def test_dequantize_matches_gguf_package(name):
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("name, tol", [("Q6_K", 0.02), ("Q4_0", 0.12)])
+@pytest.mark.parametrize("name, tol", [("Q6_K", 0.02), ("Q5_K", 0.04), ("Q4_K", 0.08), ("Q4_0", 0.12)])
 def test_round_trip_error(name, tol):
     t = TYPES[name]
     x = np.random.default_rng(7).standard_normal((64, 768)).astype(np.float32)
     err = t.dequantize(t.quantize(x), x.shape) - x
     rel = np.sqrt((err ** 2).mean()) / np.sqrt((x ** 2).mean())
     assert 0 < rel < tol, rel
-    # exact where the input is already on the grid
+    # on values already on the grid: exact for the symmetric types; the K types with a min may pick another grid
     y = t.dequantize(t.quantize(x), x.shape)
-    np.testing.assert_array_equal(t.dequantize(t.quantize(y), y.shape), y)
+    again = t.dequantize(t.quantize(y), y.shape)
+    if name in ("Q6_K", "Q4_0"):
+        np.testing.assert_array_equal(again, y)
+    else:
+        assert np.sqrt(((again - y) ** 2).mean()) < 0.5 * np.sqrt((err ** 2).mean())
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -125,7 +138,7 @@ def models(tmp_path_factory):
     out = {}
     for i, name in enumerate(HEADS):
         path = make_random_gguf(root / f"{name}.gguf", n_embd=256, n_ff=512, n_head=8, n_head_kv=2, n_vocab=389,
-                                arch="bitnet-b1.58" if i == 0 else "bitnet", head_type=name, seed=11 + i)
+                                arch="bitnet-b1.58" if i % 2 == 0 else "bitnet", head_type=name, seed=11 + i)
         ids = np.random.default_rng(i).integers(0, 389, 40).tolist()
         out[name] = (path, ids, ReferenceModel(path).logits(ids))
     return out
@@ -142,11 +155,10 @@ def test_model_with_small_head_matches_reference(models, name, isa):
     assert_logits_match(got, ref, f"{name} head on {isa}")
 
 
-@pytest.mark.parametrize("head", ["q6_k", "q4_0"])
+@pytest.mark.parametrize("head", ["q6_k", "q5_k", "q4_k", "q4_0"])
 def test_convert_head_type(tmp_path, head):
-    """`--head-type q6_k|q4_0` on the real checkpoint: the tied embedding is written in that type (the same bytes as
-    quantizing the f16 file's embedding, which the converter reads in f32), and the engine runs it as the
-    reference does."""
+    """`--head-type q6_k|q5_k|q4_k|q4_0` on the real checkpoint: the tied embedding is written in that type, every
+    other tensor is as in the f16 file, and the engine runs it as the reference does."""
     require_shared()
     out, f16 = tmp_path / f"ts-{head}.gguf", tmp_path / "ts-f16.gguf"
     for path, h in ((out, head), (f16, "f16")):
@@ -169,5 +181,5 @@ def test_convert_head_type(tmp_path, head):
 
 
 def test_convert_rejects_unknown_head_type(tmp_path):
-    r = run_convert("hf-to-gguf", TINYSTORIES, "--outfile", tmp_path / "x.gguf", "--head-type", "q5_k")
+    r = run_convert("hf-to-gguf", TINYSTORIES, "--outfile", tmp_path / "x.gguf", "--head-type", "q3_k")
     assert r.returncode != 0 and "--head-type" in r.stderr and not (tmp_path / "x.gguf").exists()

@@ -71,4 +71,59 @@ float bg_q4_0_dot_neon(const void *row, const float *x, int n) {
     return vaddvq_f32(acc);
 }
 
+/* ---- Q5_K / Q4_K (layouts in head_q6k_scalar.c) ---- */
+
+/* acc += (sc * q[0..15]) * x[0..15] for 16 unsigned codes (sc * q <= 63 * 31 fits int16) */
+static inline float32x4_t fma16u(uint8x16_t q, int16_t sc, const float *x, float32x4_t acc) {
+    return fma16(vreinterpretq_s8_u8(q), sc, x, acc);  /* codes <= 31: the same as signed bytes */
+}
+
+static inline float k_dot_neon(const uint8_t *p, const float *x, int n, int five_bit) {
+    const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), m1 = vdupq_n_u8(0x01);
+    float32x4_t acc = vdupq_n_f32(0);
+    for (int b = 0; b < n / 256; b++, p += bytes, x += 256) {
+        const uint8_t *qs = p + (five_bit ? 48 : 16);
+        float32x4_t accq = vdupq_n_f32(0), accm = vdupq_n_f32(0);
+        for (int pr = 0; pr < 4; pr++) {
+            int sc0, m0, sc1, m1s;
+            bg_k_scale_min(2 * pr, p + 4, &sc0, &m0);
+            bg_k_scale_min(2 * pr + 1, p + 4, &sc1, &m1s);
+            const float *x0 = x + 64 * pr, *x1 = x0 + 32;
+            for (int c = 0; c < 2; c++) {
+                const uint8x16_t v = vld1q_u8(qs + 32 * pr + 16 * c);
+                uint8x16_t lo = vandq_u8(v, m4), hi = vshrq_n_u8(v, 4);
+                if (five_bit) {
+                    const uint8x16_t hb = vld1q_u8(p + 16 + 16 * c);
+                    const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * pr));
+                    const uint8x16_t h = vshlq_u8(hb, sh);  /* qh >> 2pr */
+                    lo = vorrq_u8(lo, vshlq_n_u8(vandq_u8(h, m1), 4));
+                    hi = vorrq_u8(hi, vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 1), m1), 4));
+                }
+                accq = fma16u(lo, (int16_t)sc0, x0 + 16 * c, accq);
+                accq = fma16u(hi, (int16_t)sc1, x1 + 16 * c, accq);
+            }
+            float32x4_t s0 = vaddq_f32(vaddq_f32(vld1q_f32(x0), vld1q_f32(x0 + 4)),
+                                       vaddq_f32(vld1q_f32(x0 + 8), vld1q_f32(x0 + 12)));
+            s0 = vaddq_f32(s0, vaddq_f32(vaddq_f32(vld1q_f32(x0 + 16), vld1q_f32(x0 + 20)),
+                                         vaddq_f32(vld1q_f32(x0 + 24), vld1q_f32(x0 + 28))));
+            float32x4_t s1 = vaddq_f32(vaddq_f32(vld1q_f32(x1), vld1q_f32(x1 + 4)),
+                                       vaddq_f32(vld1q_f32(x1 + 8), vld1q_f32(x1 + 12)));
+            s1 = vaddq_f32(s1, vaddq_f32(vaddq_f32(vld1q_f32(x1 + 16), vld1q_f32(x1 + 20)),
+                                         vaddq_f32(vld1q_f32(x1 + 24), vld1q_f32(x1 + 28))));
+            accm = vfmaq_n_f32(accm, s0, (float)m0);
+            accm = vfmaq_n_f32(accm, s1, (float)m1s);
+        }
+        uint16_t d, dmin;
+        memcpy(&d, p, 2);
+        memcpy(&dmin, p + 2, 2);
+        acc = vfmaq_n_f32(acc, accq, bg_f16_to_f32(d));
+        acc = vfmsq_f32(acc, accm, vdupq_n_f32(bg_f16_to_f32(dmin)));
+    }
+    return vaddvq_f32(acc);
+}
+
+float bg_q5_k_dot_neon(const void *row, const float *x, int n) { return k_dot_neon(row, x, n, 1); }
+float bg_q4_k_dot_neon(const void *row, const float *x, int n) { return k_dot_neon(row, x, n, 0); }
+
 #endif

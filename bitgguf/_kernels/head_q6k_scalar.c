@@ -88,3 +88,83 @@ void bg_q4_0_to_float(const void *row, float *y, int n) {
         }
     }
 }
+
+/* ---- Q5_K / Q4_K: eight 32-weight sub-blocks per 256, each with a 6-bit scale sc and min m ------------------
+ * Q5_K (176 bytes): f16 d, f16 dmin, scales[12], qh[32], qs[128]; Q4_K (144 bytes): f16 d, f16 dmin, scales[12],
+ * qs[128]. value = d * sc_j * q - dmin * m_j. Sub-blocks 2p and 2p + 1 share qs[32p .. 32p + 31] (low, high
+ * nibble); Q5_K's fifth bits are bits 2p and 2p + 1 of qh[l]. The dot sums sc * q (exact integers) times x and
+ * m * x per block, then d * Σ - dmin * Σ. */
+void bg_k_scale_min(int j, const uint8_t *s, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* one block's 256 codes (0..31 or 0..15) in weight order */
+static void k_unpack(const uint8_t *blk, int five_bit, uint8_t *q) {
+    const uint8_t *qs = blk + (five_bit ? 48 : 16), *qh = blk + 16;
+    for (int p = 0; p < 4; p++)
+        for (int l = 0; l < 32; l++) {
+            q[64 * p + l] = qs[32 * p + l] & 0xF;
+            q[64 * p + 32 + l] = qs[32 * p + l] >> 4;
+            if (five_bit) {
+                q[64 * p + l] |= ((qh[l] >> (2 * p)) & 1) << 4;
+                q[64 * p + 32 + l] |= ((qh[l] >> (2 * p + 1)) & 1) << 4;
+            }
+        }
+}
+
+static inline float k_half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return bg_f16_to_f32(h);
+}
+
+static float k_dot(const uint8_t *p, const float *x, int n, int five_bit) {
+    const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
+    uint8_t q[256];
+    float sum = 0.0f;
+    for (int b = 0; b < n / 256; b++, p += bytes, x += 256) {
+        k_unpack(p, five_bit, q);
+        float sq = 0.0f, sm = 0.0f;
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            bg_k_scale_min(j, p + 4, &sc, &m);
+            float s[4] = {0, 0, 0, 0}, t[4] = {0, 0, 0, 0};
+            for (int i = 0; i < 32; i += 4)
+                for (int k = 0; k < 4; k++) {
+                    s[k] += (float)(sc * q[32 * j + i + k]) * x[32 * j + i + k];
+                    t[k] += x[32 * j + i + k];
+                }
+            sq += (s[0] + s[1]) + (s[2] + s[3]);
+            sm += (float)m * ((t[0] + t[1]) + (t[2] + t[3]));
+        }
+        sum += k_half(p) * sq - k_half(p + 2) * sm;
+    }
+    return sum;
+}
+
+/* (d * sc) * q - dmin * m, as numpy's and ggml's dequantize */
+static void k_to_float(const uint8_t *p, float *y, int n, int five_bit) {
+    const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
+    uint8_t q[256];
+    for (int b = 0; b < n / 256; b++, p += bytes, y += 256) {
+        k_unpack(p, five_bit, q);
+        const float d = k_half(p), dmin = k_half(p + 2);
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            bg_k_scale_min(j, p + 4, &sc, &m);
+            const float d1 = d * (float)sc, m1 = dmin * (float)m;
+            for (int i = 0; i < 32; i++) y[32 * j + i] = d1 * (float)q[32 * j + i] - m1;
+        }
+    }
+}
+
+float bg_q5_k_dot_scalar(const void *row, const float *x, int n) { return k_dot(row, x, n, 1); }
+float bg_q4_k_dot_scalar(const void *row, const float *x, int n) { return k_dot(row, x, n, 0); }
+void bg_q5_k_to_float(const void *row, float *y, int n) { k_to_float(row, y, n, 1); }
+void bg_q4_k_to_float(const void *row, float *y, int n) { k_to_float(row, y, n, 0); }

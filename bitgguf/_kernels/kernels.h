@@ -5,7 +5,8 @@
  *    row's sum in "weight code units": for per-tensor-scale types (I2_S) the exact integer Σ(c−1)q as a float; for
  *    per-block-scale types (TQ2_0) Σ_b d_b·Σ_{i∈b}(c_i−1)q_i summed in double (exact), rounded once.
  *    The caller ends with y = dot / act.scale * tensor_scale (that order, f32, as the reference does).
- *  - dot_f32 (float types: F32, F16, BF16, Q8_0, Q6_K, Q4_0): the row dequantized on the fly times f32 activations.
+ *  - dot_f32 (float types: F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q4_0): the row dequantized on the fly times f32
+ *    activations.
  * A NULL slot means "no kernel for this level": bg_kernel_* walks down to the nearest lower level of the same family
  * (avx512 -> avx2 -> scalar, neon_dotprod -> neon -> scalar). Every kernel must give the same result for the same
  * inputs regardless of threads; integer kernels give the same result at every level.
@@ -25,6 +26,8 @@ enum {
     BG_TYPE_F16 = 1,
     BG_TYPE_Q4_0 = 2,
     BG_TYPE_Q8_0 = 8,
+    BG_TYPE_Q4_K = 12,
+    BG_TYPE_Q5_K = 13,
     BG_TYPE_Q6_K = 14,
     BG_TYPE_BF16 = 30,
     BG_TYPE_TQ1_0 = 34,
@@ -45,6 +48,8 @@ enum {
 #define BG_Q6_K_BYTES 210
 #define BG_Q4_0_BLOCK 32   /* weights per Q4_0 block: f16 d then qs[16] (two 4-bit codes per byte) */
 #define BG_Q4_0_BYTES 18
+#define BG_Q5_K_BYTES 176 /* Q5_K / Q4_K: 256 weights, f16 d, f16 dmin, scales[12], (qh[32]), qs[128] */
+#define BG_Q4_K_BYTES 144
 #define BG_ACT_GROUP 32    /* activation sums are kept per group of 32 values */
 
 /* Activations of one token quantized to int8 (per-token absmax), shared by every ternary matvec on that input. */
@@ -160,6 +165,11 @@ void bg_q6_k_to_float(const void *row, float *y, int n);
 void bg_q6_k_unpack(const uint8_t *blk, int8_t *q);  /* one block's 256 codes q - 32, in weight order */
 float bg_q4_0_dot_scalar(const void *row, const float *x, int n);
 void bg_q4_0_to_float(const void *row, float *y, int n);
+float bg_q5_k_dot_scalar(const void *row, const float *x, int n);
+float bg_q4_k_dot_scalar(const void *row, const float *x, int n);
+void bg_q5_k_to_float(const void *row, float *y, int n);
+void bg_q4_k_to_float(const void *row, float *y, int n);
+void bg_k_scale_min(int j, const uint8_t *scales, int *sc, int *m);  /* Q4_K / Q5_K sub-block j's 6-bit pair */
 void bg_f32_axpy(const void *row, float a, float *y, int n);
 void bg_f16_axpy(const void *row, float a, float *y, int n);
 
@@ -175,6 +185,7 @@ void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float 
 float bg_i2r_dot_avx512(const uint8_t *row, const bg_act *a);
 int32_t bg_i2r_tail_cq_avx2(const uint8_t *tail, const int8_t *q, int t);  /* t % 32 == 0 */
 float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a);
+void bg_i2s_dot_multi_avx512(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a);
 float bg_f32_dot_avx2(const void *row, const float *x, int n);
 float bg_f16_dot_avx2(const void *row, const float *x, int n);
@@ -182,6 +193,8 @@ float bg_bf16_dot_avx2(const void *row, const float *x, int n);
 float bg_q8_0_dot_avx2(const void *row, const float *x, int n);
 float bg_q6_k_dot_avx2(const void *row, const float *x, int n);
 float bg_q4_0_dot_avx2(const void *row, const float *x, int n);
+float bg_q5_k_dot_avx2(const void *row, const float *x, int n);
+float bg_q4_k_dot_avx2(const void *row, const float *x, int n);
 void bg_f32_axpy_avx2(const void *row, float a, float *y, int n);
 void bg_f16_axpy_avx2(const void *row, float a, float *y, int n);
 #endif
@@ -201,6 +214,8 @@ float bg_f16_dot_neon(const void *row, const float *x, int n);
 float bg_q8_0_dot_neon(const void *row, const float *x, int n);
 float bg_q6_k_dot_neon(const void *row, const float *x, int n);
 float bg_q4_0_dot_neon(const void *row, const float *x, int n);
+float bg_q5_k_dot_neon(const void *row, const float *x, int n);
+float bg_q4_k_dot_neon(const void *row, const float *x, int n);
 void bg_f32_axpy_neon(const void *row, float a, float *y, int n);
 void bg_f16_axpy_neon(const void *row, float a, float *y, int n);
 #endif
