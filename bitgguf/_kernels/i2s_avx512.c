@@ -47,6 +47,41 @@ float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a) {
     return (float)(total - a->sum);
 }
 
+/* Several tokens against one row (prompt processing), 4 at a time. A block's 32 code bytes are broadcast to both
+ * halves of a zmm and shifted by (6, 4) and (2, 0): the two registers then hold the codes of weights 0-63 and
+ * 64-127 in order, so each matches 64 contiguous activations (one load, no insert) and a block's codes are unpacked
+ * once for the 4 tokens. vpdpbusd sums exactly in int32: the same integers as every other level. */
+void bg_i2s_dot_multi_avx512(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride) {
+    const __m512i mask = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(6)), _mm256_set1_epi16(4), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(2)), _mm256_set1_epi16(0), 1);
+    const int nb = acts[0].n / BG_I2S_BLOCK;
+    int t = 0;
+    for (; t + 4 <= n; t += 4) {
+        const int8_t *q0 = acts[t].q, *q1 = acts[t + 1].q, *q2 = acts[t + 2].q, *q3 = acts[t + 3].q;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0; b < nb; b++) {
+            const __m512i p = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(row + 32 * b)));
+            const __m512i lo = _mm512_and_si512(_mm512_srlv_epi16(p, sh01), mask);  /* weights 0-63 */
+            const __m512i hi = _mm512_and_si512(_mm512_srlv_epi16(p, sh23), mask);  /* weights 64-127 */
+            const size_t o = (size_t)128 * b;
+            a0 = _mm512_dpbusd_epi32(a0, lo, _mm512_loadu_si512((const void *)(q0 + o)));
+            a1 = _mm512_dpbusd_epi32(a1, lo, _mm512_loadu_si512((const void *)(q1 + o)));
+            a2 = _mm512_dpbusd_epi32(a2, lo, _mm512_loadu_si512((const void *)(q2 + o)));
+            a3 = _mm512_dpbusd_epi32(a3, lo, _mm512_loadu_si512((const void *)(q3 + o)));
+            a0 = _mm512_dpbusd_epi32(a0, hi, _mm512_loadu_si512((const void *)(q0 + o + 64)));
+            a1 = _mm512_dpbusd_epi32(a1, hi, _mm512_loadu_si512((const void *)(q1 + o + 64)));
+            a2 = _mm512_dpbusd_epi32(a2, hi, _mm512_loadu_si512((const void *)(q2 + o + 64)));
+            a3 = _mm512_dpbusd_epi32(a3, hi, _mm512_loadu_si512((const void *)(q3 + o + 64)));
+        }
+        out[(size_t)t * stride] = (float)(_mm512_reduce_add_epi32(a0) - acts[t].sum);
+        out[(size_t)(t + 1) * stride] = (float)(_mm512_reduce_add_epi32(a1) - acts[t + 1].sum);
+        out[(size_t)(t + 2) * stride] = (float)(_mm512_reduce_add_epi32(a2) - acts[t + 2].sum);
+        out[(size_t)(t + 3) * stride] = (float)(_mm512_reduce_add_epi32(a3) - acts[t + 3].sum);
+    }
+    for (; t < n; t++) out[(size_t)t * stride] = bg_i2s_dot_avx512(row, &acts[t]);
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif
