@@ -40,7 +40,7 @@ static const bg_type_traits TYPE_TRAITS[] = {
     {"I2_S", BG_TYPE_I2_S, BG_I2S_BLOCK, 32, 1, 1, NULL, {NULL}, {NULL},
      {bg_i2s_dot_scalar, X86(bg_i2s_dot_avx2), X86(bg_i2s_dot_avx512), ARM(bg_i2s_dot_neon),
       ARM(bg_i2s_dot_neon_dotprod)},
-     {NULL, X86(bg_i2s_dot_multi_avx2), X86(bg_i2s_dot_multi_avx512), NULL, NULL}},
+     {NULL, X86(bg_i2s_dot_multi_avx2), X86(bg_i2s_dot_multi_avx512), NULL, ARM(bg_i2s_dot_multi_neon_dotprod)}},
     {"TQ2_0", BG_TYPE_TQ2_0, BG_TQ2_BLOCK, 66, 1, 0, NULL, {NULL}, {NULL},
      {bg_tq2_dot_scalar, X86(bg_tq2_dot_avx2), X86(bg_tq2_dot_avx512), ARM(bg_tq2_dot_neon),
       ARM(bg_tq2_dot_neon_dotprod)},

@@ -203,6 +203,7 @@ void bg_f16_axpy_avx2(const void *row, float a, float *y, int n);
 float bg_i2s_dot_neon(const uint8_t *row, const bg_act *a);
 float bg_tq2_dot_neon(const uint8_t *row, const bg_act *a);
 float bg_i2s_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
+void bg_i2s_dot_multi_neon_dotprod(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_tq2_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
 float bg_tq1_dot_neon(const uint8_t *row, const bg_act *a);
 float bg_tq1_dot_neon_dotprod(const uint8_t *row, const bg_act *a);
