@@ -70,6 +70,9 @@ class Model:
     depend on it. n_ctx: context length (default: the model's training context). kv_type: "f16" (default, half
     the memory) or "f32". isa: force a kernel level ("scalar", "avx2", "avx512", "neon", "neon_dotprod"); default
     $BITGGUF_ISA, else the best this CPU supports.
+
+    I2_S, TQ1_0 and TQ2_0 weights are used in place; TL1 / TL2 (bitnet.cpp's tile layouts) are repacked once at load
+    into row-major 2-bit rows, listed in `repacked` and counted in `repacked_bytes`; `load_info` says which.
     """
 
     def __init__(self, path: str | os.PathLike, n_threads: int | None = None, n_ctx: int | None = None,
