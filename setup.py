@@ -22,9 +22,11 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 try:
+    from setuptools.errors import LinkError
     from setuptools.modified import newer_group
 except ImportError:  # setuptools < 69
     from distutils.dep_util import newer_group
+    from distutils.errors import LinkError
 
 
 def _compiler_accepts(cc, flags):
@@ -70,6 +72,8 @@ class BuildExt(build_ext):
     def copy_extensions_to_source(self):
         """--inplace: setuptools builds into build_lib and copies the extension over; the library goes along."""
         build_ext.copy_extensions_to_source(self)
+        if not os.path.exists(getattr(self, "_library", "")):
+            return
         name = os.path.basename(self._library)
         dest = os.path.join(self.get_finalized_command("build_py").get_package_dir("bitgguf"), name)
         self.copy_file(self._library, dest, level=self.verbose)
@@ -95,6 +99,9 @@ class BuildExt(build_ext):
                 self.compiler.linker_so = [a for a in linker_so if a not in drop] + ["-dynamiclib"]
             try:
                 self.compiler.link_shared_object(objects, out, libraries=["m"], extra_postargs=omp_link + link_args)
+            except LinkError as e:  # the Python extension does not need the library: say so and go on
+                warnings.warn(f"bitgguf: could not link {name} ({e}); the C API (bitgguf.get_library()) will be "
+                              "missing", stacklevel=2)
             finally:
                 self.compiler.linker_so = linker_so
         # the header and .pxd travel with the library (wheels get them even without package data)
