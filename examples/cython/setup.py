@@ -14,7 +14,7 @@ ext = Extension(
     include_dirs=[bitgguf.get_include()],
     library_dirs=[lib_dir],
     libraries=["bitgguf"],
-    runtime_library_dirs=[lib_dir],  # rpath: found at run time where the package is installed
+    extra_link_args=[f"-Wl,-rpath,{lib_dir}"],  # found at run time where the package is installed (Linux, macOS)
 )
 
 setup(name="bitgguf-greedy-example", ext_modules=cythonize([ext], include_path=[bitgguf.get_include()],
