@@ -8,6 +8,7 @@
 
 #include "cpu.h"
 #include "kernels.h"
+#include "engine_avx2.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
@@ -184,6 +185,41 @@ static int check_i2s_multi(int *checks) {
         for (int k = 0; k < n; k++) free(acts[k].q), free(acts[k].gsum);
         free(codes), free(w);
     }
+    return failures;
+}
+
+/* The engine's AVX2 activation quantization: bit for bit bg_quantize_act (values, scale, sums), on lengths with and
+ * without a partial group, ties at .5, the clamp, and all zeros. */
+static int check_quantize(int *checks) {
+    int failures = 0;
+#if defined(__x86_64__)
+    if (!bg_cpu_supports(BG_ISA_AVX2)) return 0;
+    const int lens[] = {8, 32, 100, 2560, 6912, 6913};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int n = lens[li];
+        float *x = malloc((size_t)n * sizeof(float));
+        bg_act a, b;
+        a.q = malloc((size_t)n), b.q = malloc((size_t)n);
+        a.gsum = malloc((size_t)(n / 32 + 1) * sizeof(int32_t)), b.gsum = malloc((size_t)(n / 32 + 1) * sizeof(int32_t));
+        for (int mode = 0; mode < 3; mode++) {
+            for (int i = 0; i < n; i++)
+                x[i] = mode == 0 ? rnd_float() : mode == 1 ? ((float)(i % 255) - 127.0f) + 0.5f : 0.0f;
+            bg_quantize_act(x, n, &a);
+            bg_quantize_act_avx2(x, n, &b);
+            *checks += 1;
+            int bad = a.n != b.n || a.scale != b.scale || a.sum != b.sum || memcmp(a.q, b.q, (size_t)n) != 0;
+            for (int g = 0; g * 32 < n; g++) bad |= a.gsum[g] != b.gsum[g];
+            if (bad) {
+                printf("FAIL avx2 quantize n %d mode %d: scale %.9g / %.9g, sum %d / %d\n", n, mode, b.scale, a.scale,
+                       b.sum, a.sum);
+                failures++;
+            }
+        }
+        free(x), free(a.q), free(b.q), free(a.gsum), free(b.gsum);
+    }
+#else
+    (void)checks;
+#endif
     return failures;
 }
 
@@ -377,6 +413,7 @@ int main(void) {
     failures += check_small_heads(&checks);
     failures += check_tq1_multi(&checks);
     failures += check_i2s_multi(&checks);
+    failures += check_quantize(&checks);
     printf("kernel_check: levels");
     for (int isa = 0; isa < BG_ISA_COUNT; isa++)
         if (bg_cpu_supports((bg_isa)isa)) printf(" %s", bg_isa_name((bg_isa)isa));

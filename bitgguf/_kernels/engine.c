@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "engine_avx2.h"
 #include "threadpool.h"
 
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -60,6 +61,22 @@ static void softmax(float *x, int n) {
         sum += x[i];
     }
     for (int i = 0; i < n; i++) x[i] /= sum;
+}
+
+/* 1 when the engine runs at an x86 level with AVX2 (AVX2 or AVX-512): engine_avx2.c's helpers apply. */
+static inline int x86_avx2(const bg_model *m) { return m->isa == BG_ISA_AVX2 || m->isa == BG_ISA_AVX512; }
+
+/* Quantize one token's activations (bit for bit the same at every level). */
+static void quantize(const bg_model *m, const float *x, int n, bg_act *a) {
+#if defined(__x86_64__)
+    if (x86_avx2(m)) {
+        bg_quantize_act_avx2(x, n, a);
+        return;
+    }
+#else
+    (void)m;
+#endif
+    bg_quantize_act(x, n, a);
 }
 
 /* ---- parallel jobs (threadpool.c): rows (or heads) handed out in chunks; every output is computed by one kernel
@@ -173,6 +190,12 @@ static void attention_head(const bg_model *m, int layer, int t, int h, float *at
     for (int i = 0; i <= pos; i++) att[i] = s->kv_dot(kl + i * s->kv_pos_bytes, qh, hd) / sqrt_hd;
     softmax(att, pos + 1);
     float *o = s->xb2 + (size_t)t * W + (size_t)h * hd;
+#if defined(__x86_64__)
+    if (x86_avx2(m) && s->kv->type_id == BG_TYPE_F16 && hd % 8 == 0 && hd <= 256) {
+        bg_attn_sum_f16_avx2(vl, s->kv_pos_bytes, att, pos + 1, hd, o);  /* = the axpy loop below, bitwise */
+        return;
+    }
+#endif
     memset(o, 0, (size_t)hd * sizeof(float));
     for (int i = 0; i <= pos; i++) s->kv_axpy(vl + i * s->kv_pos_bytes, att[i], o, hd);
 }
@@ -248,7 +271,7 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
                 c->rms_eps);
         if (stage != ST_OUT) {
             const bg_tensor *w = stage == ST_ATTN_IN ? &L->wq : &L->ffn_gate;
-            if (w->dot_i8) bg_quantize_act(xb, D, &s->act[t]);
+            if (w->dot_i8) quantize(m, xb, D, &s->act[t]);
         }
         break;
     case ST_ROPE: {
@@ -261,7 +284,7 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
     }
     case ST_ATTN_OUT:
         if (L->attn_sub_norm) rmsnorm(xb2, xb2, L->attn_sub_norm, QD, c->rms_eps);
-        if (L->wo.dot_i8) bg_quantize_act(xb2, QD, &s->act[t]);
+        if (L->wo.dot_i8) quantize(m, xb2, QD, &s->act[t]);
         break;
     case ST_FFN_MID: {
         float *g = s->hb + (size_t)t * F, *u = s->hb2 + (size_t)t * F;
@@ -274,7 +297,7 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
             for (int i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
         }
         if (L->ffn_sub_norm) rmsnorm(g, g, L->ffn_sub_norm, F, c->rms_eps);
-        if (L->ffn_down.dot_i8) bg_quantize_act(g, F, &s->act[t]);
+        if (L->ffn_down.dot_i8) quantize(m, g, F, &s->act[t]);
         break;
     }
     }
