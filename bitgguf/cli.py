@@ -176,6 +176,9 @@ def _load_info(model, path: Path, load_ms: float, verbose: bool) -> None:
         tmpl = _meta(model, "tokenizer.chat_template")
         _log(f"{PROG}: tokenizer {_meta(model, 'tokenizer.ggml.model', '?')}, chat template "
              f"{'present' if tmpl else 'absent'}")
+        load_info = getattr(model, "load_info", None)
+        if load_info is not None:
+            _log(f"{PROG}: {load_info}")
 
 
 def _make_sampler(a):

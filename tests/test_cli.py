@@ -427,3 +427,15 @@ def test_cli_chat_on_2b4t_file():
     assert second[0] == 1999 and 1997 not in second and second.count(1999) == 2
     assert len(_generated_ids(r.stderr)) == 2
     assert len(r.stdout.splitlines()) == 2
+
+
+def test_verbose_says_how_weights_are_used(tinystories_i2s, tmp_path):
+    from conftest import TINYSTORIES, run_convert
+    r = _cli(tinystories_i2s, "-p", "Once", "-n", 2, "--temp", 0, "-v")
+    assert r.returncode == 0, r.stderr
+    assert "weights used in place from the memory map" in r.stderr
+    tl2 = tmp_path / "tinystories-tl2.gguf"
+    assert run_convert("hf-to-gguf", TINYSTORIES, "--outfile", tl2, "--outtype", "tl2").returncode == 0
+    r = _cli(tl2, "-p", "Once", "-n", 2, "--temp", 0, "-v")
+    assert r.returncode == 0, r.stderr
+    assert "repacked 56 linear weights at load (56 TL2)" in r.stderr
