@@ -69,15 +69,15 @@ def _make_qx_quants_rmse1(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndar
     tmp = np.empty_like(xt)
 
     def trial(iscale):
-        l = np.multiply(iscale, xt)
-        np.rint(l, out=l)
-        np.clip(l, -nmax, nmax - 1, out=l)
-        sumlx = _seq_sum(np.multiply(wx, l, out=tmp))
-        np.multiply(w, l, out=tmp)
-        return l, sumlx, _seq_sum(np.multiply(tmp, l, out=tmp))
+        lq = np.multiply(iscale, xt)
+        np.rint(lq, out=lq)
+        np.clip(lq, -nmax, nmax - 1, out=lq)
+        sumlx = _seq_sum(np.multiply(wx, lq, out=tmp))
+        np.multiply(w, lq, out=tmp)
+        return lq, sumlx, _seq_sum(np.multiply(tmp, lq, out=tmp))
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        l, sumlx, suml2 = trial(f32(-nmax) / mx)
+        lq, sumlx, suml2 = trial(f32(-nmax) / mx)
         scale = np.where(suml2 != 0, sumlx / suml2, f32(0)).astype(f32)
         best = scale * sumlx
         for step in range(-9, 10):
@@ -87,10 +87,10 @@ def _make_qx_quants_rmse1(x: np.ndarray, nmax: int) -> tuple[np.ndarray, np.ndar
             lt, sumlx, suml2 = trial(iscale)
             better = (suml2 > 0) & (sumlx * sumlx > best * suml2)
             if better.any():
-                l[:, better] = lt[:, better]
+                lq[:, better] = lt[:, better]
                 scale = np.where(better, sumlx / suml2, scale).astype(f32)
                 best = np.where(better, scale * sumlx, best).astype(f32)
-    codes = (l.T + nmax).astype(np.uint8)
+    codes = (lq.T + nmax).astype(np.uint8)
     codes[zero] = 0
     scale[zero] = 0
     return codes, scale

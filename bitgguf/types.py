@@ -144,7 +144,7 @@ register(TensorType("Q8_0", 8, Q8_0_BLOCK, False, _q8_0_nbytes, _q8_0_quantize, 
 register(TensorType("BF16", 30, 1, False, lambda s: _n_elements(s) * 2, _bf16_quantize, _bf16_dequantize,
                     _any_shape))
 
-# ---- Q6_K / Q5_K / Q4_K / Q4_0: ggml's smaller float-weight types for the output head (numpy code in kquants.py) ---------
+# ---- Q6_K / Q5_K / Q4_K / Q4_0: ggml's smaller float-weight types for the head (numpy code in kquants.py) -----
 
 def _kquant_row(name: str, type_id: int, block: int, block_bytes: int, quantize, dequantize) -> TensorType:
     check = _cols_multiple_of(block)
