@@ -166,7 +166,8 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
     j.chunk = MAX(4, chunk & ~3);
     atomic_init(&j.next, 0);
     int nth = bytes * (size_t)n >= BG_PARALLEL_MIN ? m->n_threads : 1;
-    bg_pool_run(m->pool, matmul_task, &j, nth);
+    /* a batch's chunk takes up to ~100 us (32 KiB of weights x 64 tokens): wait that long before sleeping */
+    bg_pool_run_wait(m->pool, matmul_task, &j, nth, n > 1 ? 200 : 30);
 }
 
 static void matmul(const bg_model *m, const bg_tensor *w, const float *x, int xstride, int n, float *y,

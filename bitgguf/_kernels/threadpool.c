@@ -15,7 +15,9 @@
 #include <sched.h>
 #include <time.h>
 
-#define BG_POOL_SPIN_US 200
+#define BG_POOL_SPIN_US 200  /* a worker's wait for the next job (jobs come microseconds apart while a pass runs) */
+#define BG_POOL_WAIT_US 30   /* the caller's wait for the last worker: a job's threads finish within one chunk of
+                              * each other, so a longer wait means the worker was preempted: give it this core */
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -40,13 +42,15 @@ struct bg_pool {
     bg_pool_fn fn;
     void *ctx;
     int nth;
-    long spin_ns;
+    long spin_ns, wait_ns;
 };
 
 typedef struct {
     bg_pool *p;
     int ith;
 } worker_arg;
+
+#define MIN_L(a, b) ((a) < (b) ? (a) : (b))
 
 static long now_ns(void) {
     struct timespec ts;
@@ -110,6 +114,8 @@ bg_pool *bg_pool_create(int n_threads) {
     p->size = n_threads;
     const char *env = getenv("BITGGUF_SPIN_US");
     p->spin_ns = 1000L * (env ? atol(env) : BG_POOL_SPIN_US);
+    p->wait_ns = 1000L * BG_POOL_WAIT_US;
+    if (p->wait_ns > p->spin_ns) p->wait_ns = p->spin_ns;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -148,7 +154,9 @@ void bg_pool_destroy(bg_pool *p) {
 
 int bg_pool_size(const bg_pool *p) { return p ? p->size : 1; }
 
-void bg_pool_run(bg_pool *p, bg_pool_fn fn, void *ctx, int nth) {
+void bg_pool_run(bg_pool *p, bg_pool_fn fn, void *ctx, int nth) { bg_pool_run_wait(p, fn, ctx, nth, -1); }
+
+void bg_pool_run_wait(bg_pool *p, bg_pool_fn fn, void *ctx, int nth, int wait_us) {
     if (!p || p->size == 1 || nth <= 1) {
         fn(ctx, 0, 1);
         return;
@@ -159,12 +167,13 @@ void bg_pool_run(bg_pool *p, bg_pool_fn fn, void *ctx, int nth) {
     p->nth = nth;
     publish(p);
     fn(ctx, 0, nth);
+    const long wait_ns = wait_us < 0 ? p->wait_ns : MIN_L(1000L * wait_us, p->spin_ns);
     long start = 0;
     for (int turn = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; turn++) {
         if ((turn & 63) == 63) {
             long t = now_ns();
             if (!start) start = t;
-            else if (t - start > p->spin_ns) {
+            else if (t - start > wait_ns) {
                 /* a worker is late (preempted?): give it this core */
                 pthread_mutex_lock(&p->mu);
                 atomic_store(&p->caller_asleep, 1);
@@ -199,5 +208,10 @@ void bg_pool_run(bg_pool *p, bg_pool_fn fn, void *ctx, int nth) {
     (void)p;
     (void)nth;
     fn(ctx, 0, 1);
+}
+
+void bg_pool_run_wait(bg_pool *p, bg_pool_fn fn, void *ctx, int nth, int wait_us) {
+    (void)wait_us;
+    bg_pool_run(p, fn, ctx, nth);
 }
 #endif

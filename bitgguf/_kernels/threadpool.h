@@ -18,6 +18,9 @@ int bg_pool_size(const bg_pool *p);
 
 /* Run fn on nth threads (nth <= size; the caller is thread 0) and return when every call has returned. */
 void bg_pool_run(bg_pool *p, bg_pool_fn fn, void *ctx, int nth);
+/* The same, with the caller spinning at most wait_us for the last worker before it sleeps (default 30 us, for
+ * jobs of short chunks; a job whose chunks take longer passes more, so that it does not sleep on every job). */
+void bg_pool_run_wait(bg_pool *p, bg_pool_fn fn, void *ctx, int nth, int wait_us);
 
 /* Dynamic split of [0, n) into chunks: each call hands out the next chunk [*begin, *end), 0 when none is left.
  * Reset *next to 0 before the job. Which thread gets which chunk varies; the work of a chunk must not. */
