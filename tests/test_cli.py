@@ -141,7 +141,6 @@ def test_help_exits_zero(capsys):
 
 @pytest.mark.parametrize("content", [b"", b"not a gguf file at all, just text\n", b"GGUF\x03\x00\x00\x00\xff"])
 def test_bad_file_subprocess(tmp_path, content):
-    pytest.importorskip("bitgguf.model", reason="the runtime (bitgguf.model) is not in the tree yet")
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(content)
     r = subprocess.run([sys.executable, "-m", "bitgguf.cli", str(bad), "-p", "hi", "-n", "4"],
@@ -342,7 +341,6 @@ def _generated_ids(stderr):
 
 @pytest.fixture(scope="module")
 def tinystories_i2s(tmp_path_factory):
-    pytest.importorskip("bitgguf.model")
     from conftest import TINYSTORIES, require_shared, run_convert
     require_shared()
     out = tmp_path_factory.mktemp("cli") / "tinystories-i2_s.gguf"
@@ -374,7 +372,6 @@ def test_cli_greedy_matches_python_api_and_recording(tinystories_i2s, kv_type):
 
 @pytest.mark.parametrize("name", ["tiny-2b4t-bitnetcpp-i2_s.gguf", "tinystories-ternary-3m-bitnetcpp-i2_s.gguf"])
 def test_cli_on_bitnet_cpp_files(name):
-    pytest.importorskip("bitgguf.model")
     import json
 
     from conftest import FIXTURES, assert_free_greedy, require_shared
@@ -410,7 +407,6 @@ def test_cli_seeded_sampling_is_reproducible(tinystories_i2s):
 
 
 def test_cli_chat_on_2b4t_file():
-    pytest.importorskip("bitgguf.model")
     from conftest import FIXTURES, require_shared
     require_shared()
     path = FIXTURES / "bitnet-cpp" / "tiny-2b4t-bitnetcpp-i2_s.gguf"
