@@ -177,6 +177,7 @@ void bg_f16_axpy(const void *row, float a, float *y, int n);
 float bg_i2s_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_i2s_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_tq2_dot_avx2(const uint8_t *row, const bg_act *a);
+void bg_tq2_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_tq1_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_tq1_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_tq1_dot_avx512(const uint8_t *row, const bg_act *a);
