@@ -91,17 +91,23 @@ def main(argv=None) -> int:
                 for n_threads in threads:
                     cfg = {"path": path, "threads": n_threads, "isa": isa, "tests": tests, "repeats": args.repeats,
                            "n_ctx": max(1024, max(int(t[2:]) for t in tests) + 8)}
+                    # the read bandwidth just before and after this configuration: on a shared machine it moves
+                    # with the neighbours' load, so the limit is taken from the same minutes as the timing
+                    bw_before = _core.read_bandwidth(bw_bytes, n_threads, 3)
                     proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(cfg)],
                                           capture_output=True, text=True, cwd=os.path.dirname(HERE))
+                    bw_after = _core.read_bandwidth(bw_bytes, n_threads, 3)
+                    bw_here = max(bw_before, bw_after, bandwidth[n_threads] if args.quick else 0.0)
                     if proc.returncode != 0:
                         print(f"bench: {name} {ttype} {isa} {n_threads} thr failed:\n{proc.stderr}", file=sys.stderr)
                         return 1
                     res = json.loads(proc.stdout.strip().splitlines()[-1])
                     res.update(model=name, type=ttype, head=args.head, bytes_per_token=nbytes,
-                               file_bytes=os.path.getsize(path), read_bandwidth=bandwidth[n_threads])
+                               file_bytes=os.path.getsize(path), read_bandwidth=bw_here,
+                               read_bandwidth_around=[bw_before, bw_after])
                     for t in tests:
                         if t.startswith("tg"):
-                            limit = bandwidth[n_threads] / nbytes
+                            limit = bw_here / nbytes
                             res[t]["bandwidth_limit_tok_s"] = limit
                             res[t]["pct_of_limit"] = 100.0 * res[t]["median"] / limit
                     rows.append(res)

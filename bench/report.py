@@ -5,7 +5,7 @@ from __future__ import annotations
 def markdown_table(rows: list[dict], tests: list[str], header: bool = True) -> str:
     cols = ["model", "type", "head", "isa", "thr", "load ms", "peak RSS MB"] + [f"{t} tok/s" for t in tests]
     if any(t.startswith("tg") for t in tests):
-        cols.append("tg % of BW limit")
+        cols += ["read BW GB/s", "tg % of BW limit"]
     lines = []
     if header:
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -17,6 +17,6 @@ def markdown_table(rows: list[dict], tests: list[str], header: bool = True) -> s
             cells.append(f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})")
         tg = [t for t in tests if t.startswith("tg")]
         if tg:
-            cells.append(f"{r[tg[0]]['pct_of_limit']:.0f}%")
+            cells += [f"{r['read_bandwidth'] / 1e9:.1f}", f"{r[tg[0]]['pct_of_limit']:.0f}%"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
