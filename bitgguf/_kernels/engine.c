@@ -92,11 +92,17 @@ typedef struct {
 } mm_part;
 
 /* Up to three matmuls on the same input (q/k/v, gate/up) as one job, their rows concatenated. */
+#define BG_MM_RANGES 64
+
+/* Up to three matmuls on the same input (q/k/v, gate/up) as one job, their rows concatenated. The rows are split
+ * into one contiguous range per thread (each thread streams its own range, which the hardware prefetchers follow
+ * well); a thread done with its range takes chunks from the others' (a preempted thread delays one chunk). */
 typedef struct {
     const bg_model *m;
     mm_part part[3];
-    int n_parts, n, total_rows, chunk;
-    atomic_int next;
+    int n_parts, n, total_rows, chunk, n_ranges;
+    int range_end[BG_MM_RANGES];
+    atomic_int cursor[BG_MM_RANGES];  /* next unclaimed row of each range */
 } mm_job;
 
 static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int r1) {
@@ -126,23 +132,27 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
     }
 }
 
+/* Rows [b, e) of the concatenated parts. */
+static void matmul_span(const mm_job *j, int b, int e) {
+    int base = 0;
+    for (int i = 0; i < j->n_parts && b < e; i++) {  /* a span may straddle two parts */
+        int rows = j->part[i].w->rows;
+        if (b < base + rows) {
+            int hi = MIN(e, base + rows);
+            matmul_rows(j->m, &j->part[i], j->n, b - base, hi - base);
+            b = hi;
+        }
+        base += rows;
+    }
+}
+
 static void matmul_task(void *ctx, int ith, int nth) {
     mm_job *j = ctx;
-    (void)ith;
     (void)nth;
-    int b, e;
-    while (bg_pool_chunk(&j->next, j->total_rows, j->chunk, &b, &e)) {
-        /* a chunk may straddle two parts */
-        int base = 0;
-        for (int i = 0; i < j->n_parts && b < e; i++) {
-            int rows = j->part[i].w->rows;
-            if (b < base + rows) {
-                int hi = MIN(e, base + rows);
-                matmul_rows(j->m, &j->part[i], j->n, b - base, hi - base);
-                b = hi;
-            }
-            base += rows;
-        }
+    for (int k = 0; k < j->n_ranges; k++) {  /* its own range first, then the others' leftovers */
+        const int r = (ith + k) % j->n_ranges, end = j->range_end[r];
+        int b, e;
+        while (bg_pool_chunk(&j->cursor[r], end, j->chunk, &b, &e)) matmul_span(j, b, e);
     }
 }
 
@@ -164,8 +174,14 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
      * a multiple of 4 rows */
     int chunk = (int)((32u << 10) / row_bytes);
     j.chunk = MAX(4, chunk & ~3);
-    atomic_init(&j.next, 0);
     int nth = bytes * (size_t)n >= BG_PARALLEL_MIN ? m->n_threads : 1;
+    j.n_ranges = MIN(nth, BG_MM_RANGES);
+    for (int r = 0; r < j.n_ranges; r++) {
+        int lo = r == 0 ? 0 : (int)((int64_t)j.total_rows * r / j.n_ranges) & ~3;
+        atomic_init(&j.cursor[r], lo);
+        if (r > 0) j.range_end[r - 1] = lo;
+    }
+    j.range_end[j.n_ranges - 1] = j.total_rows;
     /* a batch's chunk takes up to ~100 us (32 KiB of weights x 64 tokens): wait that long before sleeping */
     bg_pool_run_wait(m->pool, matmul_task, &j, nth, n > 1 ? 200 : 30);
 }
