@@ -94,8 +94,10 @@ def main(argv=None) -> int:
                     # the read bandwidth just before and after this configuration: on a shared machine it moves
                     # with the neighbours' load, so the limit is taken from the same minutes as the timing
                     bw_before = _core.read_bandwidth(bw_bytes, n_threads, 3)
+                    # numpy's BLAS threads would spin on the cores the engine uses: one BLAS thread
+                    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
                     proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(cfg)],
-                                          capture_output=True, text=True, cwd=os.path.dirname(HERE))
+                                          capture_output=True, text=True, cwd=os.path.dirname(HERE), env=env)
                     bw_after = _core.read_bandwidth(bw_bytes, n_threads, 3)
                     bw_here = max(bw_before, bw_after, bandwidth[n_threads] if args.quick else 0.0)
                     if proc.returncode != 0:

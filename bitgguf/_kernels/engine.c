@@ -122,13 +122,18 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
             for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * w->scale;
         return;
     }
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-        if (w->dot_i8) {
-            for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_i8(row, &act[t]) / act[t].scale * w->scale;
-        } else {
-            for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_f32(row, p->x + (size_t)t * p->xstride, w->cols);
+    if (w->dot_i8) {
+        /* the raw dots first, then the scaling as one vectorizable pass (the division is off the kernel calls'
+         * path: measured ~4% of a decode step when done per row) */
+        for (int t = 0; t < n; t++) {
+            for (int r = r0; r < r1; r++) y[t * ys + r] = w->dot_i8(w->data + (size_t)r * w->row_bytes, &act[t]);
+            for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * w->scale;
         }
+        return;
+    }
+    for (int r = r0; r < r1; r++) {  /* float weights: f32 activations */
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_f32(row, p->x + (size_t)t * p->xstride, w->cols);
     }
 }
 
