@@ -537,6 +537,27 @@ static size_t make_symbols(scratch *s, const char *text, size_t n) {
 
 /* ---------------------------------------------------------------- SentencePiece */
 
+/* The merge loop both models share: queue every adjacent pair (try_add scores it, or skips it), then merge the
+ * best pair first; a queued pair whose sides have changed since is stale and skipped. */
+typedef void (*try_add_fn)(const bg_tokenizer *t, scratch *s, const char *text, int32_t l, int32_t r);
+
+static void merge_symbols(const bg_tokenizer *t, scratch *s, const char *text, size_t nsym, try_add_fn try_add) {
+    symbol *sym = s->sym;
+    s->heap.n = 0;
+    for (size_t i = 1; i < nsym; i++) try_add(t, s, text, (int32_t)i - 1, (int32_t)i);
+    while (s->heap.n) {
+        bigram b = heap_pop(&s->heap);
+        symbol *L = &sym[b.left], *R = &sym[b.right];
+        if (L->n == 0 || R->n == 0 || L->n + R->n != b.size) continue;
+        L->n += R->n;
+        R->n = 0;
+        L->next = R->next;
+        if (R->next >= 0) sym[R->next].prev = b.left;
+        try_add(t, s, text, L->prev, b.left);
+        try_add(t, s, text, b.left, L->next);
+    }
+}
+
 static void spm_try_add(const bg_tokenizer *t, scratch *s, const char *text, int32_t l, int32_t r) {
     if (l < 0 || r < 0) return;
     size_t size = s->sym[l].n + s->sym[r].n;
@@ -563,19 +584,7 @@ static void spm_fragment(const bg_tokenizer *t, scratch *s, const char *frag, si
     size_t nsym = make_symbols(s, text, m);
     if (nsym == 0) return;
     symbol *sym = s->sym;
-    s->heap.n = 0;
-    for (size_t i = 1; i < nsym; i++) spm_try_add(t, s, text, (int32_t)i - 1, (int32_t)i);
-    while (s->heap.n) {
-        bigram b = heap_pop(&s->heap);
-        symbol *L = &sym[b.left], *R = &sym[b.right];
-        if (L->n == 0 || R->n == 0 || L->n + R->n != b.size) continue;
-        L->n += R->n;
-        R->n = 0;
-        L->next = R->next;
-        if (R->next >= 0) sym[R->next].prev = b.left;
-        spm_try_add(t, s, text, L->prev, b.left);
-        spm_try_add(t, s, text, b.left, L->next);
-    }
+    merge_symbols(t, s, text, nsym, spm_try_add);
     for (int32_t i = 0; i != -1; i = sym[i].next) {
         int32_t id = bg_token_lookup(t, text + sym[i].off, sym[i].n);
         if (id >= 0) { ivec_push(out, id); continue; }
@@ -811,19 +820,7 @@ static void bpe_word(const bg_tokenizer *t, scratch *s, const char *w, size_t n,
     size_t nsym = make_symbols(s, w, n);
     if (nsym == 0) return;
     symbol *sym = s->sym;
-    s->heap.n = 0;
-    for (size_t i = 1; i < nsym; i++) bpe_try_add(t, s, w, (int32_t)i - 1, (int32_t)i);
-    while (s->heap.n) {
-        bigram b = heap_pop(&s->heap);
-        symbol *L = &sym[b.left], *R = &sym[b.right];
-        if (L->n == 0 || R->n == 0 || L->n + R->n != b.size) continue;
-        L->n += R->n;
-        R->n = 0;
-        L->next = R->next;
-        if (R->next >= 0) sym[R->next].prev = b.left;
-        bpe_try_add(t, s, w, L->prev, b.left);
-        bpe_try_add(t, s, w, b.left, L->next);
-    }
+    merge_symbols(t, s, w, nsym, bpe_try_add);
     for (int32_t i = 0; i != -1; i = sym[i].next) {
         int32_t id = bg_token_lookup(t, w + sym[i].off, sym[i].n);
         if (id >= 0) { ivec_push(out, id); continue; }
