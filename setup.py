@@ -52,9 +52,11 @@ class BuildExt(build_ext):
         else:
             omp_compile, omp_link = ["-fopenmp"], ["-fopenmp"]
             if not _compiler_accepts(cc, omp_compile):
-                warnings.warn("bitgguf: the C compiler does not accept -fopenmp; building single-threaded",
+                warnings.warn("bitgguf: the C compiler does not accept -fopenmp; building without OpenMP",
                               stacklevel=2)
                 omp_compile, omp_link = [], []
+            # the engine's thread pool is pthreads (glibc before 2.34 keeps them in a separate libpthread)
+            omp_compile, omp_link = omp_compile + ["-pthread"], omp_link + ["-pthread"]
         if self.compiler.compiler_type != "msvc":
             objects = self._build_library(omp_compile, omp_link)
             for ext in self.extensions:  # the extension links the same objects
