@@ -223,74 +223,39 @@ static int check_quantize(int *checks) {
     return failures;
 }
 
-/* TQ2_0's multi-token kernels (where a level has one): bitwise the same as the single-token kernel per token */
-static int check_tq2_multi(int *checks) {
-    const int rows = 3, cols = 1280, n = 7;
+/* A per-block-scale type's multi-token kernels (where a level has one): bitwise the same as the single-token kernel
+ * per token, which is bitwise the scalar kernel's result */
+typedef void (*pack_fn)(const uint8_t *codes, int rows, int cols, uint8_t *out);
+
+static int check_block_multi(int type_id, int cols, int n, pack_fn pack, int *checks) {
+    enum { ROWS = 3, MAX_TOKENS = 8 };
     int failures = 0;
-    const bg_type_traits *t = bg_type_traits_of(BG_TYPE_TQ2_0);
-    uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * (cols / 256) * 66);
+    const bg_type_traits *t = bg_type_traits_of(type_id);
+    uint8_t *codes = malloc((size_t)ROWS * cols), *w = malloc((size_t)ROWS * bg_row_bytes(t, cols));
     float *x = malloc((size_t)cols * sizeof(float));
-    bg_act acts[7];
-    for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
-    pack_tq2(codes, rows, cols, w);
+    bg_act acts[MAX_TOKENS];
+    for (int i = 0; i < ROWS * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
+    pack(codes, ROWS, cols, w);
     for (int k = 0; k < n; k++) {
         acts[k].q = malloc((size_t)cols);
         acts[k].gsum = malloc((size_t)(cols / 32 + 1) * sizeof(int32_t));
         for (int i = 0; i < cols; i++) x[i] = rnd_float();
         bg_quantize_act(x, cols, &acts[k]);
     }
+    bg_dot_i8_fn scalar = bg_kernel_dot_i8(t, BG_ISA_SCALAR);
     for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
         bg_dot_i8_multi_fn multi = bg_kernel_dot_i8_multi(t, (bg_isa)isa);
         if (!bg_cpu_supports((bg_isa)isa) || !multi) continue;
-        for (int r = 0; r < rows; r++) {
+        for (int r = 0; r < ROWS; r++) {
             const uint8_t *row = w + (size_t)r * bg_row_bytes(t, cols);
-            float many[2 * 7];
+            float many[2 * MAX_TOKENS];
             multi(row, acts, n, many, 2);  /* stride 2: every other slot */
             for (int k = 0; k < n; k++) {
-                float one = bg_kernel_dot_i8(t, (bg_isa)isa)(row, &acts[k]), ref = bg_tq2_dot_scalar(row, &acts[k]);
+                float one = bg_kernel_dot_i8(t, (bg_isa)isa)(row, &acts[k]), ref = scalar(row, &acts[k]);
                 *checks += 1;
                 if (many[2 * k] != one || one != ref) {
-                    printf("FAIL %s TQ2_0 multi row %d token %d: %.9g, single %.9g, scalar %.9g\n",
-                           bg_isa_name((bg_isa)isa), r, k, many[2 * k], one, ref);
-                    failures++;
-                }
-            }
-        }
-    }
-    for (int k = 0; k < n; k++) free(acts[k].q), free(acts[k].gsum);
-    free(codes), free(w), free(x);
-    return failures;
-}
-
-/* TQ1_0's multi-token kernels (where a level has one): bitwise the same as the single-token kernel per token */
-static int check_tq1_multi(int *checks) {
-    const int rows = 3, cols = 768, n = 6;
-    int failures = 0;
-    const bg_type_traits *t = bg_type_traits_of(BG_TYPE_TQ1_0);
-    uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * (cols / 256) * BG_TQ1_BYTES);
-    float *x = malloc((size_t)cols * sizeof(float));
-    bg_act acts[6];
-    for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
-    pack_tq1(codes, rows, cols, w);
-    for (int k = 0; k < n; k++) {
-        acts[k].q = malloc((size_t)cols);
-        acts[k].gsum = malloc((size_t)(cols / 32 + 1) * sizeof(int32_t));
-        for (int i = 0; i < cols; i++) x[i] = rnd_float();
-        bg_quantize_act(x, cols, &acts[k]);
-    }
-    for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
-        bg_dot_i8_multi_fn multi = bg_kernel_dot_i8_multi(t, (bg_isa)isa);
-        if (!bg_cpu_supports((bg_isa)isa) || !multi) continue;
-        for (int r = 0; r < rows; r++) {
-            const uint8_t *row = w + (size_t)r * bg_row_bytes(t, cols);
-            float many[2 * 6];
-            multi(row, acts, n, many, 2);  /* stride 2: every other slot */
-            for (int k = 0; k < n; k++) {
-                float one = bg_kernel_dot_i8(t, (bg_isa)isa)(row, &acts[k]);
-                *checks += 1;
-                if (many[2 * k] != one) {
-                    printf("FAIL %s TQ1_0 multi row %d token %d: %.9g, single %.9g\n", bg_isa_name((bg_isa)isa), r, k,
-                           many[2 * k], one);
+                    printf("FAIL %s %s multi row %d token %d: %.9g, single %.9g, scalar %.9g\n",
+                           bg_isa_name((bg_isa)isa), t->name, r, k, many[2 * k], one, ref);
                     failures++;
                 }
             }
@@ -450,10 +415,10 @@ int main(void) {
     }
     failures += check_i2r(&checks);
     failures += check_small_heads(&checks);
-    failures += check_tq1_multi(&checks);
+    failures += check_block_multi(BG_TYPE_TQ1_0, 768, 6, pack_tq1, &checks);
     failures += check_i2s_multi(&checks);
     failures += check_quantize(&checks);
-    failures += check_tq2_multi(&checks);
+    failures += check_block_multi(BG_TYPE_TQ2_0, 1280, 7, pack_tq2, &checks);
     printf("kernel_check: levels");
     for (int isa = 0; isa < BG_ISA_COUNT; isa++)
         if (bg_cpu_supports((bg_isa)isa)) printf(" %s", bg_isa_name((bg_isa)isa));
