@@ -16,11 +16,31 @@ first turn is tokenized with BOS and later turns (deltas, see `format_chat_delta
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
 Message = Mapping[str, str]
 
-FORMATS = ("bitnet", "llama3", "chatml", "plain")
+
+@dataclass(frozen=True)
+class ChatFormat:
+    turn: str            # one message: {role}, {Role} (capitalized), {content}, {end} (plain: EOS after a reply)
+    strip: bool          # content is trimmed first
+    generation: str      # where the assistant's reply starts
+    reply_end: str       # what closes an assistant turn ({eos}: the EOS text)
+
+
+# one row per format, like the type table: adding a format is adding a row
+CHAT_FORMATS = {
+    # the 2B4T format: every turn, the system one included, ends with <|eot_id|>
+    "bitnet": ChatFormat("{Role}: {content}<|eot_id|>", True, "Assistant: ", "<|eot_id|>"),
+    "llama3": ChatFormat("<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>", True,
+                         "<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"),
+    "chatml": ChatFormat("<|im_start|>{role}\n{content}<|im_end|>\n", False, "<|im_start|>assistant\n",
+                         "<|im_end|>\n"),
+    "plain": ChatFormat("{Role}: {content}{end}\n", True, "Assistant:", "{eos}\n"),
+}
+FORMATS = tuple(CHAT_FORMATS)
 BITNET_ARCHES = ("bitnet-b1.58", "bitnet-25")
 ROLES = ("system", "user", "assistant")
 
@@ -64,51 +84,22 @@ def format_chat(messages: Sequence[Message], template: Optional[str] = None, bos
     fmt = fmt or detect_format(template, arch)
     if fmt not in FORMATS:
         raise ValueError(f"unknown chat format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    msgs = _check(messages)
+    row = CHAT_FORMATS[fmt]
     parts = [bos_token] if add_bos and bos_token else []
-    if fmt == "bitnet":
-        # the 2B4T format (content trimmed): every turn, the system one included, ends with <|eot_id|>
-        for role, content in msgs:
-            content = content.strip()
-            if role == "system":
-                parts.append(f"System: {content}<|eot_id|>")
-            elif role == "user":
-                parts.append(f"User: {content}<|eot_id|>")
-            else:
-                parts.append(f"Assistant: {content}<|eot_id|>")
-        if add_generation_prompt:
-            parts.append("Assistant: ")
-        return "".join(parts)
-    if fmt == "llama3":
-        for role, content in msgs:
-            parts.append(f"<|start_header_id|>{role}<|end_header_id|>\n\n{content.strip()}<|eot_id|>")
-        if add_generation_prompt:
-            parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
-        return "".join(parts)
-    if fmt == "chatml":
-        for role, content in msgs:
-            parts.append(f"<|im_start|>{role}\n{content}<|im_end|>\n")
-        if add_generation_prompt:
-            parts.append("<|im_start|>assistant\n")
-        return "".join(parts)
-    for role, content in msgs:
-        end = eos_token if role == "assistant" else ""
-        parts.append(f"{role.capitalize()}: {content.strip()}{end}\n")
+    for role, content in _check(messages):
+        parts.append(row.turn.format(role=role, Role=role.capitalize(), content=content.strip() if row.strip
+                                     else content, end=eos_token if role == "assistant" else ""))
     if add_generation_prompt:
-        parts.append("Assistant:")
+        parts.append(row.generation)
     return "".join(parts)
 
 
 def turn_end(fmt: str, eos_token: str = "") -> str:
     """The text that closes an assistant turn in `fmt`: what a live context still needs after a reply whose stop
     token was sampled but not evaluated, so that it matches the rendered history again."""
-    if fmt in ("bitnet", "llama3"):
-        return "<|eot_id|>"
-    if fmt == "chatml":
-        return "<|im_end|>\n"
-    if fmt == "plain":
-        return eos_token + "\n"
-    raise ValueError(f"unknown chat format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown chat format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return CHAT_FORMATS[fmt].reply_end.format(eos=eos_token)
 
 
 def format_chat_delta(history: Sequence[Message], new: Sequence[Message], template: Optional[str] = None,
