@@ -118,7 +118,7 @@ kernel_sources = sorted(os.path.normpath(p) for p in glob.glob(os.path.join("bit
 kernel_headers = sorted(glob.glob(os.path.join("bitgguf", "_kernels", "*.h")) +
                         glob.glob(os.path.join("bitgguf", "include", "*.h")))
 base_cflags = [] if sys.platform == "win32" else ["-O3", "-std=gnu11", "-Wall", "-Wextra",
-                                                  "-Wno-unused-function", "-fno-strict-aliasing"]
+                                                  "-Wno-unused-function", "-fno-strict-aliasing", "-ffp-contract=off"]
 
 extensions = [
     Extension(

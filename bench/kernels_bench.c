@@ -40,7 +40,7 @@ static void fill(const bg_type_traits *t, uint8_t *p, size_t rows, size_t row_by
     switch (t->type_id) {
     case BG_TYPE_TQ2_0: d_at = 64; break;
     case BG_TYPE_TQ1_0: d_at = 52; break;
-    case BG_TYPE_Q8_0: case BG_TYPE_Q4_0: d_at = 0; break;
+    case BG_TYPE_Q8_0: case BG_TYPE_Q4_0: case BG_TYPE_Q5_K: case BG_TYPE_Q4_K: d_at = 0; break;
     case BG_TYPE_Q6_K: d_at = 208; break;
     case BG_TYPE_F16: case BG_TYPE_BF16: case BG_TYPE_F32: {
         float *f = malloc((size_t)cols * sizeof(float));
@@ -64,6 +64,7 @@ static void fill(const bg_type_traits *t, uint8_t *p, size_t rows, size_t row_by
         for (size_t b = 0; b < n / (size_t)t->block_bytes; b++) {
             uint16_t d = bg_f32_to_f16(0.01f + (float)(rnd() % 100) / 1000.0f);
             memcpy(p + b * t->block_bytes + d_at, &d, 2);
+            if (t->type_id == BG_TYPE_Q5_K || t->type_id == BG_TYPE_Q4_K) memcpy(p + b * t->block_bytes + 2, &d, 2);
         }
 }
 
@@ -74,6 +75,7 @@ typedef struct {
     const uint8_t *w;
     size_t row_bytes, copies;
     bg_act *acts;
+    bg_q8k xq;  /* x as Q8_K, for the K-quant heads */
     float *x, *y;
 } ctx;
 
@@ -83,6 +85,9 @@ static void gemv(const ctx *c, size_t copy, int nrows) {
     if (c->t->ternary) {
         bg_dot_i8_fn dot = bg_kernel_dot_i8(c->t, c->isa);
         for (int r = 0; r < nrows; r++) c->y[r] = dot(base + (size_t)r * c->row_bytes, &c->acts[0]);
+    } else if (c->t->dot_q8k[0]) {
+        bg_dot_q8k_fn dot = bg_kernel_dot_q8k(c->t, c->isa);
+        for (int r = 0; r < nrows; r++) c->y[r] = dot(base + (size_t)r * c->row_bytes, &c->xq);
     } else {
         bg_dot_f32_fn dot = bg_kernel_dot_f32(c->t, c->isa);
         for (int r = 0; r < nrows; r++) c->y[r] = dot(base + (size_t)r * c->row_bytes, c->x, c->cols);
@@ -115,7 +120,7 @@ int main(int argc, char **argv) {
         {"ffn_down", 2560, 6912, 0}, {"head (tied token_embd)", 128256, 2560, 1},
     };
     const int ids[] = {BG_TYPE_I2_S, BG_TYPE_TQ2_0, BG_TYPE_TQ1_0, BG_TYPE_I2_ROWS,
-                       BG_TYPE_F16, BG_TYPE_BF16, BG_TYPE_Q8_0, BG_TYPE_Q6_K, BG_TYPE_Q4_0, BG_TYPE_F32};
+                       BG_TYPE_F16, BG_TYPE_BF16, BG_TYPE_Q8_0, BG_TYPE_Q6_K, BG_TYPE_Q5_K, BG_TYPE_Q4_K, BG_TYPE_Q4_0, BG_TYPE_F32};
     const size_t dram_bytes = (size_t)256 << 20;
     for (size_t ti = 0; ti < sizeof ids / sizeof ids[0]; ti++) {
         const bg_type_traits *t = bg_type_traits_of(ids[ti]);
@@ -143,6 +148,10 @@ int main(int argc, char **argv) {
                 c.acts[k].gsum = malloc(((size_t)c.cols / 32 + 1) * sizeof(int32_t));
                 bg_quantize_act(c.x, c.cols, &c.acts[k]);
             }
+            c.xq.q = malloc((size_t)c.cols);
+            c.xq.d = malloc(((size_t)c.cols / BG_QK_K + 1) * sizeof(float));
+            c.xq.bsum = malloc(((size_t)c.cols / 16 + 1) * sizeof(int16_t));
+            if (c.cols % BG_QK_K == 0) bg_quantize_q8k(c.x, c.cols, &c.xq);
             for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
                 if (!bg_cpu_supports((bg_isa)isa)) continue;
                 c.isa = (bg_isa)isa;
@@ -181,7 +190,7 @@ int main(int argc, char **argv) {
                 }
             }
             for (int k = 0; k < BG_BENCH_TOKENS; k++) free(c.acts[k].q), free(c.acts[k].gsum);
-            free(c.acts), free(c.x), free(c.y), free(w);
+            free(c.acts), free(c.x), free(c.y), free(w), free(c.xq.q), free(c.xq.d), free(c.xq.bsum);
         }
     }
     return 0;

@@ -1,6 +1,6 @@
 # Engine: thin Cython over the nogil C forward pass in _kernels/engine.c (included by _core.pyx).
 # bitgguf.Model builds it from a GGUFReader; the arrays it is given are views of the memory map, kept alive here.
-from libc.stdint cimport int8_t, int32_t, uint8_t, uint16_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t
 from libc.string cimport memset
 from libc.stdlib cimport calloc, free
 
@@ -15,6 +15,12 @@ cdef extern from "kernels.h" nogil:
         int32_t *gsum
     ctypedef float (*bg_dot_i8_fn)(const uint8_t *row, const bg_act *a)
     ctypedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n)
+    ctypedef struct bg_q8k:
+        int n
+        int8_t *q
+        float *d
+        int16_t *bsum
+    ctypedef float (*bg_dot_q8k_fn)(const void *row, const bg_q8k *x)
     ctypedef struct bg_type_traits:
         const char *name
         int type_id
@@ -26,7 +32,12 @@ cdef extern from "kernels.h" nogil:
     size_t bg_row_bytes(const bg_type_traits *t, int cols)
     bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa)
     bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa)
+    bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa)
     void bg_quantize_act(const float *x, int n, bg_act *a)
+    void bg_quantize_q8k(const float *x, int n, bg_q8k *out)
+    void bg_quantize_q6_k(const float *x, int64_t n_blocks, uint8_t *out)
+    void bg_quantize_q5_k(const float *x, int64_t n_blocks, uint8_t *out)
+    void bg_quantize_q4_k(const float *x, int64_t n_blocks, uint8_t *out)
     uint16_t bg_f32_to_f16(float f)
 
 cdef extern from "engine.h" nogil:
@@ -324,8 +335,51 @@ def ternary_matvec(data, int type_id, int rows, int cols, x, str isa):
     return dots, y
 
 
+def quantize_k(str name, x):
+    """Q6_K / Q5_K / Q4_K bytes of float32 x (a multiple of 256 values), by quant_k.c (kquants.py's numpy code is
+    the oracle it is tested against). Releases the GIL: callers may run chunks on several threads."""
+    cdef const float[::1] xv = _np.ascontiguousarray(x, dtype=_np.float32).reshape(-1)
+    cdef int64_t nb = xv.shape[0] // 256
+    if xv.shape[0] % 256:
+        raise ValueError(f"{name} needs a multiple of 256 values, got {xv.shape[0]}")
+    cdef int kind = {"Q6_K": 6, "Q5_K": 5, "Q4_K": 4}[name]
+    out = _np.empty(nb * {6: 210, 5: 176, 4: 144}[kind], dtype=_np.uint8)
+    if nb == 0:
+        return out
+    cdef uint8_t[::1] ov = out
+    with nogil:
+        if kind == 6:
+            bg_quantize_q6_k(&xv[0], nb, &ov[0])
+        elif kind == 5:
+            bg_quantize_q5_k(&xv[0], nb, &ov[0])
+        else:
+            bg_quantize_q4_k(&xv[0], nb, &ov[0])
+    return out
+
+
+def quantize_q8k(x):
+    """The K-quant heads' activation quantization (ggml's Q8_K): (q int8 (n,), d f32 (n/256,), bsum int16 (n/16,))."""
+    cdef const float[::1] xv = _np.ascontiguousarray(x, dtype=_np.float32).reshape(-1)
+    if xv.shape[0] == 0 or xv.shape[0] % 256:
+        raise ValueError(f"Q8_K needs a multiple of 256 values, got {xv.shape[0]}")
+    q = _np.empty(xv.shape[0], dtype=_np.int8)
+    d = _np.empty(xv.shape[0] // 256, dtype=_np.float32)
+    bsum = _np.empty(xv.shape[0] // 16, dtype=_np.int16)
+    cdef int8_t[::1] qv = q
+    cdef float[::1] dv = d
+    cdef int16_t[::1] bv = bsum
+    cdef bg_q8k out
+    out.q = &qv[0]
+    out.d = &dv[0]
+    out.bsum = &bv[0]
+    with nogil:
+        bg_quantize_q8k(&xv[0], <int>xv.shape[0], &out)
+    return q, d, bsum
+
+
 def float_matvec(data, int type_id, int rows, int cols, x, str isa):
-    """y = W x for a float-type weight (F32, F16, BF16, Q8_0) with f32 activations, by the head kernels."""
+    """y = W x for a float-type weight by the head kernels: f32 activations (F32, F16, BF16, Q8_0, Q4_0), or x as
+    Q8_K for the K-quants (Q6_K, Q5_K, Q4_K), as the engine runs them."""
     cdef const bg_type_traits *t = _traits(type_id)
     if t.ternary:
         raise ValueError(f"{t.name.decode()} is a ternary type")
@@ -338,9 +392,25 @@ def float_matvec(data, int type_id, int rows, int cols, x, str isa):
         raise ValueError(f"x has {xv.shape[0]} values, expected {cols}")
     cdef int isa_id = isa_by_name(isa)
     cdef bg_dot_f32_fn dot = bg_kernel_dot_f32(t, <bg_isa>isa_id)
+    cdef bg_dot_q8k_fn dot_q8k = bg_kernel_dot_q8k(t, <bg_isa>isa_id)
     y = _np.empty(rows, dtype=_np.float32)
     cdef float[::1] yv = y
     cdef int r
+    cdef int8_t[::1] qv
+    cdef float[::1] dv
+    cdef int16_t[::1] bv
+    cdef bg_q8k xq
+    if dot_q8k != NULL:
+        q, d, bsum = quantize_q8k(x)
+        qv, dv, bv = q, d, bsum
+        xq.n = cols
+        xq.q = &qv[0]
+        xq.d = &dv[0]
+        xq.bsum = &bv[0]
+        with nogil:
+            for r in range(rows):
+                yv[r] = dot_q8k(&w[r * rb], &xq)
+        return y
     with nogil:
         for r in range(rows):
             yv[r] = dot(&w[r * rb], &xv[0], cols)

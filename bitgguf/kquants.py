@@ -1,7 +1,10 @@
-"""numpy Q6_K and Q4_0: ggml's smaller float-weight types, for the output head / tied embedding.
+"""Q6_K, Q5_K, Q4_K and Q4_0 in numpy: ggml's smaller float-weight types, for the output head / tied embedding; and
+Q8_K, the K-quant heads' activations.
 
-Both are byte-compatible with ggml (the file's bytes are what llama.cpp's reference quantizers write for the same
-float32 input) and registered in the type table (`types.py`). Q6_K is the head type bitnet.cpp's README recommends.
+`q{6,5,4}_k_quantize` run the C quantizer (_kernels/quant_k.c); the `*_numpy` functions are the readable oracle it
+is tested against, byte for byte. All are byte-compatible with ggml (the file's bytes are what llama.cpp's reference
+quantizers write for the same float32 input) and registered in the type table (`types.py`). Q6_K is the head type
+bitnet.cpp's README recommends.
 
 Q6_K (ggml id 14): super-blocks of 256 weights, 210 bytes each:
     ql[128]      low 4 bits of the 6-bit codes q + 32
@@ -127,7 +130,25 @@ def _q6_k_blocks(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _c_quantize(name: str, x: np.ndarray) -> np.ndarray:
+    """Q6_K / Q5_K / Q4_K bytes by the C quantizer (_kernels/quant_k.c, the same bytes as the numpy code here, which
+    is its test oracle), in chunks on every core: a 2B4T head in seconds."""
+    from bitgguf import _core
+    blocks = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, QK_K)
+    step = 4096
+    starts = range(0, len(blocks), step)
+    if len(starts) <= 1:
+        return _core.quantize_k(name, blocks)
+    with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:   # the C loop releases the GIL
+        parts = list(pool.map(lambda i: _core.quantize_k(name, blocks[i:i + step]), starts))
+    return np.concatenate(parts)
+
+
 def q6_k_quantize(x: np.ndarray) -> np.ndarray:
+    return _c_quantize("Q6_K", x)
+
+
+def q6_k_quantize_numpy(x: np.ndarray) -> np.ndarray:
     blocks = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, QK_K)
     step = _CHUNK // 16
     out = np.empty(len(blocks), dtype=_Q6_K_DTYPE)
@@ -163,6 +184,29 @@ def q6_k_dequantize(raw: np.ndarray, n: int) -> np.ndarray:
     codes, scales, d = q6_k_codes(raw, n // QK_K)
     ds = d.astype(np.float32)[:, None] * scales.astype(np.float32)             # exact (11 x 8 bits)
     return (np.repeat(ds, 16, axis=1) * codes.astype(np.float32)).reshape(-1)
+
+
+def q8_k_quantize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ggml's quantize_row_q8_K, the K-quant heads' activations, on float32 (..., n) with n % 256 == 0:
+    (int8 codes (..., n), f32 scales (..., n / 256)); per 256 values d = m / -128 for m the value of largest |x|
+    (the first on ties), q = min(127, round_half_even(x * (-128 / m)))."""
+    f32 = np.float32
+    x = np.asarray(x, dtype=f32)
+    blocks = x.reshape(-1, QK_K)
+    amax, mx = _first_absmax(blocks)
+    live = amax > 0
+    with np.errstate(divide="ignore"):
+        iscale = np.where(live, f32(-128) / np.where(live, mx, f32(1)), f32(0)).astype(f32)
+        d = np.where(live, f32(1) / np.where(live, iscale, f32(1)), f32(0)).astype(f32)
+    q = np.minimum(127, np.rint(blocks * iscale[:, None])).astype(np.int8)
+    return q.reshape(x.shape), d.reshape(x.shape[:-1] + (x.shape[-1] // QK_K,))
+
+
+def q8_k_round_trip(x: np.ndarray) -> np.ndarray:
+    """x as the K-quant heads see it: d * q of q8_k_quantize, float32."""
+    q, d = q8_k_quantize(x)
+    shape = q.shape
+    return (q.reshape(-1, QK_K).astype(np.float32) * d.reshape(-1, 1)).reshape(shape)
 
 
 def q4_0_quantize(x: np.ndarray) -> np.ndarray:
@@ -321,10 +365,18 @@ def _q4_k_blocks(x: np.ndarray) -> np.ndarray:
 
 
 def q5_k_quantize(x: np.ndarray) -> np.ndarray:
-    return _k_chunked(x, _Q5_K_DTYPE, _q5_k_blocks)
+    return _c_quantize("Q5_K", x)
 
 
 def q4_k_quantize(x: np.ndarray) -> np.ndarray:
+    return _c_quantize("Q4_K", x)
+
+
+def q5_k_quantize_numpy(x: np.ndarray) -> np.ndarray:
+    return _k_chunked(x, _Q5_K_DTYPE, _q5_k_blocks)
+
+
+def q4_k_quantize_numpy(x: np.ndarray) -> np.ndarray:
     return _k_chunked(x, _Q4_K_DTYPE, _q4_k_blocks)
 
 

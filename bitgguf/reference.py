@@ -7,7 +7,8 @@ an exact integer dot product, then one rescale `isum / act_scale * weight_scale`
     x = x + o(rmsnorm(a, attn_sub_norm))
     m = rmsnorm(x, ffn_norm);   h = act(gate(m)) * up(m)          act = relu^2 (2B4T) or silu (1bitLLM)
     x = x + down(rmsnorm(h, ffn_sub_norm))
-    logits = token_embd @ rmsnorm(x, output_norm)                  (tied head)
+    logits = token_embd @ rmsnorm(x, output_norm)                  (tied head; a K-quant head takes its input
+                                                                    rounded to Q8_K, kquants.q8_k_round_trip)
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from bitgguf.config import LAYER_LINEARS, LAYER_NORMS, ModelConfig, layer_tensor
 from bitgguf.gguf import GGUFReader, ReaderTensor
+from bitgguf.kquants import q8_k_round_trip
 from bitgguf.types import TYPES
 
 ACT_QUANT_MIN_ABSMAX = np.float32(1e-5)
@@ -103,6 +105,8 @@ class ReferenceModel:
             return t.type.dequantize(t.data, t.shape)
 
         self.token_embd = floats("token_embd.weight")
+        # a K-quant head sees its input as Q8_K (types.py: head_input), as the runtime and ggml compute it
+        self.head_input = reader.tensor("token_embd.weight").type.head_input
         self.output_norm = floats("output_norm.weight")
         self.layers = []
         for i in range(config.n_layer):
@@ -131,7 +135,10 @@ class ReferenceModel:
             h = rmsnorm(x, layer["ffn_norm"], c.rms_eps)
             ff = act(bitlinear(h, *layer["ffn_gate"])) * bitlinear(h, *layer["ffn_up"])
             x = x + bitlinear(rmsnorm(ff, layer["ffn_sub_norm"], c.rms_eps), *layer["ffn_down"])
-        return (rmsnorm(x, self.output_norm, c.rms_eps) @ self.token_embd.T).astype(np.float32)
+        h = rmsnorm(x, self.output_norm, c.rms_eps)
+        if self.head_input == "q8_k":
+            h = q8_k_round_trip(h)
+        return (h @ self.token_embd.T).astype(np.float32)
 
     def greedy(self, ids, n_tokens: int) -> list[int]:
         """Greedy continuation (recomputes the whole sequence each step: fine for tiny models)."""

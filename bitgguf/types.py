@@ -34,6 +34,9 @@ class TensorType:
     # ternary rows only: exact conversion between the packed bytes and (int8 codes in {-1,0,1}, f32 scale)
     pack_ternary: Callable[[np.ndarray, float], np.ndarray] | None = None
     unpack_ternary: Callable[[np.ndarray, tuple], tuple[np.ndarray, float]] | None = None
+    # float rows: what the head's input is when this type is the head: "f32", or "q8_k" (the K-quants, as in ggml:
+    # activations quantized per 256 values to int8, kquants.q8_k_round_trip)
+    head_input: str = "f32"
 
 
 def _n_elements(shape: tuple) -> int:
@@ -146,7 +149,8 @@ register(TensorType("BF16", 30, 1, False, lambda s: _n_elements(s) * 2, _bf16_qu
 
 # ---- Q6_K / Q5_K / Q4_K / Q4_0: ggml's smaller float-weight types for the head (numpy code in kquants.py) -----
 
-def _kquant_row(name: str, type_id: int, block: int, block_bytes: int, quantize, dequantize) -> TensorType:
+def _kquant_row(name: str, type_id: int, block: int, block_bytes: int, quantize, dequantize,
+                head_input: str = "f32") -> TensorType:
     check = _cols_multiple_of(block)
 
     def nbytes(shape):
@@ -158,13 +162,13 @@ def _kquant_row(name: str, type_id: int, block: int, block_bytes: int, quantize,
 
     def dequant(raw, shape):
         return dequantize(raw, _n_elements(shape)).reshape(shape)
-    return TensorType(name, type_id, block, False, nbytes, quant, dequant, check)
+    return TensorType(name, type_id, block, False, nbytes, quant, dequant, check, head_input=head_input)
 
 
-register(_kquant_row("Q6_K", 14, K.QK_K, K.Q6_K_BYTES, K.q6_k_quantize, K.q6_k_dequantize))
+register(_kquant_row("Q6_K", 14, K.QK_K, K.Q6_K_BYTES, K.q6_k_quantize, K.q6_k_dequantize, "q8_k"))
 register(_kquant_row("Q4_0", 2, K.Q4_0_BLOCK, 18, K.q4_0_quantize, K.q4_0_dequantize))
-register(_kquant_row("Q5_K", 13, K.QK_K, K.Q5_K_BYTES, K.q5_k_quantize, K.q5_k_dequantize))
-register(_kquant_row("Q4_K", 12, K.QK_K, K.Q4_K_BYTES, K.q4_k_quantize, K.q4_k_dequantize))
+register(_kquant_row("Q5_K", 13, K.QK_K, K.Q5_K_BYTES, K.q5_k_quantize, K.q5_k_dequantize, "q8_k"))
+register(_kquant_row("Q4_K", 12, K.QK_K, K.Q4_K_BYTES, K.q4_k_quantize, K.q4_k_dequantize, "q8_k"))
 
 # ---- ternary types -----------------------------------------------------------------------------------------
 # Their `quantize` takes alpha-scaled ternary floats ({-a, 0, +a}, what the converters hand llama-quantize) and

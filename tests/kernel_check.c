@@ -267,17 +267,26 @@ static int check_block_multi(int type_id, int cols, int n, pack_fn pack, int *ch
 }
 
 /* Q6_K, Q5_K, Q4_K and Q4_0 heads: random blocks (every code and scale; finite f16 scales), every level against the
- * direct sum of the scalar row -> f32 conversion in double, to float-order accuracy. */
+ * direct sum of the scalar row -> f32 conversion in double, to float-order accuracy. The K-quants take the input as
+ * Q8_K (its d * q is the exact input they see) and must equal their scalar kernel bitwise. */
 static int check_small_heads(int *checks) {
     int failures = 0;
     const int cols = 768, rows = 9;
     /* where each type keeps its f16 scales (the K types: d then dmin) */
     const int ids[4] = {BG_TYPE_Q6_K, BG_TYPE_Q4_0, BG_TYPE_Q5_K, BG_TYPE_Q4_K}, d_at[4] = {208, 0, 0, 0};
     const int n_half[4] = {1, 1, 2, 2};
-    float *x = malloc(cols * sizeof(float)), *w = malloc(cols * sizeof(float));
+    float *x = malloc(cols * sizeof(float)), *xk = malloc(cols * sizeof(float)), *w = malloc(cols * sizeof(float));
+    int8_t q8[768];
+    float d8[768 / BG_QK_K];
+    int16_t bsum8[768 / 16];
+    bg_q8k xq = {0, q8, d8, bsum8};
     for (int i = 0; i < cols; i++) x[i] = rnd_float();
+    bg_quantize_q8k(x, cols, &xq);
+    for (int i = 0; i < cols; i++) xk[i] = d8[i / BG_QK_K] * (float)q8[i];
     for (int k = 0; k < 4; k++) {
         const bg_type_traits *t = bg_type_traits_of(ids[k]);
+        const int kquant = t->dot_q8k[0] != NULL;
+        const float *xin = kquant ? xk : x;
         const size_t rb = bg_row_bytes(t, cols);
         uint8_t *data = malloc(rb * rows);
         for (size_t i = 0; i < rb * rows; i++) data[i] = (uint8_t)(rnd() & 0xff);
@@ -291,21 +300,23 @@ static int check_small_heads(int *checks) {
             const uint8_t *row = data + r * rb;
             t->to_float(row, w, cols);
             double want = 0.0, mag = 0.0;
-            for (int i = 0; i < cols; i++) want += (double)w[i] * x[i], mag += fabs((double)w[i] * x[i]);
+            for (int i = 0; i < cols; i++) want += (double)w[i] * xin[i], mag += fabs((double)w[i] * xin[i]);
+            const float scalar = kquant ? t->dot_q8k[0](row, &xq) : t->dot_f32[0](row, x, cols);
             for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
                 if (!bg_cpu_supports((bg_isa)isa)) continue;
-                float got = bg_kernel_dot_f32(t, (bg_isa)isa)(row, x, cols);
+                float got = kquant ? bg_kernel_dot_q8k(t, (bg_isa)isa)(row, &xq)
+                                   : bg_kernel_dot_f32(t, (bg_isa)isa)(row, x, cols);
                 *checks += 1;
-                if (fabs(got - want) > 1e-5 * mag + 1e-6) {
-                    printf("FAIL %s %s dot row %d: %.7g, expected %.7g\n", bg_isa_name((bg_isa)isa), t->name, r, got,
-                           want);
+                if (fabs(got - want) > 1e-5 * mag + 1e-6 || (kquant && got != scalar)) {
+                    printf("FAIL %s %s dot row %d: %.9g, expected %.9g (scalar %.9g)\n", bg_isa_name((bg_isa)isa),
+                           t->name, r, got, want, scalar);
                     failures++;
                 }
             }
         }
         free(data);
     }
-    free(x), free(w);
+    free(x), free(xk), free(w);
     return failures;
 }
 

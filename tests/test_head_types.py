@@ -13,6 +13,7 @@ import pytest
 from conftest import TINYSTORIES, require_shared, run_convert
 
 from bitgguf import _core, isa_levels
+from bitgguf import kquants as K
 from bitgguf.gguf import GGUFReader
 from bitgguf.model import Model
 from bitgguf.reference import ReferenceModel
@@ -68,6 +69,26 @@ def test_k_quant_bytes_match_ggml(name, block_bytes):
     assert hashlib.sha256(raw.tobytes()).hexdigest() == GGML_SHA256[name]
     if name == "Q6_K":   # an all-zero row is all-zero bytes, as ggml writes it
         assert not raw[12 * 420:13 * 420].any()
+
+
+@pytest.mark.parametrize("name", ["Q6_K", "Q5_K", "Q4_K"])
+def test_c_quantizer_matches_numpy(name):
+    """quant_k.c (what the converter runs) writes the numpy oracle's bytes, on the golden input and on awkward blocks:
+    zero, constant, one-signed, huge outliers, tiny and huge scales."""
+    numpy_quantize = getattr(K, name.lower() + "_quantize_numpy")
+    assert hashlib.sha256(numpy_quantize(golden_input()).tobytes()).hexdigest() == GGML_SHA256[name]
+    rng = np.random.default_rng(17)
+    x = (rng.standard_normal((40, 1024)) * rng.uniform(1e-4, 30, (40, 1))).astype(np.float32)
+    x[0] = 0
+    x[1, :256] = 1.5
+    x[2] = np.abs(x[2])
+    x[3] = -np.abs(x[3])
+    x[4, ::37] *= 1e4
+    x[5] *= np.float32(1e-12)
+    x[6, 100:140] = 0
+    got = _core.quantize_k(name, x)
+    np.testing.assert_array_equal(got, numpy_quantize(x))
+    np.testing.assert_array_equal(TYPES[name].quantize(x), got)
 
 
 def test_q4_0_bytes_match_gguf_package():
@@ -127,9 +148,32 @@ def test_head_kernel_matches_numpy(name, rows, cols, isa):
     x = (rng.standard_normal(cols) * 4).astype(np.float32)
     y = _core.float_matvec(data, t.type_id, rows, cols, x, isa)
     w = t.dequantize(data, (rows, cols)).astype(np.float64)
-    want = w @ x.astype(np.float64)
-    bound = 1e-5 * (np.abs(w) @ np.abs(x)) + 1e-6   # float summation order only
+    xin = K.q8_k_round_trip(x) if t.head_input == "q8_k" else x     # what the kernel sees
+    want = w @ xin.astype(np.float64)
+    bound = 1e-5 * (np.abs(w) @ np.abs(xin)) + 1e-6   # float summation order only
     assert np.all(np.abs(y - want) <= bound), np.abs(y - want).max()
+    if t.head_input == "q8_k":   # exact integers per block, one f32 combine: every level is bitwise scalar
+        np.testing.assert_array_equal(y, _core.float_matvec(data, t.type_id, rows, cols, x, "scalar"))
+
+
+def test_q8_k_activations_match_numpy():
+    """The C Q8_K quantizer against numpy's (ggml's rule): codes, scales and 16-value sums."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((6, 512)) * rng.uniform(0.01, 50, (6, 1))).astype(np.float32)
+    x[1, 7] = -40 * np.abs(x[1]).max()     # a negative extreme (every extreme maps to -128, whatever its sign)
+    x[2, :256] = 0                         # an all-zero block
+    x[3, 300] = x[3, 301] = np.abs(x[3]).max() * 2   # ties: the first one is the extreme
+    for row in x:
+        q, d, bsum = _core.quantize_q8k(row)
+        qn, dn = K.q8_k_quantize(row)
+        np.testing.assert_array_equal(q, qn)
+        np.testing.assert_array_equal(d, dn)
+        np.testing.assert_array_equal(bsum, q.reshape(-1, 16).astype(np.int16).sum(axis=1))
+        assert q.min() >= -128 and q.max() <= 127
+        live = np.abs(row.reshape(-1, 256)).max(axis=1) > 0
+        assert ((q.reshape(-1, 256) == -128).any(axis=1) == live).all()   # the extreme value is -128 in each block
+        err = np.abs(K.q8_k_round_trip(row) - row).reshape(-1, 256)
+        assert (err <= 0.5 * np.abs(dn)[:, None] * (1 + 1e-6)).all()
 
 
 @pytest.fixture(scope="module")

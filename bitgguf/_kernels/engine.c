@@ -89,6 +89,7 @@ typedef struct {
     int xstride;
     float *y;
     int ystride;
+    const bg_q8k *xq;  /* K-quant weights: x as Q8_K, one per token */
 } mm_part;
 
 /* Up to three matmuls on the same input (q/k/v, gate/up) as one job, their rows concatenated. */
@@ -128,6 +129,13 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
         for (int t = 0; t < n; t++) {
             for (int r = r0; r < r1; r++) y[t * ys + r] = w->dot_i8(w->data + (size_t)r * w->row_bytes, &act[t]);
             for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * w->scale;
+        }
+        return;
+    }
+    if (w->dot_q8k) {
+        for (int r = r0; r < r1; r++) {
+            const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+            for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_q8k(row, &p->xq[t]);
         }
         return;
     }
@@ -193,7 +201,7 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
 
 static void matmul(const bg_model *m, const bg_tensor *w, const float *x, int xstride, int n, float *y,
                    int ystride) {
-    mm_part p = {w, x, xstride, y, ystride};
+    mm_part p = {w, x, xstride, y, ystride, NULL};
     matmuls(m, &p, 1, n);
 }
 
@@ -267,7 +275,7 @@ enum {
     ST_ATTN_OUT,  /* xb2 = RMSNorm_attn_sub(attention output); quantize xb2 */
     ST_FFN_IN,    /* x += Wo output; xb = RMSNorm_ffn(x); quantize xb */
     ST_FFN_MID,   /* hb = RMSNorm_ffn_sub(act(gate) * up); quantize hb */
-    ST_OUT,       /* x += last FFN output; xb = RMSNorm_out(x) */
+    ST_OUT,       /* x += last FFN output; xb = RMSNorm_out(x) (as Q8_K for a K-quant head) */
 };
 
 typedef struct {
@@ -294,6 +302,8 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
         if (stage != ST_OUT) {
             const bg_tensor *w = stage == ST_ATTN_IN ? &L->wq : &L->ffn_gate;
             if (w->dot_i8) quantize(m, xb, D, &s->act[t]);
+        } else if (m->w.output.dot_q8k) {
+            bg_quantize_q8k(xb, D, &s->q8k[t]);
         }
         break;
     case ST_ROPE: {
@@ -360,8 +370,8 @@ static void bg_forward_batch(bg_model *m, const int32_t *tokens, int n, float *l
 
         /* attention */
         stage(m, l, ST_ATTN_IN, 0, n);
-        const mm_part qkv[3] = {{&L->wq, s->xb, W, s->q, QD}, {&L->wk, s->xb, W, s->k, KVD},
-                                {&L->wv, s->xb, W, s->v, KVD}};
+        const mm_part qkv[3] = {{&L->wq, s->xb, W, s->q, QD, NULL}, {&L->wk, s->xb, W, s->k, KVD, NULL},
+                                {&L->wv, s->xb, W, s->v, KVD, NULL}};
         matmuls(m, qkv, 3, n);
         stage(m, l, ST_ROPE, 0, n);
         attention(m, l, n);
@@ -370,7 +380,8 @@ static void bg_forward_batch(bg_model *m, const int32_t *tokens, int n, float *l
 
         /* feed-forward */
         stage(m, l, ST_FFN_IN, 0, n);
-        const mm_part gate_up[2] = {{&L->ffn_gate, s->xb, W, s->hb, F}, {&L->ffn_up, s->xb, W, s->hb2, F}};
+        const mm_part gate_up[2] = {{&L->ffn_gate, s->xb, W, s->hb, F, NULL},
+                                    {&L->ffn_up, s->xb, W, s->hb2, F, NULL}};
         matmuls(m, gate_up, 2, n);
         stage(m, l, ST_FFN_MID, 0, n);
         matmul(m, &L->ffn_down, s->hb, F, n, s->xb, W);
@@ -378,7 +389,8 @@ static void bg_forward_batch(bg_model *m, const int32_t *tokens, int n, float *l
 
     if (logits) {
         stage(m, c->n_layer, ST_OUT, head_from, n);
-        matmul(m, &m->w.output, s->xb + head_from * W, W, n - head_from, logits, c->n_vocab);
+        const mm_part head = {&m->w.output, s->xb + head_from * W, W, logits, c->n_vocab, s->q8k + head_from};
+        matmuls(m, &head, 1, n - head_from);
     }
     s->n_past += n;
 }
@@ -448,7 +460,7 @@ static int setup_tensor(bg_model *m, bg_tensor *t, const char *name, int rows, i
     t->traits = bg_type_traits_of(t->type);
     if (!t->traits)
         return init_fail(m, "tensor %s has ggml type %d, which the engine has no kernels for "
-                         "(it runs I2_S, TQ2_0, F32, F16, BF16, Q8_0)", name, t->type);
+                         "(it runs I2_S, TQ1_0, TQ2_0, F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q4_0)", name, t->type);
     if (cols % t->traits->block_size)
         return init_fail(m, "tensor %s: %s rows must be a multiple of %d weights, found %d", name, t->traits->name,
                          t->traits->block_size, cols);
@@ -458,6 +470,7 @@ static int setup_tensor(bg_model *m, bg_tensor *t, const char *name, int rows, i
     t->dot_i8 = t->traits->ternary ? bg_kernel_dot_i8(t->traits, m->isa) : NULL;
     t->dot_i8_multi = t->traits->ternary ? bg_kernel_dot_i8_multi(t->traits, m->isa) : NULL;
     t->dot_f32 = t->traits->ternary ? NULL : bg_kernel_dot_f32(t->traits, m->isa);
+    t->dot_q8k = t->traits->ternary ? NULL : bg_kernel_dot_q8k(t->traits, m->isa);
     return 0;
 }
 
@@ -499,6 +512,9 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
         for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
             snprintf(name, sizeof name, "blk.%d.%s.weight", l, lin[i].what);
             if (setup_tensor(m, lin[i].t, name, lin[i].rows, lin[i].cols)) return -1;
+            if (lin[i].t->dot_q8k)
+                return init_fail(m, "tensor %s has type %s, which the engine runs only as the output head", name,
+                                 lin[i].t->traits->name);
         }
         /* inputs shared by several matmuls are quantized once, so those weights must agree on being ternary */
         if (!!L->wq.dot_i8 != !!L->wk.dot_i8 || !!L->wq.dot_i8 != !!L->wv.dot_i8 ||
@@ -535,6 +551,12 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
         s->act[t].q = malloc((size_t)A);
         s->act[t].gsum = calloc((size_t)(A + BG_ACT_GROUP - 1) / BG_ACT_GROUP, sizeof(int32_t));
         ok = ok && s->act[t].q && s->act[t].gsum;
+        if (m->w.output.dot_q8k) {
+            s->q8k[t].q = malloc((size_t)D);
+            s->q8k[t].d = malloc((size_t)D / BG_QK_K * sizeof(float));
+            s->q8k[t].bsum = malloc((size_t)D / 16 * sizeof(int16_t));
+            ok = ok && s->q8k[t].q && s->q8k[t].d && s->q8k[t].bsum;
+        }
     }
     if (!ok) return init_fail(m, "out of memory allocating the state for n_ctx %d", n_ctx);
 
@@ -570,5 +592,9 @@ void bg_model_free(bg_model *m) {
         free(s->act[t].gsum);
         s->act[t].q = NULL;
         s->act[t].gsum = NULL;
+        free(s->q8k[t].q);
+        free(s->q8k[t].d);
+        free(s->q8k[t].bsum);
+        memset(&s->q8k[t], 0, sizeof s->q8k[t]);
     }
 }

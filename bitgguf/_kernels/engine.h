@@ -34,6 +34,7 @@ typedef struct {
     bg_dot_i8_fn dot_i8;             /* ternary types */
     bg_dot_i8_multi_fn dot_i8_multi; /* ternary types, several tokens at once (NULL: dot_i8 per token) */
     bg_dot_f32_fn dot_f32;           /* float types */
+    bg_dot_q8k_fn dot_q8k;           /* K-quant heads (Q6_K, Q5_K, Q4_K): Q8_K activations instead of f32 */
 } bg_tensor;
 
 typedef struct {
@@ -58,6 +59,7 @@ typedef struct {
     float *hb, *hb2;             /* FFN gate and up  [B][n_ff] */
     float *att;                  /* attention scores, one row per thread  [n_threads][n_ctx] */
     bg_act act[BG_MAX_BATCH];    /* each token's int8 activations for the current ternary matmul */
+    bg_q8k q8k[BG_MAX_BATCH];    /* each token's head input as Q8_K, for a K-quant head (else unallocated) */
     const bg_type_traits *kv;    /* KV-cache element type: F16 or F32 */
     bg_dot_f32_fn kv_dot;
     bg_axpy_fn kv_axpy;

@@ -1,6 +1,9 @@
-/* Q6_K and Q4_0 output heads, AVX2 + FMA: codes unpacked 32 at a time with byte masks and shifts, scaled by their
- * sub-block's int8 scale in int16 (exact), widened to f32 and fused into x; one multiply by d per block. Results
- * differ from head_q6k_scalar.c only by float summation order. */
+/* Q6_K, Q5_K, Q4_K and Q4_0 output heads, AVX2.
+ * The K-quants against Q8_K activations: codes unpacked 32 at a time with byte masks and shifts (as unsigned bytes),
+ * vpmaddubsw with the int8 activations, vpmaddwd with the sub-block scales (broadcast per lane by vpshufb), exact
+ * int32 sums per block; the Q6_K offset 32 and the Q5_K/Q4_K mins come from the activations' 16-value sums. The
+ * per-block f32 combine is the scalar kernel's, so the result is bitwise the same.
+ * Q4_0 keeps f32 activations (FMA; differs from scalar by float summation order only). */
 #include "kernels.h"
 
 #if defined(__x86_64__)
@@ -13,30 +16,37 @@
 
 #define BG_HEAD_PREFETCH 4096
 
-/* acc += (sc * q[0..15]) * x[0..15] for 16 int8 codes sharing one scale */
-static inline __m256 fma16(__m128i q, int sc, const float *x, __m256 acc) {
-    __m256i w = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(q), _mm256_set1_epi16((int16_t)sc));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(w))), _mm256_loadu_ps(x),
-                          acc);
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(w, 1))),
-                           _mm256_loadu_ps(x + 8), acc);
+static inline float half_at(const uint8_t *p) {  /* F16C: exact, as bg_f16_to_f32 */
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
 }
 
-float bg_q6_k_dot_avx2(const void *row, const float *x, int n) {
+float bg_q6_k_dot_q8k_avx2(const void *row, const bg_q8k *x) {
     const uint8_t *p = row;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03), k32 = _mm256_set1_epi8(32);
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < n / BG_Q6_K_BLOCK; b++, p += BG_Q6_K_BYTES, x += BG_Q6_K_BLOCK) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
+    /* quarter k of a half uses int16 scale 2k in its low lane (weights 0..15) and 2k + 1 in its high lane */
+    __m256i pick[4];
+    for (int k = 0; k < 4; k++)
+        pick[k] = _mm256_setr_epi8(4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k,
+                                   4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k + 2,
+                                   4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3,
+                                   4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2,
+                                   4 * k + 3);
+    float sum = 0.0f;
+    for (int b = 0; b < x->n / BG_QK_K; b++, p += BG_Q6_K_BYTES) {
         _mm_prefetch((const char *)p + BG_HEAD_PREFETCH, _MM_HINT_T0);
         _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 64, _MM_HINT_T0);
         _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 128, _MM_HINT_T0);
         _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 192, _MM_HINT_T0);
-        const int8_t *sc = (const int8_t *)(p + 192);
-        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        const int8_t *xq = x->q + (size_t)b * BG_QK_K;
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
+        __m256i acc = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
+            const __m256i sch = h ? _mm256_permute4x64_epi64(sc16, 0xEE) : _mm256_permute4x64_epi64(sc16, 0x44);
             const __m256i ql0 = bg_load256(p + 64 * h), ql1 = bg_load256(p + 64 * h + 32);
             const __m256i qh = bg_load256(p + 128 + 32 * h);
-            /* the four 32-weight quarters of this half; shifts are 16-bit, the masks keep each byte's own bits */
+            /* the four 32-weight quarters of this half (codes 0..63); shifts are 16-bit, masks keep each byte's bits */
             __m256i q[4];
             q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
             q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
@@ -46,18 +56,17 @@ float bg_q6_k_dot_avx2(const void *row, const float *x, int n) {
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
             for (int k = 0; k < 4; k++) {
-                const __m256i v = _mm256_sub_epi8(q[k], k32);
-                const float *xk = x + 128 * h + 32 * k;
-                const int8_t *sk = sc + 8 * h + 2 * k;
-                s0 = fma16(_mm256_castsi256_si128(v), sk[0], xk, s0);
-                s1 = fma16(_mm256_extracti128_si256(v, 1), sk[1], xk + 16, s1);
+                /* pairs of code * x fit int16: 2 * 63 * 128 */
+                const __m256i prod = _mm256_maddubs_epi16(q[k], bg_load256(xq + 128 * h + 32 * k));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(prod, _mm256_shuffle_epi8(sch, pick[k])));
             }
         }
-        uint16_t d;
-        memcpy(&d, p + 208, 2);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(bg_f16_to_f32(d)), _mm256_add_ps(s0, s1), acc);
+        /* the codes are q - 32: subtract 32 * Σ_j scale_j * Σx_j */
+        const __m256i offset = _mm256_madd_epi16(sc16, bg_load256(x->bsum + (size_t)b * 16));
+        const int32_t isum = bg_hsum_i32x8(acc) - 32 * bg_hsum_i32x8(offset);
+        sum += (half_at(p + 208) * x->d[b]) * (float)isum;
     }
-    return bg_hsum_f32x8(acc);
+    return sum;
 }
 
 float bg_q4_0_dot_avx2(const void *row, const float *x, int n) {
@@ -84,60 +93,68 @@ float bg_q4_0_dot_avx2(const void *row, const float *x, int n) {
 
 /* ---- Q5_K / Q4_K (layouts in head_q6k_scalar.c) ---- */
 
-/* acc += (sc * q[0..15]) * x[0..15] for 16 unsigned codes */
-static inline __m256 fma16u(__m128i q, int sc, const float *x, __m256 acc) {
-    __m256i w = _mm256_mullo_epi16(_mm256_cvtepu8_epi16(q), _mm256_set1_epi16((int16_t)sc));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(w))), _mm256_loadu_ps(x),
-                          acc);
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(w, 1))),
-                           _mm256_loadu_ps(x + 8), acc);
+/* v shifted so that bit b of each byte lands on bit 4 of the same byte (the caller keeps only bit 4: a 16-bit shift
+ * by at most 4 never moves a bit of the other byte onto it) */
+static inline __m256i shift_bit_to_4(__m256i v, int b) {
+    switch (b) {
+    case 0: return _mm256_slli_epi16(v, 4);
+    case 1: return _mm256_slli_epi16(v, 3);
+    case 2: return _mm256_slli_epi16(v, 2);
+    case 3: return _mm256_slli_epi16(v, 1);
+    case 4: return v;
+    case 5: return _mm256_srli_epi16(v, 1);
+    case 6: return _mm256_srli_epi16(v, 2);
+    default: return _mm256_srli_epi16(v, 3);
+    }
 }
 
-/* one 32-weight sub-block: q (32 codes), its scale and min */
-static inline void k_sub(__m256i q, int sc, int m, const float *x, __m256 *accq, __m256 *accm) {
-    *accq = fma16u(_mm256_castsi256_si128(q), sc, x, *accq);
-    *accq = fma16u(_mm256_extracti128_si256(q, 1), sc, x + 16, *accq);
-    __m256 xs = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8)),
-                              _mm256_add_ps(_mm256_loadu_ps(x + 16), _mm256_loadu_ps(x + 24)));
-    *accm = _mm256_fmadd_ps(_mm256_set1_ps((float)m), xs, *accm);
-}
-
-static inline float k_dot_avx2(const uint8_t *p, const float *x, int n, int five_bit) {
+static inline float k_dot_q8k_avx2(const uint8_t *p, const bg_q8k *x, int five_bit) {
     const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(0x01);
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < n / 256; b++, p += bytes, x += 256) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
+    __m256i pick[8];  /* int16 scale j in every 16-bit slot of both lanes */
+    for (int j = 0; j < 8; j++) pick[j] = _mm256_set1_epi16((int16_t)((2 * j) | (2 * j + 1) << 8));
+    float sum = 0.0f;
+    for (int b = 0; b < x->n / BG_QK_K; b++, p += bytes) {
         _mm_prefetch((const char *)p + BG_HEAD_PREFETCH, _MM_HINT_T0);
         _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 64, _MM_HINT_T0);
         _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 128, _MM_HINT_T0);
+        const int8_t *xq = x->q + (size_t)b * BG_QK_K;
+        /* the eight 6-bit (scale, min) pairs, 4 bytes at a time (bg_k_scale_min's rule on 32-bit words) */
+        uint32_t u[3];
+        memcpy(u, p + 4, 12);
+        const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
+        const uint32_t m_lo = u[1] & 0x3f3f3f3fu, m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
+        const __m256i scm = _mm256_cvtepu8_epi16(_mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo));
+        const __m256i sc = _mm256_permute4x64_epi64(scm, 0x44);     /* scales 0..7 in both lanes */
+        const int16_t *bs = x->bsum + (size_t)b * 16;
+        const __m128i bsum32 = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bs),
+                                              _mm_loadu_si128((const __m128i *)(bs + 8)));  /* Σx per sub-block */
+        const __m128i mins = _mm_madd_epi16(_mm256_extracti128_si256(scm, 1), bsum32);
         const uint8_t *qs = p + (five_bit ? 48 : 16);
-        __m256i hb = five_bit ? bg_load256(p + 16) : _mm256_setzero_si256();
-        __m256 accq = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+        const __m256i hb = five_bit ? bg_load256(p + 16) : _mm256_setzero_si256();
+        __m256i acc = _mm256_setzero_si256();
         for (int pr = 0; pr < 4; pr++) {
             const __m256i v = bg_load256(qs + 32 * pr);
             __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            if (five_bit) {  /* bits 2pr, 2pr + 1 of qh: hb is shifted right by 2 per pair (16-bit shifts, masked) */
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, m1), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), m1), 4));
-                hb = _mm256_srli_epi16(hb, 2);
+            if (five_bit) {  /* bit 2pr (lo) or 2pr + 1 (hi) of each qh byte, moved to bit 4 */
+                lo = _mm256_or_si256(lo, _mm256_and_si256(shift_bit_to_4(hb, 2 * pr), m16));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(shift_bit_to_4(hb, 2 * pr + 1), m16));
             }
-            int sc, m;
-            bg_k_scale_min(2 * pr, p + 4, &sc, &m);
-            k_sub(lo, sc, m, x + 64 * pr, &accq, &accm);
-            bg_k_scale_min(2 * pr + 1, p + 4, &sc, &m);
-            k_sub(hi, sc, m, x + 64 * pr + 32, &accq, &accm);
+            const __m256i p0 = _mm256_maddubs_epi16(lo, bg_load256(xq + 64 * pr));
+            const __m256i p1 = _mm256_maddubs_epi16(hi, bg_load256(xq + 64 * pr + 32));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p0, _mm256_shuffle_epi8(sc, pick[2 * pr])));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p1, _mm256_shuffle_epi8(sc, pick[2 * pr + 1])));
         }
-        uint16_t d, dmin;
-        memcpy(&d, p, 2);
-        memcpy(&dmin, p + 2, 2);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(bg_f16_to_f32(d)), accq, acc);
-        acc = _mm256_fnmadd_ps(_mm256_set1_ps(bg_f16_to_f32(dmin)), accm, acc);
+        __m128i ms = _mm_add_epi32(mins, _mm_shuffle_epi32(mins, 0x4e));
+        ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0xb1));
+        const int32_t isum = bg_hsum_i32x8(acc), msum = _mm_cvtsi128_si32(ms);
+        sum += (half_at(p) * x->d[b]) * (float)isum - (half_at(p + 2) * x->d[b]) * (float)msum;
     }
-    return bg_hsum_f32x8(acc);
+    return sum;
 }
 
-float bg_q5_k_dot_avx2(const void *row, const float *x, int n) { return k_dot_avx2(row, x, n, 1); }
-float bg_q4_k_dot_avx2(const void *row, const float *x, int n) { return k_dot_avx2(row, x, n, 0); }
+float bg_q5_k_dot_q8k_avx2(const void *row, const bg_q8k *x) { return k_dot_q8k_avx2(row, x, 1); }
+float bg_q4_k_dot_q8k_avx2(const void *row, const bg_q8k *x) { return k_dot_q8k_avx2(row, x, 0); }
 
 #if defined(__clang__)
 #pragma clang attribute pop

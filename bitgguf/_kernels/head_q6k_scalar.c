@@ -1,11 +1,12 @@
-/* Q6_K and Q4_0 output heads in portable C: the row dequantized on the fly times f32 activations (the head keeps
- * its activations in float, as the F16 / Q8_0 heads do), and the row -> f32 conversion for embedding lookups.
+/* Q6_K, Q5_K, Q4_K and Q4_0 output heads in portable C, and their row -> f32 conversion for embedding lookups.
+ * The K-quants take Q8_K activations (bg_q8k), as ggml does: exact integer sums per 256-weight block, combined in
+ * f32 exactly as every other level does it (kernels.h). Q4_0 keeps f32 activations, as the F16 / Q8_0 heads do.
  *
  * Q6_K super-block (256 weights, 210 bytes): ql[128] low nibbles, qh[64] high 2 bits, int8 scales[16], f16 d.
  * Weight j of a half h = j / 128 (l = j % 32, quarter k = (j % 128) / 32): low nibble of ql[64h + l + 32(k & 1)]
  * (k < 2) or its high nibble (k >= 2), plus bits 2k..2k+1 of qh[32h + l] << 4; value d * scales[j / 16] * (q - 32).
- * The dot takes scales[j / 16] * (q - 32) as an exact integer in float, sums it times x over the block, then
- * multiplies by d: the numpy dequantize times x up to float order.
+ * The dot: isum = Σ_j scales[j] Σ_{i in sub-block j} (q_i - 32) x_i over the block's Q8_K codes x, exact; then
+ * sum += (d * d_x) * isum.
  * Q4_0 block (32 weights, 18 bytes): f16 d, qs[16]; weight j < 16 in the low nibble of qs[j], j + 16 in the high
  * nibble; value d * (q - 8). */
 #include "kernels.h"
@@ -30,17 +31,20 @@ static inline float q6_k_d(const uint8_t *blk) {
     return bg_f16_to_f32(d);
 }
 
-float bg_q6_k_dot_scalar(const void *row, const float *x, int n) {
+float bg_q6_k_dot_q8k_scalar(const void *row, const bg_q8k *x) {
     const uint8_t *p = row;
     int8_t q[BG_Q6_K_BLOCK];
     float sum = 0.0f;
-    for (int b = 0; b < n / BG_Q6_K_BLOCK; b++, p += BG_Q6_K_BYTES, x += BG_Q6_K_BLOCK) {
-        const int8_t *sc = (const int8_t *)(p + 192);
+    for (int b = 0; b < x->n / BG_QK_K; b++, p += BG_Q6_K_BYTES) {
+        const int8_t *sc = (const int8_t *)(p + 192), *xq = x->q + (size_t)b * BG_QK_K;
         bg_q6_k_unpack(p, q);
-        float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int i = 0; i < BG_Q6_K_BLOCK; i += 8)
-            for (int k = 0; k < 8; k++) s[k] += (float)(sc[i / 16] * q[i + k]) * x[i + k];
-        sum += q6_k_d(p) * (((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+        int32_t isum = 0;
+        for (int j = 0; j < 16; j++) {
+            int32_t s = 0;
+            for (int i = 16 * j; i < 16 * j + 16; i++) s += q[i] * xq[i];
+            isum += sc[j] * s;
+        }
+        sum += (q6_k_d(p) * x->d[b]) * (float)isum;
     }
     return sum;
 }
@@ -92,8 +96,9 @@ void bg_q4_0_to_float(const void *row, float *y, int n) {
 /* ---- Q5_K / Q4_K: eight 32-weight sub-blocks per 256, each with a 6-bit scale sc and min m ------------------
  * Q5_K (176 bytes): f16 d, f16 dmin, scales[12], qh[32], qs[128]; Q4_K (144 bytes): f16 d, f16 dmin, scales[12],
  * qs[128]. value = d * sc_j * q - dmin * m_j. Sub-blocks 2p and 2p + 1 share qs[32p .. 32p + 31] (low, high
- * nibble); Q5_K's fifth bits are bits 2p and 2p + 1 of qh[l]. The dot sums sc * q (exact integers) times x and
- * m * x per block, then d * Σ - dmin * Σ. */
+ * nibble); Q5_K's fifth bits are bits 2p and 2p + 1 of qh[l]. The dot, over Q8_K codes x: per block the exact
+ * integers isum = Σ_j sc_j Σ_{i in j} q_i x_i and msum = Σ_j m_j Σ_{i in j} x_i, then
+ * sum += (d * d_x) * isum - (dmin * d_x) * msum. */
 void bg_k_scale_min(int j, const uint8_t *s, int *sc, int *m) {
     if (j < 4) {
         *sc = s[j] & 63;
@@ -124,26 +129,24 @@ static inline float k_half(const uint8_t *p) {
     return bg_f16_to_f32(h);
 }
 
-static float k_dot(const uint8_t *p, const float *x, int n, int five_bit) {
+static float k_dot_q8k(const uint8_t *p, const bg_q8k *x, int five_bit) {
     const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
     uint8_t q[256];
     float sum = 0.0f;
-    for (int b = 0; b < n / 256; b++, p += bytes, x += 256) {
+    for (int b = 0; b < x->n / BG_QK_K; b++, p += bytes) {
+        const int8_t *xq = x->q + (size_t)b * BG_QK_K;
+        const int16_t *bsum = x->bsum + (size_t)b * (BG_QK_K / 16);
         k_unpack(p, five_bit, q);
-        float sq = 0.0f, sm = 0.0f;
+        int32_t isum = 0, msum = 0;
         for (int j = 0; j < 8; j++) {
             int sc, m;
             bg_k_scale_min(j, p + 4, &sc, &m);
-            float s[4] = {0, 0, 0, 0}, t[4] = {0, 0, 0, 0};
-            for (int i = 0; i < 32; i += 4)
-                for (int k = 0; k < 4; k++) {
-                    s[k] += (float)(sc * q[32 * j + i + k]) * x[32 * j + i + k];
-                    t[k] += x[32 * j + i + k];
-                }
-            sq += (s[0] + s[1]) + (s[2] + s[3]);
-            sm += (float)m * ((t[0] + t[1]) + (t[2] + t[3]));
+            int32_t s = 0;
+            for (int i = 32 * j; i < 32 * j + 32; i++) s += q[i] * xq[i];
+            isum += sc * s;
+            msum += m * (bsum[2 * j] + bsum[2 * j + 1]);
         }
-        sum += k_half(p) * sq - k_half(p + 2) * sm;
+        sum += (k_half(p) * x->d[b]) * (float)isum - (k_half(p + 2) * x->d[b]) * (float)msum;
     }
     return sum;
 }
@@ -164,7 +167,7 @@ static void k_to_float(const uint8_t *p, float *y, int n, int five_bit) {
     }
 }
 
-float bg_q5_k_dot_scalar(const void *row, const float *x, int n) { return k_dot(row, x, n, 1); }
-float bg_q4_k_dot_scalar(const void *row, const float *x, int n) { return k_dot(row, x, n, 0); }
+float bg_q5_k_dot_q8k_scalar(const void *row, const bg_q8k *x) { return k_dot_q8k(row, x, 1); }
+float bg_q4_k_dot_q8k_scalar(const void *row, const bg_q8k *x) { return k_dot_q8k(row, x, 0); }
 void bg_q5_k_to_float(const void *row, float *y, int n) { k_to_float(row, y, n, 1); }
 void bg_q4_k_to_float(const void *row, float *y, int n) { k_to_float(row, y, n, 0); }

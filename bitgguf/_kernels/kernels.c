@@ -17,43 +17,44 @@
 /* slots: scalar, avx2, avx512, neon, neon_dotprod (the bg_isa order) */
 static const bg_type_traits TYPE_TRAITS[] = {
     /* name, id, block, bytes, ternary, tensor_scale, to_float, dot_f32[isa], axpy[isa], dot_i8[isa],
-     * dot_i8_multi[isa] */
+     * dot_i8_multi[isa], dot_q8k[isa] */
     {"F32", BG_TYPE_F32, 1, 4, 0, 0, bg_f32_to_float,
      {bg_f32_dot_scalar, X86(bg_f32_dot_avx2), NULL, ARM(bg_f32_dot_neon), NULL},
-     {bg_f32_axpy, X86(bg_f32_axpy_avx2), NULL, ARM(bg_f32_axpy_neon), NULL}, {NULL}, {NULL}},
+     {bg_f32_axpy, X86(bg_f32_axpy_avx2), NULL, ARM(bg_f32_axpy_neon), NULL}, {NULL}, {NULL}, {NULL}},
     {"F16", BG_TYPE_F16, 1, 2, 0, 0, bg_f16_to_float,
      {bg_f16_dot_scalar, X86(bg_f16_dot_avx2), NULL, ARM(bg_f16_dot_neon), NULL},
-     {bg_f16_axpy, X86(bg_f16_axpy_avx2), NULL, ARM(bg_f16_axpy_neon), NULL}, {NULL}, {NULL}},
+     {bg_f16_axpy, X86(bg_f16_axpy_avx2), NULL, ARM(bg_f16_axpy_neon), NULL}, {NULL}, {NULL}, {NULL}},
     {"BF16", BG_TYPE_BF16, 1, 2, 0, 0, bg_bf16_to_float,
-     {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), NULL, NULL, NULL}, {NULL}, {NULL}, {NULL}},
+     {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), NULL, NULL, NULL}, {NULL}, {NULL}, {NULL}, {NULL}},
     {"Q8_0", BG_TYPE_Q8_0, BG_Q8_0_BLOCK, 34, 0, 0, bg_q8_0_to_float,
-     {bg_q8_0_dot_scalar, X86(bg_q8_0_dot_avx2), NULL, ARM(bg_q8_0_dot_neon), NULL}, {NULL}, {NULL}, {NULL}},
-    /* smaller heads (head_q6k_*.c) */
-    {"Q6_K", BG_TYPE_Q6_K, BG_Q6_K_BLOCK, BG_Q6_K_BYTES, 0, 0, bg_q6_k_to_float,
-     {bg_q6_k_dot_scalar, X86(bg_q6_k_dot_avx2), NULL, ARM(bg_q6_k_dot_neon), NULL}, {NULL}, {NULL}, {NULL}},
+     {bg_q8_0_dot_scalar, X86(bg_q8_0_dot_avx2), NULL, ARM(bg_q8_0_dot_neon), NULL}, {NULL}, {NULL}, {NULL}, {NULL}},
+    /* smaller heads (head_q6k_*.c); the K-quants take Q8_K activations, as in ggml */
+    {"Q6_K", BG_TYPE_Q6_K, BG_Q6_K_BLOCK, BG_Q6_K_BYTES, 0, 0, bg_q6_k_to_float, {NULL}, {NULL}, {NULL}, {NULL},
+     {bg_q6_k_dot_q8k_scalar, X86(bg_q6_k_dot_q8k_avx2), NULL, ARM(bg_q6_k_dot_q8k_neon), NULL}},
     {"Q4_0", BG_TYPE_Q4_0, BG_Q4_0_BLOCK, BG_Q4_0_BYTES, 0, 0, bg_q4_0_to_float,
-     {bg_q4_0_dot_scalar, X86(bg_q4_0_dot_avx2), NULL, ARM(bg_q4_0_dot_neon), NULL}, {NULL}, {NULL}, {NULL}},
-    {"Q5_K", BG_TYPE_Q5_K, 256, BG_Q5_K_BYTES, 0, 0, bg_q5_k_to_float,
-     {bg_q5_k_dot_scalar, X86(bg_q5_k_dot_avx2), NULL, ARM(bg_q5_k_dot_neon), NULL}, {NULL}, {NULL}, {NULL}},
-    {"Q4_K", BG_TYPE_Q4_K, 256, BG_Q4_K_BYTES, 0, 0, bg_q4_k_to_float,
-     {bg_q4_k_dot_scalar, X86(bg_q4_k_dot_avx2), NULL, ARM(bg_q4_k_dot_neon), NULL}, {NULL}, {NULL}, {NULL}},
+     {bg_q4_0_dot_scalar, X86(bg_q4_0_dot_avx2), NULL, ARM(bg_q4_0_dot_neon), NULL}, {NULL}, {NULL}, {NULL}, {NULL}},
+    {"Q5_K", BG_TYPE_Q5_K, BG_QK_K, BG_Q5_K_BYTES, 0, 0, bg_q5_k_to_float, {NULL}, {NULL}, {NULL}, {NULL},
+     {bg_q5_k_dot_q8k_scalar, X86(bg_q5_k_dot_q8k_avx2), NULL, ARM(bg_q5_k_dot_q8k_neon), NULL}},
+    {"Q4_K", BG_TYPE_Q4_K, BG_QK_K, BG_Q4_K_BYTES, 0, 0, bg_q4_k_to_float, {NULL}, {NULL}, {NULL}, {NULL},
+     {bg_q4_k_dot_q8k_scalar, X86(bg_q4_k_dot_q8k_avx2), NULL, ARM(bg_q4_k_dot_q8k_neon), NULL}},
     {"I2_S", BG_TYPE_I2_S, BG_I2S_BLOCK, 32, 1, 1, NULL, {NULL}, {NULL},
      {bg_i2s_dot_scalar, X86(bg_i2s_dot_avx2), X86(bg_i2s_dot_avx512), ARM(bg_i2s_dot_neon),
       ARM(bg_i2s_dot_neon_dotprod)},
-     {NULL, X86(bg_i2s_dot_multi_avx2), X86(bg_i2s_dot_multi_avx512), NULL, ARM(bg_i2s_dot_multi_neon_dotprod)}},
+     {NULL, X86(bg_i2s_dot_multi_avx2), X86(bg_i2s_dot_multi_avx512), NULL, ARM(bg_i2s_dot_multi_neon_dotprod)},
+     {NULL}},
     {"TQ2_0", BG_TYPE_TQ2_0, BG_TQ2_BLOCK, 66, 1, 0, NULL, {NULL}, {NULL},
      {bg_tq2_dot_scalar, X86(bg_tq2_dot_avx2), X86(bg_tq2_dot_avx512), ARM(bg_tq2_dot_neon),
       ARM(bg_tq2_dot_neon_dotprod)},
-     {NULL, X86(bg_tq2_dot_multi_avx2), NULL, NULL, NULL}},
+     {NULL, X86(bg_tq2_dot_multi_avx2), NULL, NULL, NULL}, {NULL}},
     {"TQ1_0", BG_TYPE_TQ1_0, BG_TQ1_BLOCK, BG_TQ1_BYTES, 1, 0, NULL, {NULL}, {NULL},
      {bg_tq1_dot_scalar, X86(bg_tq1_dot_avx2), X86(bg_tq1_dot_avx512), ARM(bg_tq1_dot_neon),
       ARM(bg_tq1_dot_neon_dotprod)},
-     {NULL, X86(bg_tq1_dot_multi_avx2), NULL, NULL, NULL}},
+     {NULL, X86(bg_tq1_dot_multi_avx2), NULL, NULL, NULL}, {NULL}},
     /* TL1 / TL2 after the load-time repack (tlr.c): I2_S blocks plus a short tail, 2 bits per weight */
     {"I2_ROWS", BG_TYPE_I2_ROWS, BG_I2R_GRAIN, BG_I2R_GRAIN / 4, 1, 1, NULL, {NULL}, {NULL},
      {bg_i2r_dot_scalar, X86(bg_i2r_dot_avx2), X86(bg_i2r_dot_avx512), ARM(bg_i2r_dot_neon),
       ARM(bg_i2r_dot_neon_dotprod)},
-     {NULL, X86(bg_i2r_dot_multi_avx2), NULL, NULL, NULL}},
+     {NULL, X86(bg_i2r_dot_multi_avx2), NULL, NULL, NULL}, {NULL}},
 };
 
 const bg_type_traits *bg_type_traits_of(int type_id) {
@@ -94,6 +95,12 @@ bg_axpy_fn bg_kernel_axpy(const bg_type_traits *t, bg_isa isa) {
     return NULL;
 }
 
+bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa) {
+    for (int i = (int)isa; i >= 0; i = lower_isa(i))
+        if (t->dot_q8k[i]) return t->dot_q8k[i];
+    return NULL;
+}
+
 bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa) { return t->dot_i8_multi[isa]; }
 
 void bg_quantize_act(const float *x, int n, bg_act *a) {
@@ -120,4 +127,36 @@ void bg_quantize_act(const float *x, int n, bg_act *a) {
     a->n = n;
     a->scale = s;
     a->sum = total;
+}
+
+void bg_quantize_q8k(const float *x, int n, bg_q8k *out) {
+    for (int b = 0; b < n / BG_QK_K; b++) {
+        const float *xb = x + (size_t)b * BG_QK_K;
+        int8_t *q = out->q + (size_t)b * BG_QK_K;
+        float amax = 0.0f, max = 0.0f;
+        for (int i = 0; i < BG_QK_K; i++) {
+            float ax = fabsf(xb[i]);
+            if (ax > amax) amax = ax, max = xb[i];
+        }
+        if (amax == 0.0f) {
+            out->d[b] = 0.0f;
+            memset(q, 0, BG_QK_K);
+            memset(out->bsum + (size_t)b * (BG_QK_K / 16), 0, BG_QK_K / 16 * sizeof(int16_t));
+            continue;
+        }
+        /* ggml's rule: the extreme value maps to -128, so the rest of the range is [-128, 127] */
+        const float iscale = -128.0f / max;
+        for (int g = 0; g < BG_QK_K / 16; g++) {
+            int sum = 0;
+            for (int i = 16 * g; i < 16 * g + 16; i++) {
+                float r = nearbyintf(iscale * xb[i]);
+                int v = r > 127.0f ? 127 : (int)r;
+                q[i] = (int8_t)v;
+                sum += v;
+            }
+            out->bsum[(size_t)b * (BG_QK_K / 16) + g] = (int16_t)sum;
+        }
+        out->d[b] = 1.0f / iscale;
+    }
+    out->n = n;
 }

@@ -5,8 +5,11 @@
  *    row's sum in "weight code units": for per-tensor-scale types (I2_S) the exact integer Σ(c−1)q as a float; for
  *    per-block-scale types (TQ2_0) Σ_b d_b·Σ_{i∈b}(c_i−1)q_i summed in double (exact), rounded once.
  *    The caller ends with y = dot / act.scale * tensor_scale (that order, f32, as the reference does).
- *  - dot_f32 (float types: F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q4_0): the row dequantized on the fly times f32
- *    activations.
+ *  - dot_f32 (float types: F32, F16, BF16, Q8_0, Q4_0): the row dequantized on the fly times f32 activations.
+ *  - dot_q8k (the K-quant heads Q6_K, Q5_K, Q4_K): the row's integer codes times activations quantized per 256 values
+ *    to int8 (bg_q8k, ggml's Q8_K), as ggml computes these types: exact integer sums per block, then
+ *    sum += (d_w * d_x) * isum [- (dmin_w * d_x) * isum_min] in block order in f32 (built with -ffp-contract=off), so
+ *    every level gives bitwise the same value.
  * A NULL slot means "no kernel for this level": bg_kernel_* walks down to the nearest lower level of the same family
  * (avx512 -> avx2 -> scalar, neon_dotprod -> neon -> scalar). Every kernel must give the same result for the same
  * inputs regardless of threads; integer kernels give the same result at every level.
@@ -61,6 +64,16 @@ typedef struct {
     int32_t *gsum;     /* Σq per group of BG_ACT_GROUP values: ceil(n/32) values (per-block kernels add theirs) */
 } bg_act;
 
+/* Activations of one token for the K-quant heads (ggml's Q8_K): per 256 values x ~= d * q with d = m / -128, m the
+ * value of largest |x| (the first on ties), q = min(127, round_half_even(x / d)); Σq per 16 values. */
+#define BG_QK_K 256
+typedef struct {
+    int n;             /* number of values, a multiple of 256 */
+    int8_t *q;         /* n values */
+    float *d;          /* n / 256 scales */
+    int16_t *bsum;     /* n / 16 sums of q */
+} bg_q8k;
+
 typedef float (*bg_dot_i8_fn)(const uint8_t *row, const bg_act *a);
 /* dot_i8 of one row against n tokens' activations, out[t * stride] for t < n: the row is unpacked once per block
  * for several tokens (prompt processing). Same values as n calls of dot_i8. */
@@ -68,19 +81,21 @@ typedef void (*bg_dot_i8_multi_fn)(const uint8_t *row, const bg_act *acts, int n
 typedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n);
 typedef void (*bg_to_float_fn)(const void *row, float *y, int n);
 typedef void (*bg_axpy_fn)(const void *row, float a, float *y, int n);   /* y += a * row */
+typedef float (*bg_dot_q8k_fn)(const void *row, const bg_q8k *x);
 
 typedef struct {
     const char *name;
     int type_id;
     int block_size;           /* weights per block along a row */
     int block_bytes;          /* bytes per block */
-    int ternary;              /* 1: dot_i8 over quantized activations; 0: dot_f32 over f32 activations */
+    int ternary;              /* 1: dot_i8 over quantized activations; 0: dot_f32 or dot_q8k */
     int tensor_scale;         /* 1: one f32 scale stored after the packed data (I2_S) */
     bg_to_float_fn to_float;  /* row -> f32 (NULL for ternary types; the engine never needs it) */
     bg_dot_f32_fn dot_f32[BG_ISA_COUNT];
     bg_axpy_fn axpy[BG_ISA_COUNT];  /* KV-cache types only (F32, F16): attention's weighted sum of V rows */
     bg_dot_i8_fn dot_i8[BG_ISA_COUNT];
     bg_dot_i8_multi_fn dot_i8_multi[BG_ISA_COUNT];  /* optional: NULL = call dot_i8 per token */
+    bg_dot_q8k_fn dot_q8k[BG_ISA_COUNT];            /* K-quant heads: instead of dot_f32 */
 } bg_type_traits;
 
 /* The row for a ggml type id, or NULL when bitgguf has no kernels for it. */
@@ -93,11 +108,19 @@ size_t bg_row_bytes(const bg_type_traits *t, int cols);
 bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa);
 bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa);
 bg_axpy_fn bg_kernel_axpy(const bg_type_traits *t, bg_isa isa);
+bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa);
 /* Only the exact level's multi-token kernel (a lower level's would be slower than this level's dot_i8). */
 bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa);
 
 /* Quantize n activations to int8 (the reference's quantize_activations rule); fills a->scale, sum, q, gsum. */
 void bg_quantize_act(const float *x, int n, bg_act *a);
+/* Quantize n values (n % 256 == 0) to Q8_K; x->q, d, bsum must hold n, n / 256, n / 16 values. */
+void bg_quantize_q8k(const float *x, int n, bg_q8k *out);
+
+/* ---- converter-side quantizers (quant_k.c): n_blocks blocks of 256 floats, byte for byte ggml's reference ---- */
+void bg_quantize_q6_k(const float *x, int64_t n_blocks, uint8_t *out);
+void bg_quantize_q5_k(const float *x, int64_t n_blocks, uint8_t *out);
+void bg_quantize_q4_k(const float *x, int64_t n_blocks, uint8_t *out);
 
 /* ---- f16 / bf16 <-> f32 (exact bit manipulation; f32 -> f16 rounds to nearest even, like numpy) ---- */
 
@@ -160,13 +183,13 @@ void bg_f32_to_float(const void *row, float *y, int n);
 void bg_f16_to_float(const void *row, float *y, int n);
 void bg_bf16_to_float(const void *row, float *y, int n);
 void bg_q8_0_to_float(const void *row, float *y, int n);
-float bg_q6_k_dot_scalar(const void *row, const float *x, int n);
+float bg_q6_k_dot_q8k_scalar(const void *row, const bg_q8k *x);
 void bg_q6_k_to_float(const void *row, float *y, int n);
 void bg_q6_k_unpack(const uint8_t *blk, int8_t *q);  /* one block's 256 codes q - 32, in weight order */
 float bg_q4_0_dot_scalar(const void *row, const float *x, int n);
 void bg_q4_0_to_float(const void *row, float *y, int n);
-float bg_q5_k_dot_scalar(const void *row, const float *x, int n);
-float bg_q4_k_dot_scalar(const void *row, const float *x, int n);
+float bg_q5_k_dot_q8k_scalar(const void *row, const bg_q8k *x);
+float bg_q4_k_dot_q8k_scalar(const void *row, const bg_q8k *x);
 void bg_q5_k_to_float(const void *row, float *y, int n);
 void bg_q4_k_to_float(const void *row, float *y, int n);
 void bg_k_scale_min(int j, const uint8_t *scales, int *sc, int *m);  /* Q4_K / Q5_K sub-block j's 6-bit pair */
@@ -192,10 +215,10 @@ float bg_f32_dot_avx2(const void *row, const float *x, int n);
 float bg_f16_dot_avx2(const void *row, const float *x, int n);
 float bg_bf16_dot_avx2(const void *row, const float *x, int n);
 float bg_q8_0_dot_avx2(const void *row, const float *x, int n);
-float bg_q6_k_dot_avx2(const void *row, const float *x, int n);
+float bg_q6_k_dot_q8k_avx2(const void *row, const bg_q8k *x);
 float bg_q4_0_dot_avx2(const void *row, const float *x, int n);
-float bg_q5_k_dot_avx2(const void *row, const float *x, int n);
-float bg_q4_k_dot_avx2(const void *row, const float *x, int n);
+float bg_q5_k_dot_q8k_avx2(const void *row, const bg_q8k *x);
+float bg_q4_k_dot_q8k_avx2(const void *row, const bg_q8k *x);
 void bg_f32_axpy_avx2(const void *row, float a, float *y, int n);
 void bg_f16_axpy_avx2(const void *row, float a, float *y, int n);
 #endif
@@ -214,10 +237,10 @@ int32_t bg_i2r_tail_cq_neon(const uint8_t *tail, const int8_t *q, int t);  /* t 
 float bg_f32_dot_neon(const void *row, const float *x, int n);
 float bg_f16_dot_neon(const void *row, const float *x, int n);
 float bg_q8_0_dot_neon(const void *row, const float *x, int n);
-float bg_q6_k_dot_neon(const void *row, const float *x, int n);
+float bg_q6_k_dot_q8k_neon(const void *row, const bg_q8k *x);
 float bg_q4_0_dot_neon(const void *row, const float *x, int n);
-float bg_q5_k_dot_neon(const void *row, const float *x, int n);
-float bg_q4_k_dot_neon(const void *row, const float *x, int n);
+float bg_q5_k_dot_q8k_neon(const void *row, const bg_q8k *x);
+float bg_q4_k_dot_q8k_neon(const void *row, const bg_q8k *x);
 void bg_f32_axpy_neon(const void *row, float a, float *y, int n);
 void bg_f16_axpy_neon(const void *row, float a, float *y, int n);
 #endif
