@@ -5,6 +5,7 @@ prints a Markdown table.
     python -m bench                                   # 2B4T shape, I2_S, every ISA, 1 and 2 threads
     python -m bench --models 2b4t,large --types i2_s,tq2_0 --threads 1,2 --tests pp128,pp512,tg128
     python -m bench --quick                           # a smoke run on a tiny model (CI)
+    python -m bench --models 2b4t-silu --llama-bench /path/to/llama-bench   # the same file in bitnet.cpp too
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from bench.external import run_llama_bench
 from bench.models import SHAPES, cached_model
 from bench.report import markdown_table
 
@@ -58,7 +60,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="2b4t", help=f"comma list of {', '.join(SHAPES)}")
     ap.add_argument("--types", default="i2_s", help="comma list of ternary types (i2_s, tq2_0, tq1_0, tl1, tl2)")
-    ap.add_argument("--head", default="f16", help="token_embd / output head type (f16, q8_0, f32)")
+    ap.add_argument("--head", default="f16", help="token_embd / output head type (f16, q8_0, q6_k, q5_k, q4_k, q4_0, "
+                                                  "f32)")
     ap.add_argument("--threads", default="1,2", help="comma list of thread counts")
     ap.add_argument("--isa", default="all", help="comma list of ISA levels, or 'all' (those this CPU runs)")
     ap.add_argument("--tests", default="pp128,pp512,tg128", help="comma list of ppN (prefill) / tgN (decode)")
@@ -66,12 +69,17 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=os.path.join(HERE, "cache"), help="where benchmark models are kept")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="folder for the JSON result")
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny model, pp16/tg16, one repeat")
+    ap.add_argument("--llama-bench", default=None, metavar="PATH",
+                    help="also run this llama-bench binary (bitnet.cpp's, llama.cpp's) on the same files and thread "
+                         "counts (bench/external.py); its rows show isa 'llama-bench'")
     args = ap.parse_args(argv)
 
     from bitgguf import _core, isa_levels
     if args.quick:
         args.models, args.tests, args.repeats, args.threads = "tiny", "pp16,tg16", 1, "1"
     isas = isa_levels() if args.isa == "all" else args.isa.split(",")
+    if args.llama_bench:
+        isas = isas + ["llama-bench"]
     threads = [int(t) for t in args.threads.split(",")]
     tests = args.tests.split(",")
     for t in tests:
@@ -96,14 +104,18 @@ def main(argv=None) -> int:
                     bw_before = _core.read_bandwidth(bw_bytes, n_threads, 3)
                     # numpy's BLAS threads would spin on the cores the engine uses: one BLAS thread
                     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-                    proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(cfg)],
-                                          capture_output=True, text=True, cwd=os.path.dirname(HERE), env=env)
+                    if isa == "llama-bench":
+                        res = run_llama_bench(args.llama_bench, path, n_threads, tests, args.repeats)
+                    else:
+                        proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(cfg)],
+                                              capture_output=True, text=True, cwd=os.path.dirname(HERE), env=env)
+                        if proc.returncode != 0:
+                            print(f"bench: {name} {ttype} {isa} {n_threads} thr failed:\n{proc.stderr}",
+                                  file=sys.stderr)
+                            return 1
+                        res = json.loads(proc.stdout.strip().splitlines()[-1])
                     bw_after = _core.read_bandwidth(bw_bytes, n_threads, 3)
                     bw_here = max(bw_before, bw_after, bandwidth[n_threads] if args.quick else 0.0)
-                    if proc.returncode != 0:
-                        print(f"bench: {name} {ttype} {isa} {n_threads} thr failed:\n{proc.stderr}", file=sys.stderr)
-                        return 1
-                    res = json.loads(proc.stdout.strip().splitlines()[-1])
                     res.update(model=name, type=ttype, head=args.head, bytes_per_token=nbytes,
                                file_bytes=os.path.getsize(path), read_bandwidth=bw_here,
                                read_bandwidth_around=[bw_before, bw_after])

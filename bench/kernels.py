@@ -31,8 +31,8 @@ def build(out_dir: str) -> str:
         raise SystemExit("bench.kernels: no C compiler (set CC)")
     srcs = sorted({p for pat in FAMILIES for p in glob.glob(os.path.join(KERNELS, pat))})
     exe = os.path.join(out_dir, "kernels_bench")
-    cmd = [cc, "-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-function", "-fno-strict-aliasing", "-ffp-contract=off",
-           "-I" + KERNELS, "-o", exe, os.path.join(HERE, "kernels_bench.c"), *srcs, "-lm"]
+    cmd = [cc, "-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-function", "-fno-strict-aliasing",
+           "-ffp-contract=off", "-I" + KERNELS, "-o", exe, os.path.join(HERE, "kernels_bench.c"), *srcs, "-lm"]
     subprocess.run(cmd, check=True)
     return exe
 

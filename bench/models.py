@@ -34,9 +34,22 @@ SHAPES = {
     "3b": Shape("bitnet", 3200, 26, 32, 32, 8640, 32002),
     # HF1BitLLM/Llama3-8B-1.58 shapes in the BitNet graph
     "8b": Shape("bitnet", 4096, 32, 32, 8, 14336, 128256, 500000.0),
+    # 2B4T's shapes in the 1bitLLM `bitnet` graph (SiLU FFN): the arch the bitnet.cpp fork snapshot runs, for
+    # same-file comparisons (--llama-bench); the speed of either FFN activation is the same
+    "2b4t-silu": Shape("bitnet", 2560, 30, 20, 5, 6912, 128256, 500000.0),
     # for smoke runs (CI): seconds, not minutes
     "tiny": Shape("bitnet-b1.58", 256, 2, 4, 2, 768, 2000),
 }
+
+
+def _byte_symbols() -> list[str]:
+    """GPT-2's byte -> printable character map (byte-level BPE vocabularies spell bytes this way)."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
+    extra = iter(range(256, 512))
+    return [chr(b) if b in keep else chr(next(extra)) for b in range(256)]
+
+
+_BYTE_SYMBOLS = _byte_symbols()
 
 
 def tensor_plan(shape: Shape) -> list[tuple[str, tuple[int, int] | tuple[int], str]]:
@@ -101,8 +114,9 @@ def write_random_model(path: str | os.PathLike, shape: Shape, ternary_type: str,
             w.add(f"{arch}.{key}", value)
         w.add(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)
         w.add(f"{arch}.rope.freq_base", float(shape.rope_theta))
-        # a byte-level vocabulary of placeholder pieces: enough for the runtime to load; the benchmark feeds ids
-        tokens = [f"<{i}>" for i in range(shape.n_vocab)]
+        # a byte-level vocabulary of placeholder pieces (the 256 byte symbols, then "<i>"): enough for the runtime
+        # and llama.cpp to load (llama.cpp looks up the newline byte); the benchmark feeds ids
+        tokens = [_BYTE_SYMBOLS[i] if i < 256 else f"<{i}>" for i in range(shape.n_vocab)]
         w.add("tokenizer.ggml.model", "gpt2")
         w.add("tokenizer.ggml.tokens", tokens)
         w.add("tokenizer.ggml.token_type", np.ones(shape.n_vocab, dtype=np.int32))

@@ -10,7 +10,8 @@ def markdown_table(rows: list[dict], tests: list[str], header: bool = True) -> s
     if header:
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        cells = [r["model"], r["type"], r["head"], r["isa"], str(r["threads"]), f"{r['load_s'] * 1e3:.0f}",
+        load = "-" if r.get("load_s") is None else f"{r['load_s'] * 1e3:.0f}"
+        cells = [r["model"], r["type"], r["head"], r["isa"], str(r["threads"]), load,
                  f"{r['peak_rss_bytes'] / 2**20:.0f}"]
         for t in tests:
             s = r[t]

@@ -51,7 +51,8 @@ def assert_free_greedy(generated, greedy_ids, gaps, label=""):
     for i in range(n):
         if generated[i] != greedy_ids[i]:
             assert gaps[i] < TIE_GAP, (f"{label}: greedy run left the recorded path at token {i} where the gap is "
-                                       f"{gaps[i]} >= {TIE_GAP}: got {generated[:i + 1]}, expected {greedy_ids[:i + 1]}")
+                                       f"{gaps[i]} >= {TIE_GAP}: got {generated[:i + 1]}, "
+                                       f"expected {greedy_ids[:i + 1]}")
             return i
     return None
 

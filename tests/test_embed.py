@@ -384,7 +384,8 @@ def test_files_from_other_tools_through_the_c_api(lib, shared, fixture):
 @pytest.mark.parametrize("ternary_type, head_type", [("I2_S", "F16"), ("TQ2_0", "F16"), ("TQ1_0", "F16"),
                                                      ("TL1", "F16"), ("TL2", "F16"), ("F32", "F16"),
                                                      ("F16", "F32"), ("I2_S", "BF16"),
-                                                     ("I2_S", "Q8_0"), ("I2_S", "Q6_K"), ("I2_S", "Q4_0")])
+                                                     ("I2_S", "Q8_0"), ("I2_S", "Q6_K"), ("I2_S", "Q5_K"),
+                                                     ("I2_S", "Q4_K"), ("I2_S", "Q4_0")])
 def test_logits_equal_the_python_api(lib, tmp_path, ternary_type, head_type):
     """Same engine, same kernels: bit-identical logits (TL1/TL2 and alpha-scaled float weights are repacked by the
     C loader as the Python side does). n_ff 480: TL rows that are not whole 128-weight blocks (I2_ROWS)."""

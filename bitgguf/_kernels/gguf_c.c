@@ -32,6 +32,8 @@ static const bg_gguf_type TYPES[] = {
     {"F16", 1, 1, 2, 0, BG_SIZE_BLOCKS},
     {"Q4_0", 2, 32, 18, 0, BG_SIZE_BLOCKS},     /* f16 d, 4-bit qs[16] */
     {"Q8_0", 8, 32, 34, 0, BG_SIZE_BLOCKS},     /* f16 d, int8 qs[32] */
+    {"Q4_K", 12, 256, 144, 0, BG_SIZE_BLOCKS},  /* f16 d, f16 dmin, scales[12], qs[128] */
+    {"Q5_K", 13, 256, 176, 0, BG_SIZE_BLOCKS},  /* f16 d, f16 dmin, scales[12], qh[32], qs[128] */
     {"Q6_K", 14, 256, 210, 0, BG_SIZE_BLOCKS},  /* ql[128], qh[64], int8 scales[16], f16 d */
     {"BF16", 30, 1, 2, 0, BG_SIZE_BLOCKS},
     {"TQ1_0", 34, 256, 54, 1, BG_SIZE_BLOCKS},  /* qs[48], qh[4], f16 d */
@@ -552,9 +554,12 @@ static int parse(bg_gguf *g, char *err, size_t err_len) {
         }
         t->type = bg_gguf_type_of(t->type_id);
         if (!t->type) {
-            set_err(err, err_len, "%s: tensor '%.250s' has unsupported ggml type %d (known: F32=0, F16=1, Q4_0=2, "
-                    "Q8_0=8, Q6_K=14, BF16=30, TQ1_0=34, TQ2_0=35, I2_S=36, TL1=38, TL2=39)", g->path, t->name,
-                    t->type_id);
+            char known[256] = "";
+            for (size_t k = 0; k < sizeof TYPES / sizeof TYPES[0]; k++)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s=%d", k ? ", " : "",
+                         TYPES[k].name, TYPES[k].type_id);
+            set_err(err, err_len, "%s: tensor '%.250s' has unsupported ggml type %d (known: %s)", g->path, t->name,
+                    t->type_id, known);
             return BG_GGUF_EUNSUPPORTED;
         }
         if (bg_gguf_nbytes(t->type, t->ne, t->n_dims, &t->nbytes, why, sizeof why)) {
