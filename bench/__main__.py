@@ -49,6 +49,15 @@ def _git_commit() -> str | None:
         return None
 
 
+def _read_bandwidth(n_bytes: int, n_threads: int, repeats: int = 5) -> float:
+    """The bandwidth probe in a child process: its buffer (1 GiB) would otherwise raise this process's peak RSS,
+    which Linux hands on to every child as the start of its own ru_maxrss (the workers' and llama-bench's)."""
+    code = f"from bitgguf import _core; print(_core.read_bandwidth({int(n_bytes)}, {int(n_threads)}, {int(repeats)}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(HERE))
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def _weight_bytes(path: str) -> int:
     """Bytes a decode step streams: every tensor is read once per token (the tied head reads the embedding)."""
     from bitgguf.gguf import GGUFReader
@@ -69,12 +78,14 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=os.path.join(HERE, "cache"), help="where benchmark models are kept")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="folder for the JSON result")
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny model, pp16/tg16, one repeat")
+    ap.add_argument("--no-mmap", action="store_true", help="bitgguf reads the model into memory (Model(mmap=False)); "
+                                                           "llama-bench gets -mmp 0")
     ap.add_argument("--llama-bench", default=None, metavar="PATH",
                     help="also run this llama-bench binary (bitnet.cpp's, llama.cpp's) on the same files and thread "
                          "counts (bench/external.py); its rows show isa 'llama-bench'")
     args = ap.parse_args(argv)
 
-    from bitgguf import _core, isa_levels
+    from bitgguf import isa_levels
     if args.quick:
         args.models, args.tests, args.repeats, args.threads = "tiny", "pp16,tg16", 1, "1"
     isas = isa_levels() if args.isa == "all" else args.isa.split(",")
@@ -87,7 +98,7 @@ def main(argv=None) -> int:
             ap.error(f"test {t!r} is not ppN or tgN")
 
     bw_bytes = (64 << 20) if args.quick else (1 << 30)
-    bandwidth = {t: _core.read_bandwidth(bw_bytes, t) for t in threads}
+    bandwidth = {t: _read_bandwidth(bw_bytes, t) for t in threads}
     print("bench: read bandwidth " + ", ".join(f"{t} thr {b / 1e9:.1f} GB/s" for t, b in bandwidth.items()),
           file=sys.stderr)
     rows = []
@@ -98,14 +109,16 @@ def main(argv=None) -> int:
             for isa in isas:
                 for n_threads in threads:
                     cfg = {"path": path, "threads": n_threads, "isa": isa, "tests": tests, "repeats": args.repeats,
+                           "mmap": not args.no_mmap,
                            "n_ctx": max(1024, max(int(t[2:]) for t in tests) + 8)}
                     # the read bandwidth just before and after this configuration: on a shared machine it moves
                     # with the neighbours' load, so the limit is taken from the same minutes as the timing
-                    bw_before = _core.read_bandwidth(bw_bytes, n_threads, 3)
+                    bw_before = _read_bandwidth(bw_bytes, n_threads, 3)
                     # numpy's BLAS threads would spin on the cores the engine uses: one BLAS thread
                     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
                     if isa == "llama-bench":
-                        res = run_llama_bench(args.llama_bench, path, n_threads, tests, args.repeats)
+                        res = run_llama_bench(args.llama_bench, path, n_threads, tests, args.repeats,
+                                              mmap=not args.no_mmap)
                     else:
                         proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(cfg)],
                                               capture_output=True, text=True, cwd=os.path.dirname(HERE), env=env)
@@ -114,9 +127,9 @@ def main(argv=None) -> int:
                                   file=sys.stderr)
                             return 1
                         res = json.loads(proc.stdout.strip().splitlines()[-1])
-                    bw_after = _core.read_bandwidth(bw_bytes, n_threads, 3)
+                    bw_after = _read_bandwidth(bw_bytes, n_threads, 3)
                     bw_here = max(bw_before, bw_after, bandwidth[n_threads] if args.quick else 0.0)
-                    res.update(model=name, type=ttype, head=args.head, bytes_per_token=nbytes,
+                    res.update(model=name, type=ttype, head=args.head, bytes_per_token=nbytes, mmap=not args.no_mmap,
                                file_bytes=os.path.getsize(path), read_bandwidth=bw_here,
                                read_bandwidth_around=[bw_before, bw_after])
                     for t in tests:

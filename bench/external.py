@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 
-def run_llama_bench(binary: str, path: str, threads: int, tests: list[str], repeats: int) -> dict:
+def run_llama_bench(binary: str, path: str, threads: int, tests: list[str], repeats: int, mmap: bool = True) -> dict:
     result = {"load_s": None, "isa": "llama-bench", "threads": threads, "engine": os.path.abspath(binary)}
     peak = 0
     unit = 1 if sys.platform == "darwin" else 1024   # ru_maxrss: bytes on macOS, KiB on Linux
@@ -22,7 +22,7 @@ def run_llama_bench(binary: str, path: str, threads: int, tests: list[str], repe
         n = int(test[2:])
         pp, tg = (n, 0) if test.startswith("pp") else (0, n)
         cmd = [binary, "-m", path, "-p", str(pp), "-n", str(tg), "-t", str(threads), "-r", str(repeats),
-               "-o", "json"]
+               "-mmp", "1" if mmap else "0", "-o", "json"]
         with tempfile.TemporaryFile("w+") as log:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
             out = proc.stdout.read()

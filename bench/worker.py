@@ -22,7 +22,7 @@ def run(cfg: dict) -> dict:
 
     start = time.perf_counter()
     model = Model(cfg["path"], n_threads=cfg["threads"], n_ctx=cfg.get("n_ctx", 1024),
-                  kv_type=cfg.get("kv_type", "f16"), isa=cfg.get("isa"))
+                  kv_type=cfg.get("kv_type", "f16"), isa=cfg.get("isa"), mmap=cfg.get("mmap", True))
     load_s = time.perf_counter() - start
     rng = np.random.default_rng(0)
     result = {"load_s": load_s, "isa": model.isa, "threads": cfg["threads"]}
@@ -45,9 +45,22 @@ def run(cfg: dict) -> dict:
                 tok_per_s.append(n / (time.perf_counter() - t0))
         result[test] = _stats(tok_per_s)
     model.close()
-    rss_unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
-    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * rss_unit
+    result["peak_rss_bytes"] = _peak_rss()
     return result
+
+
+def _peak_rss() -> int:
+    """This process's peak RSS. Linux: VmHWM, which starts afresh at exec (ru_maxrss would carry over the parent's
+    peak from before the exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    rss_unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * rss_unit
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--prompt", default="", help="the prompt (with --chat: the system prompt)")
     p.add_argument("-n", "--n-predict", type=int, default=128, metavar="N",
                    help="tokens to generate (per turn with --chat); -1 = until EOS or a full context (default 128)")
+    p.add_argument("--no-mmap", action="store_true",
+                   help="read the model into memory (huge pages) instead of mapping it: slower load, faster decode")
     p.add_argument("-t", "--threads", type=int, default=None, metavar="THREADS",
                    help="CPU threads (default: all cores)")
     p.add_argument("--temp", type=float, default=0.8, metavar="T", help="temperature; 0 = greedy (default 0.8)")
@@ -336,7 +338,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise CLIError(f"the runtime is not available in this install ({e})") from None
         try:
             t0 = time.perf_counter()
-            model = Model(str(path), n_threads=a.threads, n_ctx=a.ctx_size, kv_type=a.kv_type, isa=a.isa)
+            model = Model(str(path), n_threads=a.threads, n_ctx=a.ctx_size, kv_type=a.kv_type, isa=a.isa,
+                          mmap=not a.no_mmap)
             load_ms = (time.perf_counter() - t0) * 1e3
         except (GGUFError, OSError, ValueError) as e:
             raise CLIError(f"cannot load {path}: {e}") from None

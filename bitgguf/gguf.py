@@ -181,10 +181,34 @@ def _read_string_array(cur: _Cursor, count: int, what: str) -> list[str]:
     return out
 
 
-class GGUFReader:
-    """A memory-mapped GGUF file: `.metadata`, `.metadata_types`, `.tensors` (name -> ReaderTensor)."""
+def _read_all(f, size: int) -> mmap.mmap:
+    """The whole file in private anonymous memory (huge pages advised where the OS has them)."""
+    flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    buf = mmap.mmap(-1, size, flags=flags) if flags else mmap.mmap(-1, size)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        buf.madvise(mmap.MADV_HUGEPAGE)
+    view, done = memoryview(buf), 0
+    while done < size:
+        n = f.readinto(view[done:min(size, done + (64 << 20))])
+        if not n:
+            break
+        done += n
+    view.release()
+    if done != size:
+        buf.close()
+        raise OSError(f"short read: {done} of {size} bytes")
+    return buf
 
-    def __init__(self, path: str | os.PathLike):
+
+class GGUFReader:
+    """A memory-mapped GGUF file: `.metadata`, `.metadata_types`, `.tensors` (name -> ReaderTensor).
+
+    use_mmap=False (llama.cpp's --no-mmap) reads the file into private anonymous memory instead, advised for huge
+    pages where the OS has them: loading copies the file, and decoding, which streams every weight once per token,
+    then misses the TLB far less than on 4 KiB file pages (measured +5-10% tokens/s on the 2B4T shape, README).
+    """
+
+    def __init__(self, path: str | os.PathLike, use_mmap: bool = True):
         self.path = os.fspath(path)
         self.assumptions: list[str] = []  # readings that are a choice, e.g. what type id 39 means
         try:
@@ -192,7 +216,7 @@ class GGUFReader:
                 size = os.fstat(f.fileno()).st_size
                 if size == 0:
                     raise GGUFError(f"{self.path}: empty file, expected a GGUF header")
-                self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if use_mmap else _read_all(f, size)
         except OSError as e:
             raise GGUFError(f"{self.path}: cannot open: {e.strerror or e}") from None
         try:

@@ -73,10 +73,12 @@ class Model:
 
     I2_S, TQ1_0 and TQ2_0 weights are used in place; TL1 / TL2 (bitnet.cpp's tile layouts) are repacked once at load
     into row-major 2-bit rows, listed in `repacked` and counted in `repacked_bytes`; `load_info` says which.
+    mmap=False (llama.cpp's --no-mmap): read the file into memory with huge pages instead of mapping it; loading
+    takes longer, decoding is faster (GGUFReader).
     """
 
     def __init__(self, path: str | os.PathLike, n_threads: int | None = None, n_ctx: int | None = None,
-                 kv_type: str = "f16", isa: str | None = None):
+                 kv_type: str = "f16", isa: str | None = None, mmap: bool = True):
         self.path = os.fspath(path)
         if kv_type not in KV_TYPES:
             raise ValueError(f"kv_type must be one of {KV_TYPES}, got {kv_type!r}")
@@ -85,7 +87,8 @@ class Model:
         if n_ctx is not None and n_ctx < 1:
             raise ValueError(f"n_ctx must be >= 1, got {n_ctx}")
         self.isa = _pick_isa(isa)
-        self._reader = GGUFReader(self.path)
+        self._reader = GGUFReader(self.path, use_mmap=mmap)
+        self.mmap = mmap
         self._engine = None
         self._tokenizer = None
         self.repacked: list[str] = []  # tensors the engine could not use in place (see _linear)
@@ -176,8 +179,9 @@ class Model:
     @property
     def load_info(self) -> str:
         """How the file's weights are used: in place, or repacked at load (which tensors' types, extra memory)."""
+        where = "the memory map" if self.mmap else "memory (read at load, huge pages advised)"
         if not self.repacked:
-            return "weights used in place from the memory map"
+            return f"weights used in place from {where}"
         kinds = ", ".join(f"{n} {name}" for name, n in sorted(self._repacked_types.items()))
         return (f"repacked {len(self.repacked)} linear weights at load ({kinds}) into row-major 2-bit rows "
                 f"(I2_S / I2_ROWS): {self.repacked_bytes / 2**20:.1f} MiB extra memory")

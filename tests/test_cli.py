@@ -213,8 +213,8 @@ class FakeModel:
     n_vocab = 3 + len(FakeTokenizer.ALPHA)
     instances = []
 
-    def __init__(self, path, n_threads=None, n_ctx=None, kv_type="f16", isa=None):
-        self.path, self.n_ctx, self.kv_type = path, n_ctx or 64, kv_type
+    def __init__(self, path, n_threads=None, n_ctx=None, kv_type="f16", isa=None, mmap=True):
+        self.path, self.n_ctx, self.kv_type, self.mmap = path, n_ctx or 64, kv_type, mmap
         self.tokenizer = FakeTokenizer()
         self.metadata = {"general.architecture": "bitnet-25", "tokenizer.chat_template": BITNET_GGUF_TEMPLATE}
         self.n_past = 0
@@ -266,7 +266,9 @@ def test_stream_prompt_then_text(fake_model, capsysbinary):
     err = err.decode()
     assert "load time" in err and "prompt eval" in err and "3 tokens" in err and "ms/token" in err
     m = FakeModel.instances[0]
-    assert m.kv_type == "f32" and m.n_ctx == 32 and m.closed
+    assert m.kv_type == "f32" and m.n_ctx == 32 and m.closed and m.mmap
+    assert cli.main([fake_model, "-p", "hi", "-n", "2", "--temp", "0", "--no-mmap"]) == 0
+    assert not FakeModel.instances[-1].mmap
     assert m.fed[:3] == [0] + ids_of("hi") and len(m.fed) == 3 + 5  # the last sampled token is never evaluated
 
 

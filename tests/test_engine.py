@@ -84,6 +84,14 @@ def test_thread_count_does_not_change_logits(models, name):
         np.testing.assert_array_equal(r, results[0])
 
 
+def test_no_mmap_gives_the_same_logits(models):
+    """mmap=False (--no-mmap) reads the weights into memory: same bytes, same logits."""
+    path, ids, _ = models["gqa4-relu2-tq2-q8"]
+    with Model(path, n_threads=2) as mapped, Model(path, n_threads=2, mmap=False) as read:
+        assert "memory map" in mapped.load_info and "read at load" in read.load_info
+        np.testing.assert_array_equal(read.logits(ids), mapped.logits(ids))
+
+
 def test_batched_prompt_equals_token_by_token(models):
     path, ids, _ = models["gqa2-silu-f32"]
     with Model(path, n_threads=2) as m:
