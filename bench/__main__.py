@@ -42,9 +42,13 @@ def _cpu_info() -> dict:
 
 
 def _git_commit() -> str | None:
+    """HEAD, with "-dirty" when the working tree has changes (the numbers then belong to uncommitted code)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or None
+        commit = out.stdout.strip() or None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + "-dirty" if commit and dirty else commit
     except (OSError, subprocess.SubprocessError):
         return None
 

@@ -106,8 +106,23 @@ def make_checkpoint(model: str, folder: str) -> str:
         json.dump(config, f, indent=2)
     if os.path.exists(SHARED_TOKENIZER) and s.n_vocab >= 128256:
         shutil.copy(SHARED_TOKENIZER, os.path.join(folder, "tokenizer.json"))
-        with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
-            json.dump({"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"}, f)
+        bos, eos = "<|begin_of_text|>", "<|end_of_text|>"
+    else:   # a byte-level BPE of the 256 byte symbols and two specials: enough to convert
+        from bench.models import _BYTE_SYMBOLS
+        vocab = {ch: i for i, ch in enumerate(_BYTE_SYMBOLS)}
+        bos, eos = "<s>", "</s>"
+        added = [{"id": 256 + i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                  "normalized": False, "special": True} for i, t in enumerate((bos, eos))]
+        with open(os.path.join(folder, "tokenizer.json"), "w") as f:
+            json.dump({"version": "1.0", "added_tokens": added, "normalizer": None,
+                       "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+                       "decoder": {"type": "ByteLevel"},
+                       "model": {"type": "BPE", "vocab": vocab, "merges": []}}, f)
+        config["bos_token_id"], config["eos_token_id"] = 256, 257
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(config, f, indent=2)
+    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+        json.dump({"bos_token": bos, "eos_token": eos}, f)
     open(done, "w").close()
     return folder
 

@@ -1,0 +1,85 @@
+"""The benchmark suite's plumbing (not its speed): `python -m bench --quick` with another engine beside it,
+the history report, and the converter benchmark on a tiny shape."""
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAKE_LLAMA_BENCH = """#!{python}
+import json, sys
+args = sys.argv[1:]
+with open({log!r}, "a") as f:
+    f.write(" ".join(args) + "\\n")
+n_prompt, n_gen = int(args[args.index("-p") + 1]), int(args[args.index("-n") + 1])
+print(json.dumps([{{"n_prompt": n_prompt, "n_gen": n_gen, "avg_ts": 5.0, "samples_ts": [4.0, 5.0, 9.0]}}]))
+"""
+
+
+def _bench(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    log = tmp / "fake.log"
+    fake = tmp / "llama-bench"
+    fake.write_text(FAKE_LLAMA_BENCH.format(python=sys.executable, log=str(log)))
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    proc = _bench("bench", "--quick", "--no-mmap", "--cache", str(tmp / "cache"), "--out", str(tmp / "out"),
+                  "--llama-bench", str(fake), cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = list((tmp / "out").glob("*-quick.json"))
+    return json.loads(result.read_text()), log.read_text().splitlines(), tmp
+
+
+def test_quick_run_has_both_engines(quick_run):
+    record, calls, _ = quick_run
+    rows = record["results"]
+    engines = [r["isa"] for r in rows]
+    assert "llama-bench" in engines and engines[0] != "llama-bench"
+    for r in rows:
+        assert r["model"] == "tiny" and r["threads"] == 1 and r["mmap"] is False
+        assert r["tg16"]["median"] > 0 and r["pp16"]["median"] > 0 and 0 < r["tg16"]["pct_of_limit"]
+        assert r["bytes_per_token"] > 0 and r["read_bandwidth"] > 0
+    ext = rows[engines.index("llama-bench")]
+    assert ext["pp16"] == {"median": 5.0, "min": 4.0, "max": 9.0, "runs": [4.0, 5.0, 9.0]}
+    # the same file, thread count and test sizes, and --no-mmap passed on as -mmp 0
+    for call, (p, n) in zip(calls, [("16", "0"), ("0", "16")]):
+        args = call.split()
+        assert args[args.index("-p") + 1] == p and args[args.index("-n") + 1] == n
+        assert args[args.index("-t") + 1] == "1" and args[args.index("-mmp") + 1] == "0"
+        assert args[args.index("-m") + 1].endswith("tiny-i2_s-f16.gguf")
+    # bitgguf's own row: a peak RSS of its own, not the parent's 64 MiB bandwidth buffer carried over
+    own = rows[0]
+    assert own["peak_rss_bytes"] < own["file_bytes"] + (200 << 20)
+
+
+def test_history_report_lists_the_run(quick_run):
+    record, _, tmp = quick_run
+    stamp = next((tmp / "out").glob("*-quick.json")).name[:-5]
+    # quick runs are left out of the history; the same file renamed as a full run is listed, both engines
+    full = tmp / "out" / (stamp.replace("-quick", "") + ".json")
+    full.write_text(next((tmp / "out").glob("*-quick.json")).read_text())
+    proc = _bench("bench.report", "--results", str(tmp / "out"), cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("| 2")]
+    assert len(lines) == len(record["results"]) and any("llama-bench" in line for line in lines)
+
+
+def test_converter_benchmark_on_a_tiny_shape(tmp_path):
+    proc = _bench("bench.converter", "--model", "tiny", "--heads", "auto,f16", "--cache", str(tmp_path / "c"),
+                  "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = list((tmp_path / "out").glob("*-converter.json"))
+    rows = json.loads(result.read_text())["results"]
+    assert [r["head"] for r in rows] == ["auto", "f16"] and all(r["ok"] for r in rows)
+    assert all(r["wall_s"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
+    assert rows[0]["out_bytes"] < rows[1]["out_bytes"]   # auto = Q5_K: a smaller embedding than f16
