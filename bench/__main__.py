@@ -84,17 +84,23 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny model, pp16/tg16, one repeat")
     ap.add_argument("--no-mmap", action="store_true", help="bitgguf reads the model into memory (Model(mmap=False)); "
                                                            "llama-bench gets -mmp 0")
-    ap.add_argument("--llama-bench", default=None, metavar="PATH",
-                    help="also run this llama-bench binary (bitnet.cpp's, llama.cpp's) on the same files and thread "
-                         "counts (bench/external.py); its rows show isa 'llama-bench'")
+    ap.add_argument("--llama-bench", default=None, metavar="PATH[,PATH...]",
+                    help="also run these llama-bench binaries (bitnet.cpp's, llama.cpp's) on the same files and "
+                         "thread counts (bench/external.py); their rows show isa 'llama-bench' (with several: "
+                         "'llama-bench:<the folder above bin/>')")
     args = ap.parse_args(argv)
 
     from bitgguf import isa_levels
     if args.quick:
         args.models, args.tests, args.repeats, args.threads = "tiny", "pp16,tg16", 1, "1"
     isas = isa_levels() if args.isa == "all" else args.isa.split(",")
+    external = {}  # row label -> llama-bench binary
     if args.llama_bench:
-        isas = isas + ["llama-bench"]
+        paths = args.llama_bench.split(",")
+        for p in paths:
+            build = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(p))))
+            external["llama-bench" if len(paths) == 1 else f"llama-bench:{build}"] = p
+        isas = isas + list(external)
     threads = [int(t) for t in args.threads.split(",")]
     tests = args.tests.split(",")
     for t in tests:
@@ -120,9 +126,9 @@ def main(argv=None) -> int:
                     bw_before = _read_bandwidth(bw_bytes, n_threads, 3)
                     # numpy's BLAS threads would spin on the cores the engine uses: one BLAS thread
                     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-                    if isa == "llama-bench":
-                        res = run_llama_bench(args.llama_bench, path, n_threads, tests, args.repeats,
-                                              mmap=not args.no_mmap)
+                    if isa in external:
+                        res = run_llama_bench(external[isa], path, n_threads, tests, args.repeats,
+                                              mmap=not args.no_mmap, label=isa)
                     else:
                         proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(cfg)],
                                               capture_output=True, text=True, cwd=os.path.dirname(HERE), env=env)

@@ -14,8 +14,9 @@ import sys
 import tempfile
 
 
-def run_llama_bench(binary: str, path: str, threads: int, tests: list[str], repeats: int, mmap: bool = True) -> dict:
-    result = {"load_s": None, "isa": "llama-bench", "threads": threads, "engine": os.path.abspath(binary)}
+def run_llama_bench(binary: str, path: str, threads: int, tests: list[str], repeats: int, mmap: bool = True,
+                    label: str = "llama-bench") -> dict:
+    result = {"load_s": None, "isa": label, "threads": threads, "engine": os.path.abspath(binary)}
     peak = 0
     unit = 1 if sys.platform == "darwin" else 1024   # ru_maxrss: bytes on macOS, KiB on Linux
     for test in tests:
