@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,25 @@ def require_shared() -> Path:
     return SHARED
 
 
+def _imported_root() -> str:
+    """The folder the imported bitgguf (and its sibling packages convert, bench) lives in: the installed package in
+    CI, the checkout in a development build."""
+    import bitgguf
+    return str(Path(bitgguf.__file__).resolve().parents[1])
+
+
+def subprocess_env() -> dict:
+    """Environment for `python -m ...` subprocesses that must load the same build as the tests."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_imported_root(), os.environ.get("PYTHONPATH")])))
+
+
 def run_convert(*args: str) -> subprocess.CompletedProcess:
-    """`python -m convert ...` in a subprocess, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "convert", *map(str, args)], capture_output=True, text=True)
+    """`python -m convert ...` in a subprocess, as a user runs it (paths given absolute). It runs in an empty folder,
+    not the checkout, whose uncompiled sources `-m` would put first on sys.path, and imports the build the tests
+    import: module-scoped fixtures call it before the per-test folder below exists."""
+    with tempfile.TemporaryDirectory(prefix="bitgguf-convert-") as empty:
+        return subprocess.run([sys.executable, "-m", "convert", *map(str, args)], capture_output=True, text=True,
+                              env=subprocess_env(), cwd=empty)
 
 
 def expected_greedy() -> dict:
@@ -62,9 +79,7 @@ def _subprocesses_import_what_the_tests_import(tmp_path, monkeypatch):
     """Run each test in its own temporary folder, with PYTHONPATH pointing at the folder the imported bitgguf
     lives in: `python -m bitgguf.cli` / `-m convert` in a subprocess then load the same build as the tests (the
     installed package in CI, not the checkout's uncompiled sources that the current folder would put first)."""
-    import bitgguf
-    where = str(Path(bitgguf.__file__).resolve().parents[1])
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [where, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("PYTHONPATH", subprocess_env()["PYTHONPATH"])
     monkeypatch.chdir(tmp_path)
 
 

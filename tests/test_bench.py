@@ -1,15 +1,12 @@
 """The benchmark suite's plumbing (not its speed): `python -m bench --quick` with another engine beside it,
 the history report, and the converter benchmark on a tiny shape."""
 import json
-import os
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import subprocess_env
 
 FAKE_LLAMA_BENCH = """#!{python}
 import json, sys
@@ -22,8 +19,9 @@ print(json.dumps([{{"n_prompt": n_prompt, "n_gen": n_gen, "avg_ts": 5.0, "sample
 
 
 def _bench(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=env)
+    """`python -m bench...` from a temporary folder, loading the build the tests import (subprocess_env)."""
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd,
+                          env=subprocess_env())
 
 
 @pytest.fixture(scope="module")
