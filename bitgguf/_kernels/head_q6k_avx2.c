@@ -111,6 +111,9 @@ static inline __m256i shift_bit_to_4(__m256i v, int b) {
 static inline float k_dot_q8k_avx2(const uint8_t *p, const bg_q8k *x, int five_bit) {
     const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
+    const __m128i shift_m = _mm_setr_epi32(0, 0, 0, 4);
+    const __m128i mask_lo = _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f);
+    const __m128i mask_hi = _mm_setr_epi32(0, 0x30303030, 0, 0x30303030);
     __m256i pick[8];  /* int16 scale j in every 16-bit slot of both lanes */
     for (int j = 0; j < 8; j++) pick[j] = _mm256_set1_epi16((int16_t)((2 * j) | (2 * j + 1) << 8));
     float sum = 0.0f;
@@ -119,12 +122,13 @@ static inline float k_dot_q8k_avx2(const uint8_t *p, const bg_q8k *x, int five_b
         _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 64, _MM_HINT_T0);
         _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 128, _MM_HINT_T0);
         const int8_t *xq = x->q + (size_t)b * BG_QK_K;
-        /* the eight 6-bit (scale, min) pairs, 4 bytes at a time (bg_k_scale_min's rule on 32-bit words) */
-        uint32_t u[3];
-        memcpy(u, p + 4, 12);
-        const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 2) & 0x30303030u);
-        const uint32_t m_lo = u[1] & 0x3f3f3f3fu, m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 2) & 0x30303030u);
-        const __m256i scm = _mm256_cvtepu8_epi16(_mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo));
+        /* the eight 6-bit (scale, min) pairs as bytes [sc0..7, m0..7], from the 12 packed bytes as 32-bit words
+         * u0, u1, u2 (bg_k_scale_min's rule, 4 at a time): lanes (u0 & 63s, (u2 & 15s) | (u0 >> 2 & 48s),
+         * u1 & 63s, (u2 >> 4 & 15s) | (u1 >> 2 & 48s)). The load reads 4 bytes past the scales, inside the block. */
+        const __m128i u = _mm_loadu_si128((const __m128i *)(p + 4));
+        const __m128i lo = _mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0)), shift_m);
+        const __m128i hi = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0)), 2), mask_hi);
+        const __m256i scm = _mm256_cvtepu8_epi16(_mm_or_si128(_mm_and_si128(lo, mask_lo), hi));
         const __m256i sc = _mm256_permute4x64_epi64(scm, 0x44);     /* scales 0..7 in both lanes */
         const int16_t *bs = x->bsum + (size_t)b * 16;
         const __m128i bsum32 = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bs),
