@@ -130,18 +130,32 @@ def _q6_k_blocks(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _in_chunks(x: np.ndarray, dtype: np.dtype, blocks_fn) -> np.ndarray:
+    """blocks_fn over chunks of 4096 blocks of 256 floats, on every core (numpy and the C quantizer release the GIL
+    in their loops), into one array of `dtype` blocks, returned as bytes."""
+    blocks = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, QK_K)
+    step = _CHUNK // 16
+    out = np.empty(len(blocks), dtype=dtype)
+
+    def run(i):
+        out[i:i + step] = blocks_fn(blocks[i:i + step])
+
+    starts = range(0, len(blocks), step)
+    if len(starts) > 1:
+        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
+            list(pool.map(run, starts))
+    else:
+        for i in starts:
+            run(i)
+    return out.view(np.uint8)
+
+
 def _c_quantize(name: str, x: np.ndarray) -> np.ndarray:
     """Q6_K / Q5_K / Q4_K bytes by the C quantizer (_kernels/quant_k.c, the same bytes as the numpy code here, which
-    is its test oracle), in chunks on every core: a 2B4T head in seconds."""
+    is its test oracle): a 2B4T head in seconds."""
     from bitgguf import _core
-    blocks = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, QK_K)
-    step = 4096
-    starts = range(0, len(blocks), step)
-    if len(starts) <= 1:
-        return _core.quantize_k(name, blocks)
-    with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:   # the C loop releases the GIL
-        parts = list(pool.map(lambda i: _core.quantize_k(name, blocks[i:i + step]), starts))
-    return np.concatenate(parts)
+    dtype = {"Q6_K": _Q6_K_DTYPE, "Q5_K": _Q5_K_DTYPE, "Q4_K": _Q4_K_DTYPE}[name]
+    return _in_chunks(x, dtype, lambda b: _core.quantize_k(name, b).view(dtype))
 
 
 def q6_k_quantize(x: np.ndarray) -> np.ndarray:
@@ -149,21 +163,7 @@ def q6_k_quantize(x: np.ndarray) -> np.ndarray:
 
 
 def q6_k_quantize_numpy(x: np.ndarray) -> np.ndarray:
-    blocks = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, QK_K)
-    step = _CHUNK // 16
-    out = np.empty(len(blocks), dtype=_Q6_K_DTYPE)
-
-    def run(i):
-        out[i:i + step] = _q6_k_blocks(blocks[i:i + step])
-
-    starts = range(0, len(blocks), step)
-    if len(starts) > 1:  # numpy releases the GIL in its loops: chunks run on every core (a 2B4T head: ~1/4 min)
-        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
-            list(pool.map(run, starts))
-    else:
-        for i in starts:
-            run(i)
-    return out.view(np.uint8)
+    return _in_chunks(x, _Q6_K_DTYPE, _q6_k_blocks)
 
 
 def q6_k_codes(raw: np.ndarray, n_blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -324,24 +324,6 @@ def _k_blocks(x: np.ndarray, nmax: int, rmin: float, nstep: int):
     return d16, dmin16, packed, L
 
 
-def _k_chunked(x: np.ndarray, dtype: np.dtype, blocks_fn) -> np.ndarray:
-    blocks = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, QK_K)
-    step = _CHUNK // 16
-    out = np.empty(len(blocks), dtype=dtype)
-
-    def run(i):
-        out[i:i + step] = blocks_fn(blocks[i:i + step])
-
-    starts = range(0, len(blocks), step)
-    if len(starts) > 1:
-        with ThreadPoolExecutor(min(len(starts), os.cpu_count() or 1)) as pool:
-            list(pool.map(run, starts))
-    else:
-        for i in starts:
-            run(i)
-    return out.view(np.uint8)
-
-
 def _q5_k_blocks(x: np.ndarray) -> np.ndarray:
     d16, dmin16, packed, L = _k_blocks(x, 31, -0.5, 15)
     out = np.zeros(len(x), dtype=_Q5_K_DTYPE)
@@ -373,11 +355,11 @@ def q4_k_quantize(x: np.ndarray) -> np.ndarray:
 
 
 def q5_k_quantize_numpy(x: np.ndarray) -> np.ndarray:
-    return _k_chunked(x, _Q5_K_DTYPE, _q5_k_blocks)
+    return _in_chunks(x, _Q5_K_DTYPE, _q5_k_blocks)
 
 
 def q4_k_quantize_numpy(x: np.ndarray) -> np.ndarray:
-    return _k_chunked(x, _Q4_K_DTYPE, _q4_k_blocks)
+    return _in_chunks(x, _Q4_K_DTYPE, _q4_k_blocks)
 
 
 def _k_scale_min(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

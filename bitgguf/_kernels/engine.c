@@ -458,9 +458,12 @@ static int setup_tensor(bg_model *m, bg_tensor *t, const char *name, int rows, i
     if (t->rows != rows || t->cols != cols)
         return init_fail(m, "tensor %s has shape (%d, %d), expected (%d, %d)", name, t->rows, t->cols, rows, cols);
     t->traits = bg_type_traits_of(t->type);
-    if (!t->traits)
-        return init_fail(m, "tensor %s has ggml type %d, which the engine has no kernels for "
-                         "(it runs I2_S, TQ1_0, TQ2_0, F32, F16, BF16, Q8_0, Q6_K, Q5_K, Q4_K, Q4_0)", name, t->type);
+    if (!t->traits) {
+        char known[160];
+        bg_type_names(known, sizeof known);
+        return init_fail(m, "tensor %s has ggml type %d, which the engine has no kernels for (it runs %s)", name,
+                         t->type, known);
+    }
     if (cols % t->traits->block_size)
         return init_fail(m, "tensor %s: %s rows must be a multiple of %d weights, found %d", name, t->traits->name,
                          t->traits->block_size, cols);

@@ -1,5 +1,6 @@
 /* The kernel table (one row per tensor type) and activation quantization. */
 #include <math.h>
+#include <stdio.h>
 
 #include "kernels.h"
 
@@ -61,6 +62,17 @@ const bg_type_traits *bg_type_traits_of(int type_id) {
     for (size_t i = 0; i < sizeof TYPE_TRAITS / sizeof TYPE_TRAITS[0]; i++)
         if (TYPE_TRAITS[i].type_id == type_id) return &TYPE_TRAITS[i];
     return NULL;
+}
+
+void bg_type_names(char *out, size_t cap) {
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < sizeof TYPE_TRAITS / sizeof TYPE_TRAITS[0] && used < cap; i++) {
+        if (TYPE_TRAITS[i].type_id >= 1000) continue;  /* internal layouts are never in files */
+        int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", TYPE_TRAITS[i].name);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
 }
 
 size_t bg_row_bytes(const bg_type_traits *t, int cols) {

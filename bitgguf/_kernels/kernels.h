@@ -101,6 +101,9 @@ typedef struct {
 /* The row for a ggml type id, or NULL when bitgguf has no kernels for it. */
 const bg_type_traits *bg_type_traits_of(int type_id);
 
+/* The file types the table has kernels for, as "F32, F16, ..." (truncated to cap bytes). */
+void bg_type_names(char *out, size_t cap);
+
 /* Bytes of one row of `cols` weights (cols must be a multiple of the block size). */
 size_t bg_row_bytes(const bg_type_traits *t, int cols);
 
