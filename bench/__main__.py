@@ -72,7 +72,9 @@ def _weight_bytes(path: str) -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="2b4t", help=f"comma list of {', '.join(SHAPES)}")
-    ap.add_argument("--types", default="i2_s", help="comma list of ternary types (i2_s, tq2_0, tq1_0, tl1, tl2)")
+    ap.add_argument("--types", default="i2_s",
+                    help="comma list of ternary types (i2_s, tq2_0, tq1_0, tl1, tl2), or f16 / f32 (alpha-scaled "
+                         "ternary floats)")
     ap.add_argument("--head", default="f16", help="token_embd / output head type (f16, q8_0, q6_k, q5_k, q4_k, q4_0, "
                                                   "f32)")
     ap.add_argument("--threads", default="1,2", help="comma list of thread counts")

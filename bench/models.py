@@ -87,7 +87,10 @@ def write_random_model(path: str | os.PathLike, shape: Shape, ternary_type: str,
         def produce():
             r = np.random.default_rng(seed)
             codes = (r.integers(0, 3, size=(rows, cols), dtype=np.int8) - 1).astype(np.int8)
-            return wtype.pack_ternary(codes, np.float32(1.0 / np.sqrt(cols)))
+            alpha = np.float32(1.0 / np.sqrt(cols))
+            if wtype.pack_ternary is None:   # f16 / f32: the alpha-scaled floats (another tool's quantizer input)
+                return wtype.quantize(codes.astype(np.float32) * alpha)
+            return wtype.pack_ternary(codes, alpha)
         return produce
 
     def embd(rows, cols, seed):

@@ -81,3 +81,18 @@ def test_converter_benchmark_on_a_tiny_shape(tmp_path):
     assert [r["head"] for r in rows] == ["auto", "f16"] and all(r["ok"] for r in rows)
     assert all(r["wall_s"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
     assert rows[0]["out_bytes"] < rows[1]["out_bytes"]   # auto = Q5_K: a smaller embedding than f16
+
+
+@pytest.mark.parametrize("ternary_type", ["I2_S", "F16"])
+def test_random_bench_model_runs_as_the_reference_does(tmp_path, ternary_type):
+    """bench.models' random files (including f16 alpha-scaled ternary floats, the input other tools' quantizers
+    take) load and give the numpy reference's logits."""
+    from bench.models import SHAPES, write_random_model
+    from bitgguf.model import Model
+    from bitgguf.reference import ReferenceModel
+    from test_engine import assert_logits_match
+    path = tmp_path / "tiny.gguf"
+    write_random_model(path, SHAPES["tiny"], ternary_type, "F16")
+    ids = [5, 9, 300, 7, 1999, 42]
+    with Model(path, kv_type="f32") as m:
+        assert_logits_match(m.logits(ids), ReferenceModel(path).logits(ids), f"bench tiny {ternary_type}")
