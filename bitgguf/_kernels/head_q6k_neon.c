@@ -13,12 +13,6 @@ static inline int32x4_t dot16(int8x16_t a, const int8_t *b) {
     return vpadalq_s16(vpaddlq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(bv))), vmull_high_s8(a, bv));
 }
 
-static inline float half_at(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return bg_f16_to_f32(h);
-}
-
 float bg_q6_k_dot_q8k_neon(const void *row, const bg_q8k *x) {
     const uint8_t *p = row;
     const uint8x16_t m4 = vdupq_n_u8(0x0F), m3 = vdupq_n_u8(0x03);
@@ -42,7 +36,7 @@ float bg_q6_k_dot_q8k_neon(const void *row, const bg_q8k *x) {
                 }
             }
         }
-        sum += (half_at(p + 208) * x->d[b]) * (float)vaddvq_s32(acc);
+        sum += (bg_f16_at(p + 208) * x->d[b]) * (float)vaddvq_s32(acc);
     }
     return sum;
 }
@@ -102,7 +96,7 @@ static inline float k_dot_q8k_neon(const uint8_t *p, const bg_q8k *x, int five_b
                 acc = vmlaq_n_s32(acc, dot16(vreinterpretq_s8_u8(hi), xq + 64 * pr + 32 + 16 * c), sc1);
             }
         }
-        sum += (half_at(p) * x->d[b]) * (float)vaddvq_s32(acc) - (half_at(p + 2) * x->d[b]) * (float)msum;
+        sum += (bg_f16_at(p) * x->d[b]) * (float)vaddvq_s32(acc) - (bg_f16_at(p + 2) * x->d[b]) * (float)msum;
     }
     return sum;
 }

@@ -25,12 +25,6 @@ void bg_q6_k_unpack(const uint8_t *blk, int8_t *q) {
     }
 }
 
-static inline float q6_k_d(const uint8_t *blk) {
-    uint16_t d;
-    memcpy(&d, blk + 208, 2);
-    return bg_f16_to_f32(d);
-}
-
 float bg_q6_k_dot_q8k_scalar(const void *row, const bg_q8k *x) {
     const uint8_t *p = row;
     int8_t q[BG_Q6_K_BLOCK];
@@ -44,7 +38,7 @@ float bg_q6_k_dot_q8k_scalar(const void *row, const bg_q8k *x) {
             for (int i = 16 * j; i < 16 * j + 16; i++) s += q[i] * xq[i];
             isum += sc[j] * s;
         }
-        sum += (q6_k_d(p) * x->d[b]) * (float)isum;
+        sum += (bg_f16_at(p + 208) * x->d[b]) * (float)isum;
     }
     return sum;
 }
@@ -55,7 +49,7 @@ void bg_q6_k_to_float(const void *row, float *y, int n) {
     int8_t q[BG_Q6_K_BLOCK];
     for (int b = 0; b < n / BG_Q6_K_BLOCK; b++, p += BG_Q6_K_BYTES, y += BG_Q6_K_BLOCK) {
         const int8_t *sc = (const int8_t *)(p + 192);
-        const float d = q6_k_d(p);
+        const float d = bg_f16_at(p + 208);
         bg_q6_k_unpack(p, q);
         for (int i = 0; i < BG_Q6_K_BLOCK; i++) y[i] = (d * (float)sc[i / 16]) * (float)q[i];
     }
@@ -123,12 +117,6 @@ static void k_unpack(const uint8_t *blk, int five_bit, uint8_t *q) {
         }
 }
 
-static inline float k_half(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return bg_f16_to_f32(h);
-}
-
 static float k_dot_q8k(const uint8_t *p, const bg_q8k *x, int five_bit) {
     const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
     uint8_t q[256];
@@ -146,7 +134,7 @@ static float k_dot_q8k(const uint8_t *p, const bg_q8k *x, int five_bit) {
             isum += sc * s;
             msum += m * (bsum[2 * j] + bsum[2 * j + 1]);
         }
-        sum += (k_half(p) * x->d[b]) * (float)isum - (k_half(p + 2) * x->d[b]) * (float)msum;
+        sum += (bg_f16_at(p) * x->d[b]) * (float)isum - (bg_f16_at(p + 2) * x->d[b]) * (float)msum;
     }
     return sum;
 }
@@ -157,7 +145,7 @@ static void k_to_float(const uint8_t *p, float *y, int n, int five_bit) {
     uint8_t q[256];
     for (int b = 0; b < n / 256; b++, p += bytes, y += 256) {
         k_unpack(p, five_bit, q);
-        const float d = k_half(p), dmin = k_half(p + 2);
+        const float d = bg_f16_at(p), dmin = bg_f16_at(p + 2);
         for (int j = 0; j < 8; j++) {
             int sc, m;
             bg_k_scale_min(j, p + 4, &sc, &m);

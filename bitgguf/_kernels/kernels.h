@@ -167,6 +167,13 @@ static inline uint16_t bg_f32_to_f16(float f) {
     return sign | (uint16_t)((ax - 0x38000000u) >> 13);
 }
 
+/* the f16 stored at p (block scales sit at unaligned offsets) */
+static inline float bg_f16_at(const void *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return bg_f16_to_f32(h);
+}
+
 static inline float bg_bf16_to_f32(uint16_t h) { return bg_bits_to_f32((uint32_t)h << 16); }
 
 /* ---- kernels, one file per family x ISA (declared here, listed in the table in kernels.c) ---- */
