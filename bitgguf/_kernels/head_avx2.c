@@ -17,16 +17,19 @@ static inline __m256 load_bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
 }
 
-/* Prefetch distance in the weight stream (bytes): as for I2_S (and chosen with it), it lifts a core closer to DRAM
- * bandwidth. */
-#define BG_HEAD_PREFETCH 8192
+/* Prefetch distance in the weight stream (bytes). Float rows take little compute per byte, and a short distance
+ * serves them best: F16 head from DRAM on one Zen 3 core, 12-13 GB/s at 8 KiB (the I2_S kernel's distance),
+ * 13.5 with no prefetch, 16-18 at 1 KiB, against a 17-21 GB/s read probe (python -m bench.kernels). */
+#ifndef BG_HEAD_PREFETCH
+#define BG_HEAD_PREFETCH 1024
+#endif
 
 #define DOT32(LOAD, TAIL)                                                                           \
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),            \
            s3 = _mm256_setzero_ps();                                                                \
     int i = 0;                                                                                      \
     for (; i + 32 <= n; i += 32) {                                                                  \
-        _mm_prefetch((const char *)(w + i) + BG_HEAD_PREFETCH, _MM_HINT_T0);                        \
+        bg_prefetch((const char *)(w + i) + BG_HEAD_PREFETCH);                                      \
         s0 = _mm256_fmadd_ps(LOAD(w + i), _mm256_loadu_ps(x + i), s0);                              \
         s1 = _mm256_fmadd_ps(LOAD(w + i + 8), _mm256_loadu_ps(x + i + 8), s1);                      \
         s2 = _mm256_fmadd_ps(LOAD(w + i + 16), _mm256_loadu_ps(x + i + 16), s2);                    \
@@ -62,6 +65,7 @@ float bg_q8_0_dot_avx2(const void *row, const float *x, int n) {
     const uint8_t *p = row;
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < n / BG_Q8_0_BLOCK; b++, p += 34, x += BG_Q8_0_BLOCK) {
+        bg_prefetch(p + BG_HEAD_PREFETCH);
         uint16_t d;
         memcpy(&d, p, 2);
         const int8_t *qs = (const int8_t *)(p + 2);

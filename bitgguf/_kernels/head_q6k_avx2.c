@@ -14,7 +14,9 @@
 #endif
 #include "x86_avx2.h"
 
-#define BG_HEAD_PREFETCH 4096
+#ifndef BG_KQ_PREFETCH
+#define BG_KQ_PREFETCH 4096
+#endif
 
 static inline float half_at(const uint8_t *p) {  /* F16C: exact, as bg_f16_to_f32 */
     uint16_t h;
@@ -35,10 +37,10 @@ float bg_q6_k_dot_q8k_avx2(const void *row, const bg_q8k *x) {
                                    4 * k + 3);
     float sum = 0.0f;
     for (int b = 0; b < x->n / BG_QK_K; b++, p += BG_Q6_K_BYTES) {
-        _mm_prefetch((const char *)p + BG_HEAD_PREFETCH, _MM_HINT_T0);
-        _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 64, _MM_HINT_T0);
-        _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 128, _MM_HINT_T0);
-        _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 192, _MM_HINT_T0);
+        bg_prefetch(p + BG_KQ_PREFETCH);
+        bg_prefetch(p + BG_KQ_PREFETCH + 64);
+        bg_prefetch(p + BG_KQ_PREFETCH + 128);
+        bg_prefetch(p + BG_KQ_PREFETCH + 192);
         const int8_t *xq = x->q + (size_t)b * BG_QK_K;
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 192)));
         __m256i acc = _mm256_setzero_si256();
@@ -74,7 +76,7 @@ float bg_q4_0_dot_avx2(const void *row, const float *x, int n) {
     const __m128i m4 = _mm_set1_epi8(0x0F), k8 = _mm_set1_epi8(8);
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < n / BG_Q4_0_BLOCK; b++, p += BG_Q4_0_BYTES, x += BG_Q4_0_BLOCK) {
-        _mm_prefetch((const char *)p + BG_HEAD_PREFETCH, _MM_HINT_T0);
+        bg_prefetch(p + BG_KQ_PREFETCH);
         const __m128i qs = _mm_loadu_si128((const __m128i *)(p + 2));
         const __m128i lo = _mm_sub_epi8(_mm_and_si128(qs, m4), k8);
         const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(qs, 4), m4), k8);
@@ -118,9 +120,9 @@ static inline float k_dot_q8k_avx2(const uint8_t *p, const bg_q8k *x, int five_b
     for (int j = 0; j < 8; j++) pick[j] = _mm256_set1_epi16((int16_t)((2 * j) | (2 * j + 1) << 8));
     float sum = 0.0f;
     for (int b = 0; b < x->n / BG_QK_K; b++, p += bytes) {
-        _mm_prefetch((const char *)p + BG_HEAD_PREFETCH, _MM_HINT_T0);
-        _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 64, _MM_HINT_T0);
-        _mm_prefetch((const char *)p + BG_HEAD_PREFETCH + 128, _MM_HINT_T0);
+        bg_prefetch(p + BG_KQ_PREFETCH);
+        bg_prefetch(p + BG_KQ_PREFETCH + 64);
+        bg_prefetch(p + BG_KQ_PREFETCH + 128);
         const int8_t *xq = x->q + (size_t)b * BG_QK_K;
         /* the eight 6-bit (scale, min) pairs as bytes [sc0..7, m0..7], from the 12 packed bytes as 32-bit words
          * u0, u1, u2 (bg_k_scale_min's rule, 4 at a time): lanes (u0 & 63s, (u2 & 15s) | (u0 >> 2 & 48s),

@@ -13,7 +13,9 @@
 /* Prefetch this far ahead in the weight stream (into the next rows): the hardware prefetcher alone leaves the
  * kernel well below DRAM bandwidth (measured: 8.5 -> 12 GB/s on one Zen core). 8 KiB rather than 4: with both
  * cores streaming, decode went 14.7-15.0 -> 16.5-17.2 tok/s (2B4T shape, 2-core Zen 2 VM). */
+#ifndef BG_I2S_PREFETCH
 #define BG_I2S_PREFETCH 8192
+#endif
 
 /* Blocks whose 16-bit sums are added before widening to 32 bits. A lane of one block's four maddubs is the sum of
  * 8 products c*q with c in {0,1,2}, q in [-128,127]: within [-2048, 2032], so 16 blocks stay within int16
@@ -32,7 +34,7 @@ static inline __m256i i2s_group(const uint8_t *row, const int8_t *q, int b0, int
     const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
     __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
     for (int b = b0; b < b1; b++) {
-        _mm_prefetch((const char *)(row + 32 * b + BG_I2S_PREFETCH), _MM_HINT_T0);
+        bg_prefetch(row + 32 * b + BG_I2S_PREFETCH);
         __m256i p = bg_load256(row + 32 * b);
         const int8_t *qb = q + 128 * b;
         UNPACK(p, c0, c1, c2, c3)

@@ -17,5 +17,13 @@ static inline float bg_hsum_f32x8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* Software prefetch of a weight stream; build with -DBG_SW_PREFETCH=0 to measure without it. */
+#ifndef BG_SW_PREFETCH
+#define BG_SW_PREFETCH 1
+#endif
+static inline void bg_prefetch(const void *p) {
+    if (BG_SW_PREFETCH) _mm_prefetch((const char *)p, _MM_HINT_T0);
+}
+
 static inline __m256i bg_load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 #endif
