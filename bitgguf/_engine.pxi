@@ -14,6 +14,7 @@ cdef extern from "kernels.h" nogil:
         int8_t *q
         int32_t *gsum
     ctypedef float (*bg_dot_i8_fn)(const uint8_t *row, const bg_act *a)
+    ctypedef void (*bg_dot_i8_x4_fn)(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out)
     ctypedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n)
     ctypedef struct bg_q8k:
         int n
@@ -31,6 +32,7 @@ cdef extern from "kernels.h" nogil:
     const bg_type_traits *bg_type_traits_of(int type_id)
     size_t bg_row_bytes(const bg_type_traits *t, int cols)
     bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa)
+    bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa)
     bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa)
     bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa)
     void bg_quantize_act(const float *x, int n, bg_act *a)
@@ -295,9 +297,10 @@ def quantize_activations(x):
     return q[:n], _np.float32(a.scale), int(a.sum)
 
 
-def ternary_matvec(data, int type_id, int rows, int cols, x, str isa):
+def ternary_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4=True):
     """(dots, y) of a ternary weight times x: dots are the raw kernel results (exact integers Σ(c-1)q for I2_S),
-    y = dots / act_scale * tensor_scale, as the engine computes them."""
+    y = dots / act_scale * tensor_scale, as the engine computes them: with rows4, groups of four rows by the type's
+    four-row kernel where this ISA level has one (the engine's decode path), the rest row by row."""
     cdef const bg_type_traits *t = _traits(type_id)
     if not t.ternary:
         raise ValueError(f"{t.name.decode()} is not a ternary type")
@@ -327,10 +330,17 @@ def ternary_matvec(data, int type_id, int rows, int cols, x, str isa):
     dots = _np.empty(rows, dtype=_np.float32)
     y = _np.empty(rows, dtype=_np.float32)
     cdef float[::1] dv = dots, yv = y
-    cdef int r
+    cdef bg_dot_i8_x4_fn dot4 = bg_kernel_dot_i8_x4(t, <bg_isa>isa_id) if rows4 else NULL
+    cdef int r = 0
     with nogil:
-        for r in range(rows):
+        if dot4 != NULL:
+            while r + 4 <= rows:
+                dot4(&w[r * rb], rb, &a, &dv[r])
+                r += 4
+        while r < rows:
             dv[r] = dot(&w[r * rb], &a)
+            r += 1
+        for r in range(rows):
             yv[r] = dv[r] / a.scale * scale
     return dots, y
 

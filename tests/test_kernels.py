@@ -68,6 +68,36 @@ def test_i2s_matvec_is_exact(isa, rows, cols):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("code,sign", [(1, 1.0), (1, -1.0), (-1, 1.0), (0, -1.0)])
+def test_i2s_matvec_extremes_fit_the_int16_sums(isa, code, sign):
+    # every code and activation at its limit (c = 2, |q| = 127 in every lane) over 20 blocks: the 16-bit partial sums
+    # of the one-row and four-row kernels reach +-32512 and must neither wrap nor saturate
+    rows, cols = 9, 2560
+    codes = np.full((rows, cols), code, dtype=np.int8)
+    x = np.full(cols, sign, dtype=np.float32)
+    data = TYPES["I2_S"].pack_ternary(codes, np.float32(1.0))
+    dots, _ = _core.ternary_matvec(data, 36, rows, cols, x, isa)
+    q, _ = quantize_activations(x[None, :])
+    assert abs(int(q[0, 0])) == 127
+    np.testing.assert_array_equal(dots, (codes.astype(np.int64) @ q[0].astype(np.int64)).astype(np.float32))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_four_row_kernels_equal_the_one_row_kernels(isa):
+    # the decode path takes four rows at a time where the level has a kernel for it: bitwise the same results
+    rng = np.random.default_rng(12)
+    rows, cols = 11, 1280
+    codes = _codes(rng, rows, cols)
+    x = _x(rng, cols)
+    for name, type_id in (("I2_S", 36), ("TQ2_0", 35), ("TQ1_0", 34)):
+        data = TYPES[name].pack_ternary(codes, np.float32(0.37))
+        one = _core.ternary_matvec(data, type_id, rows, cols, x, isa, rows4=False)
+        four = _core.ternary_matvec(data, type_id, rows, cols, x, isa, rows4=True)
+        np.testing.assert_array_equal(four[0], one[0])
+        np.testing.assert_array_equal(four[1], one[1])
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("rows,cols", [(1, 256), (7, 768), (33, 1280), (3, 2560)])
 def test_tq2_0_matvec_is_exact(isa, rows, cols):
     rng = np.random.default_rng(rows * 1000 + cols + 7)

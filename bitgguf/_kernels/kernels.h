@@ -78,6 +78,9 @@ typedef float (*bg_dot_i8_fn)(const uint8_t *row, const bg_act *a);
 /* dot_i8 of one row against n tokens' activations, out[t * stride] for t < n: the row is unpacked once per block
  * for several tokens (prompt processing). Same values as n calls of dot_i8. */
 typedef void (*bg_dot_i8_multi_fn)(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
+/* dot_i8 of 4 consecutive rows (row, row + row_bytes, ...) against one token, out[k] for k < 4 (decode): the
+ * token's activations are loaded once for the 4 rows. Same values as 4 calls of dot_i8. */
+typedef void (*bg_dot_i8_x4_fn)(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out);
 typedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n);
 typedef void (*bg_to_float_fn)(const void *row, float *y, int n);
 typedef void (*bg_axpy_fn)(const void *row, float a, float *y, int n);   /* y += a * row */
@@ -96,6 +99,7 @@ typedef struct {
     bg_dot_i8_fn dot_i8[BG_ISA_COUNT];
     bg_dot_i8_multi_fn dot_i8_multi[BG_ISA_COUNT];  /* optional: NULL = call dot_i8 per token */
     bg_dot_q8k_fn dot_q8k[BG_ISA_COUNT];            /* K-quant heads: instead of dot_f32 */
+    bg_dot_i8_x4_fn dot_i8_x4[BG_ISA_COUNT];        /* optional: NULL = call dot_i8 row by row */
 } bg_type_traits;
 
 /* The row for a ggml type id, or NULL when bitgguf has no kernels for it. */
@@ -114,6 +118,7 @@ bg_axpy_fn bg_kernel_axpy(const bg_type_traits *t, bg_isa isa);
 bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa);
 /* Only the exact level's multi-token kernel (a lower level's would be slower than this level's dot_i8). */
 bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa);
+bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa);  /* exact level only, as above */
 
 /* Quantize n activations to int8 (the reference's quantize_activations rule); fills a->scale, sum, q, gsum. */
 void bg_quantize_act(const float *x, int n, bg_act *a);
@@ -209,6 +214,7 @@ void bg_f16_axpy(const void *row, float a, float *y, int n);
 #if defined(__x86_64__)
 float bg_i2s_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_i2s_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
+void bg_i2s_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out);
 float bg_tq2_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_tq2_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_tq1_dot_avx2(const uint8_t *row, const bg_act *a);
