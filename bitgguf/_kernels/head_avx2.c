@@ -66,14 +66,12 @@ float bg_q8_0_dot_avx2(const void *row, const float *x, int n) {
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < n / BG_Q8_0_BLOCK; b++, p += 34, x += BG_Q8_0_BLOCK) {
         bg_prefetch(p + BG_HEAD_PREFETCH);
-        uint16_t d;
-        memcpy(&d, p, 2);
         const int8_t *qs = (const int8_t *)(p + 2);
         __m256 s = _mm256_mul_ps(load_i8x8(qs), _mm256_loadu_ps(x));
         s = _mm256_fmadd_ps(load_i8x8(qs + 8), _mm256_loadu_ps(x + 8), s);
         s = _mm256_fmadd_ps(load_i8x8(qs + 16), _mm256_loadu_ps(x + 16), s);
         s = _mm256_fmadd_ps(load_i8x8(qs + 24), _mm256_loadu_ps(x + 24), s);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(bg_f16_to_f32(d)), s, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(bg_f16c_at(p)), s, acc);
     }
     return bg_hsum_f32x8(acc);
 }

@@ -18,12 +18,6 @@
 #define BG_KQ_PREFETCH 4096
 #endif
 
-static inline float half_at(const uint8_t *p) {  /* F16C: exact, as bg_f16_to_f32 */
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _cvtsh_ss(h);
-}
-
 float bg_q6_k_dot_q8k_avx2(const void *row, const bg_q8k *x) {
     const uint8_t *p = row;
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
@@ -66,7 +60,7 @@ float bg_q6_k_dot_q8k_avx2(const void *row, const bg_q8k *x) {
         /* the codes are q - 32: subtract 32 * Σ_j scale_j * Σx_j */
         const __m256i offset = _mm256_madd_epi16(sc16, bg_load256(x->bsum + (size_t)b * 16));
         const int32_t isum = bg_hsum_i32x8(acc) - 32 * bg_hsum_i32x8(offset);
-        sum += (half_at(p + 208) * x->d[b]) * (float)isum;
+        sum += (bg_f16c_at(p + 208) * x->d[b]) * (float)isum;
     }
     return sum;
 }
@@ -86,9 +80,7 @@ float bg_q4_0_dot_avx2(const void *row, const float *x, int n) {
         s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), _mm256_loadu_ps(x + 16), s);
         s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), _mm256_loadu_ps(x + 24),
                             s);
-        uint16_t d;
-        memcpy(&d, p, 2);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(bg_f16_to_f32(d)), s, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(bg_f16c_at(p)), s, acc);
     }
     return bg_hsum_f32x8(acc);
 }
@@ -154,7 +146,7 @@ static inline float k_dot_q8k_avx2(const uint8_t *p, const bg_q8k *x, int five_b
         __m128i ms = _mm_add_epi32(mins, _mm_shuffle_epi32(mins, 0x4e));
         ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0xb1));
         const int32_t isum = bg_hsum_i32x8(acc), msum = _mm_cvtsi128_si32(ms);
-        sum += (half_at(p) * x->d[b]) * (float)isum - (half_at(p + 2) * x->d[b]) * (float)msum;
+        sum += (bg_f16c_at(p) * x->d[b]) * (float)isum - (bg_f16c_at(p + 2) * x->d[b]) * (float)msum;
     }
     return sum;
 }

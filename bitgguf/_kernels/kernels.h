@@ -216,6 +216,7 @@ float bg_i2s_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_i2s_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 void bg_i2s_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out);
 float bg_tq2_dot_avx2(const uint8_t *row, const bg_act *a);
+void bg_tq2_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out);
 void bg_tq2_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_tq1_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_tq1_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);

@@ -53,11 +53,7 @@ static inline int32_t tq1_isum(const __m256i d[8], const int8_t *q, const int32_
     return acc - (gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7]);
 }
 
-static inline double tq1_d(const uint8_t *blk) {
-    uint16_t d;
-    memcpy(&d, blk + 52, 2);
-    return (double)bg_f16_to_f32(d);
-}
+static inline double tq1_d(const uint8_t *blk) { return (double)bg_f16c_at(blk + 52); }
 
 float bg_tq1_dot_avx2(const uint8_t *row, const bg_act *a) {
     double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */

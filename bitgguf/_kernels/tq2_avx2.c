@@ -29,11 +29,37 @@ float bg_tq2_dot_avx2(const uint8_t *row, const bg_act *a) {
         int32_t acc = bg_hsum_i32x8(_mm256_madd_epi16(s, ones));
         const int32_t *gs = a->gsum + b * (BG_TQ2_BLOCK / BG_ACT_GROUP);
         int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
-        uint16_t d;
-        memcpy(&d, row + 64, 2);
-        sum += (double)bg_f16_to_f32(d) * (acc - qsum);
+        sum += (double)bg_f16c_at(row + 64) * (acc - qsum);
     }
     return (float)sum;
+}
+
+/* Four consecutive rows against one token (decode). Shared by the four rows: the activation loads, the block's Σq
+ * and the horizontal sums (one hadd tree gives the four rows' block integers). The same integers and double sums
+ * per row as bg_tq2_dot_avx2, so the same floats. */
+void bg_tq2_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out) {
+    const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    const int8_t *q = a->q;
+    double sum[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int b = 0; b < a->n / BG_TQ2_BLOCK; b++, q += BG_TQ2_BLOCK) {
+        const size_t off = (size_t)b * 66;
+        /* the four rows are contiguous: 4 x 66 bytes of them per block, prefetched 8 KiB ahead */
+        for (int i = 0; i < 5; i++) bg_prefetch(row + 8192 + 4 * off + 64 * i);
+        __m256i v[4];
+        for (int k = 0; k < 4; k++) {
+            const uint8_t *blk = row + k * row_bytes + off;
+            v[k] = _mm256_madd_epi16(_mm256_add_epi16(tq2_half(blk, q, mask), tq2_half(blk + 32, q + 128, mask)),
+                                     ones);
+        }
+        /* per 128-bit lane: hadd(hadd(v0, v1), hadd(v2, v3)) = (v0, v1, v2, v3 partial sums); add the two lanes */
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+        int32_t acc[4];
+        _mm_storeu_si128((__m128i *)acc, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+        const int32_t *gs = a->gsum + b * (BG_TQ2_BLOCK / BG_ACT_GROUP);
+        const int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
+        for (int k = 0; k < 4; k++) sum[k] += (double)bg_f16c_at(row + k * row_bytes + off + 64) * (acc[k] - qsum);
+    }
+    for (int k = 0; k < 4; k++) out[k] = (float)sum[k];
 }
 
 #if defined(__clang__)

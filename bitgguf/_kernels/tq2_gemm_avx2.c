@@ -46,9 +46,7 @@ void bg_tq2_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float 
             __m128i tot = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
             int32_t isum[4];
             _mm_storeu_si128((__m128i *)isum, tot);
-            uint16_t dh;
-            memcpy(&dh, blk + 64, 2);
-            const double d = (double)bg_f16_to_f32(dh);
+            const double d = (double)bg_f16c_at(blk + 64);
             for (int k = 0; k < 4; k++) {
                 const int32_t *gs = acts[t + k].gsum + b * (BG_TQ2_BLOCK / BG_ACT_GROUP);
                 int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];

@@ -25,5 +25,12 @@ static inline void bg_prefetch(const void *p) {
     if (BG_SW_PREFETCH) _mm_prefetch((const char *)p, _MM_HINT_T0);
 }
 
+/* An f16 scale by F16C (the including file's target has it): exact, the same value as bg_f16_to_f32. */
+static inline float bg_f16c_at(const void *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
 static inline __m256i bg_load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 #endif
