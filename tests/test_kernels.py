@@ -95,6 +95,12 @@ def test_four_row_kernels_equal_the_one_row_kernels(isa):
         four = _core.ternary_matvec(data, type_id, rows, cols, x, isa, rows4=True)
         np.testing.assert_array_equal(four[0], one[0])
         np.testing.assert_array_equal(four[1], one[1])
+    # I2_ROWS (TL1/TL2 repacked at load) rows of whole 128-weight blocks are I2_S rows byte for byte
+    data = TYPES["I2_S"].pack_ternary(codes, np.float32(0.37))
+    one = _core.ternary_matvec(data, 1036, rows, cols, x, isa, rows4=False)
+    four = _core.ternary_matvec(data, 1036, rows, cols, x, isa, rows4=True)
+    np.testing.assert_array_equal(four[0], one[0])
+    np.testing.assert_array_equal(one[0], _core.ternary_matvec(data, 36, rows, cols, x, isa)[0])
 
 
 @pytest.mark.parametrize("isa", ISAS)

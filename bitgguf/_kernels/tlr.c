@@ -65,6 +65,14 @@ float bg_i2r_dot_scalar(const uint8_t *row, const bg_act *a) { return i2r_dot(ro
 float bg_i2r_dot_avx2(const uint8_t *row, const bg_act *a) {
     return i2r_dot(row, a, bg_i2s_dot_avx2, bg_i2r_tail_cq_avx2);
 }
+/* Four rows (decode): rows of whole I2_S blocks (every TL row of 2B4T's shapes) by the I2_S four-row kernel. */
+void bg_i2r_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out) {
+    if (a->n % BG_I2S_BLOCK == 0) {
+        bg_i2s_dot_x4_avx2(row, row_bytes, a, out);
+        return;
+    }
+    for (int k = 0; k < 4; k++) out[k] = bg_i2r_dot_avx2(row + (size_t)k * row_bytes, a);
+}
 float bg_i2r_dot_avx512(const uint8_t *row, const bg_act *a) {
     return i2r_dot(row, a, bg_i2s_dot_avx512, bg_i2r_tail_cq_avx2);
 }
