@@ -64,7 +64,7 @@ static inline __m256i i2s_block(const uint8_t *blk, __m256i q0, __m256i q1, __m2
 
 /* Four consecutive rows against one token (decode): a block's four activation vectors are loaded once for the four
  * rows (five loads per row-block become two), and each row keeps one int16 sum per BG_I2S_GROUP blocks (16 x
- * [-2048, 2032] fits). Loads were the limit: on one Zen 3 core from cache, 78 -> 88 GMAC/s (python -m
+ * [-2048, 2032] fits). Loads were the limit: on one Zen 3 core from cache, 74-78 -> 88-90 GMAC/s (python -m
  * bench.kernels, gemv_cache). The same integers as bg_i2s_dot_avx2, so the same floats. */
 void bg_i2s_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out) {
     const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);

@@ -10,6 +10,9 @@
 #endif
 #include "x86_avx2.h"
 
+/* The four-row kernel's prefetch distance, as I2_S's (i2s_avx2.c) */
+#define BG_TQ2_PREFETCH 8192
+
 /* Σcq of one 128-weight half as 16 int16 lanes (at most 2048 in magnitude); LSB-first codes. */
 static inline __m256i tq2_half(const uint8_t *w, const int8_t *q, __m256i mask) {
     __m256i p = bg_load256(w);
@@ -43,8 +46,8 @@ void bg_tq2_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, f
     double sum[4] = {0.0, 0.0, 0.0, 0.0};
     for (int b = 0; b < a->n / BG_TQ2_BLOCK; b++, q += BG_TQ2_BLOCK) {
         const size_t off = (size_t)b * 66;
-        /* the four rows are contiguous: 4 x 66 bytes of them per block, prefetched 8 KiB ahead */
-        for (int i = 0; i < 5; i++) bg_prefetch(row + 8192 + 4 * off + 64 * i);
+        /* the four rows are contiguous: 4 x 66 bytes of them per block (five lines) */
+        for (int i = 0; i < 5; i++) bg_prefetch(row + BG_TQ2_PREFETCH + 4 * off + 64 * i);
         __m256i v[4];
         for (int k = 0; k < 4; k++) {
             const uint8_t *blk = row + k * row_bytes + off;
