@@ -83,12 +83,9 @@ typedef struct {
 static void gemv(const ctx *c, size_t copy, int nrows) {
     const uint8_t *base = c->w + copy * (size_t)c->rows * c->row_bytes;
     if (c->t->ternary) {
-        bg_dot_i8_fn dot = bg_kernel_dot_i8(c->t, c->isa);
-        bg_dot_i8_x4_fn dot4 = bg_kernel_dot_i8_x4(c->t, c->isa);  /* as the engine: four rows at a time */
-        int r = 0;
-        if (dot4)
-            for (; r + 4 <= nrows; r += 4) dot4(base + (size_t)r * c->row_bytes, c->row_bytes, &c->acts[0], c->y + r);
-        for (; r < nrows; r++) c->y[r] = dot(base + (size_t)r * c->row_bytes, &c->acts[0]);
+        /* as the engine: four rows at a time where the level has a kernel for it */
+        bg_dot_i8_rows(bg_kernel_dot_i8(c->t, c->isa), bg_kernel_dot_i8_x4(c->t, c->isa), base, c->row_bytes, nrows,
+                       &c->acts[0], c->y);
     } else if (c->t->dot_q8k[0]) {
         bg_dot_q8k_fn dot = bg_kernel_dot_q8k(c->t, c->isa);
         for (int r = 0; r < nrows; r++) c->y[r] = dot(base + (size_t)r * c->row_bytes, &c->xq);

@@ -33,6 +33,8 @@ cdef extern from "kernels.h" nogil:
     size_t bg_row_bytes(const bg_type_traits *t, int cols)
     bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa)
     bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa)
+    void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
+                        const bg_act *a, float *out)
     bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa)
     bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa)
     void bg_quantize_act(const float *x, int n, bg_act *a)
@@ -331,15 +333,9 @@ def ternary_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4
     y = _np.empty(rows, dtype=_np.float32)
     cdef float[::1] dv = dots, yv = y
     cdef bg_dot_i8_x4_fn dot4 = bg_kernel_dot_i8_x4(t, <bg_isa>isa_id) if rows4 else NULL
-    cdef int r = 0
+    cdef int r
     with nogil:
-        if dot4 != NULL:
-            while r + 4 <= rows:
-                dot4(&w[r * rb], rb, &a, &dv[r])
-                r += 4
-        while r < rows:
-            dv[r] = dot(&w[r * rb], &a)
-            r += 1
+        bg_dot_i8_rows(dot, dot4, &w[0], rb, rows, &a, &dv[0])
         for r in range(rows):
             yv[r] = dv[r] / a.scale * scale
     return dots, y

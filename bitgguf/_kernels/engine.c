@@ -127,12 +127,9 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
         /* the raw dots first, then the scaling as one vectorizable pass (the division is off the kernel calls'
          * path: measured ~4% of a decode step when done per row) */
         for (int t = 0; t < n; t++) {
-            int r = r0;
-            if (w->dot_i8_x4)  /* four rows share each load of the token's activations */
-                for (; r + 4 <= r1; r += 4)
-                    w->dot_i8_x4(w->data + (size_t)r * w->row_bytes, w->row_bytes, &act[t], y + t * ys + r);
-            for (; r < r1; r++) y[t * ys + r] = w->dot_i8(w->data + (size_t)r * w->row_bytes, &act[t]);
-            for (int i = r0; i < r1; i++) y[t * ys + i] = y[t * ys + i] / act[t].scale * w->scale;
+            bg_dot_i8_rows(w->dot_i8, w->dot_i8_x4, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0,
+                           &act[t], y + t * ys + r0);
+            for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * w->scale;
         }
         return;
     }

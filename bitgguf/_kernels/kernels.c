@@ -119,6 +119,14 @@ bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa) {
 
 bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa) { return t->dot_i8_x4[isa]; }
 
+void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
+                    const bg_act *a, float *out) {
+    int r = 0;
+    if (dot4)
+        for (; r + 4 <= n_rows; r += 4) dot4(rows + (size_t)r * row_bytes, row_bytes, a, out + r);
+    for (; r < n_rows; r++) out[r] = dot(rows + (size_t)r * row_bytes, a);
+}
+
 void bg_quantize_act(const float *x, int n, bg_act *a) {
     float amax = 0.0f;
     for (int i = 0; i < n; i++) {
