@@ -37,6 +37,10 @@ cdef extern from "kernels.h" nogil:
                         const bg_act *a, float *out)
     bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa)
     bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa)
+    ctypedef void (*bg_dot_q8k_x4_fn)(const void *row, size_t stride, const bg_q8k *x, float *out)
+    bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa)
+    void bg_dot_q8k_rows(bg_dot_q8k_fn dot, bg_dot_q8k_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
+                         const bg_q8k *x, float *out)
     void bg_quantize_act(const float *x, int n, bg_act *a)
     void bg_quantize_q8k(const float *x, int n, bg_q8k *out)
     void bg_quantize_q6_k(const float *x, int64_t n_blocks, uint8_t *out)
@@ -383,9 +387,10 @@ def quantize_q8k(x):
     return q, d, bsum
 
 
-def float_matvec(data, int type_id, int rows, int cols, x, str isa):
+def float_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4=True):
     """y = W x for a float-type weight by the head kernels: f32 activations (F32, F16, BF16, Q8_0, Q4_0), or x as
-    Q8_K for the K-quants (Q6_K, Q5_K, Q4_K), as the engine runs them."""
+    Q8_K for the K-quants (Q6_K, Q5_K, Q4_K), as the engine runs them: with rows4, four rows at a time by the type's
+    four-row kernel where this ISA level has one."""
     cdef const bg_type_traits *t = _traits(type_id)
     if t.ternary:
         raise ValueError(f"{t.name.decode()} is a ternary type")
@@ -399,6 +404,7 @@ def float_matvec(data, int type_id, int rows, int cols, x, str isa):
     cdef int isa_id = isa_by_name(isa)
     cdef bg_dot_f32_fn dot = bg_kernel_dot_f32(t, <bg_isa>isa_id)
     cdef bg_dot_q8k_fn dot_q8k = bg_kernel_dot_q8k(t, <bg_isa>isa_id)
+    cdef bg_dot_q8k_x4_fn dot_q8k_x4 = bg_kernel_dot_q8k_x4(t, <bg_isa>isa_id) if rows4 else NULL
     y = _np.empty(rows, dtype=_np.float32)
     cdef float[::1] yv = y
     cdef int r
@@ -414,8 +420,7 @@ def float_matvec(data, int type_id, int rows, int cols, x, str isa):
         xq.d = &dv[0]
         xq.bsum = &bv[0]
         with nogil:
-            for r in range(rows):
-                yv[r] = dot_q8k(&w[r * rb], &xq)
+            bg_dot_q8k_rows(dot_q8k, dot_q8k_x4, &w[0], rb, rows, &xq, &yv[0])
         return y
     with nogil:
         for r in range(rows):

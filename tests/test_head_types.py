@@ -156,6 +156,23 @@ def test_head_kernel_matches_numpy(name, rows, cols, isa):
         np.testing.assert_array_equal(y, _core.float_matvec(data, t.type_id, rows, cols, x, "scalar"))
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("name", ["Q5_K", "Q4_K"])
+def test_four_row_head_kernels_equal_the_one_row_kernels(name, isa):
+    """The decode path reads a chunk's rows as four quarters side by side (bg_dot_q8k_rows); each output must be the
+    one-row kernel's value, bit for bit, whatever the row count (quarters of 1 to 18 rows, tails of 0 to 3)."""
+    t = TYPES[name]
+    rng = np.random.default_rng(11)
+    for rows in (4, 7, 13, 74):
+        w = rng.standard_normal((rows, 1024)) * rng.uniform(0.01, 3, size=(rows, 1))
+        data = t.quantize(w.astype(np.float32))
+        x = (rng.standard_normal(1024) * 4).astype(np.float32)
+        one = _core.float_matvec(data, t.type_id, rows, 1024, x, isa, rows4=False)
+        four = _core.float_matvec(data, t.type_id, rows, 1024, x, isa, rows4=True)
+        np.testing.assert_array_equal(four, one)
+        np.testing.assert_array_equal(four, _core.float_matvec(data, t.type_id, rows, 1024, x, "scalar"))
+
+
 def test_q8_k_activations_match_numpy():
     """The C Q8_K quantizer against numpy's (ggml's rule): codes, scales and 16-value sums."""
     rng = np.random.default_rng(3)

@@ -134,10 +134,9 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
         return;
     }
     if (w->dot_q8k) {
-        for (int r = r0; r < r1; r++) {
-            const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-            for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_q8k(row, &p->xq[t]);
-        }
+        for (int t = 0; t < n; t++)
+            bg_dot_q8k_rows(w->dot_q8k, w->dot_q8k_x4, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0,
+                            &p->xq[t], y + t * ys + r0);
         return;
     }
     for (int r = r0; r < r1; r++) {  /* float weights: f32 activations */
@@ -185,8 +184,9 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
         row_bytes = MAX(row_bytes, parts[i].w->row_bytes);
     }
     /* chunks of ~32 KiB of weights (a few microseconds per token; they stay in L2 across a batch's token tiles),
-     * a multiple of 4 rows */
-    int chunk = (int)((32u << 10) / row_bytes);
+     * a multiple of 4 rows; for one token, ~128 KiB: nothing is reused, and the K-quant head's four-row kernel
+     * reads a chunk as four streams, which need some length for the hardware prefetcher to follow them */
+    int chunk = (int)((n == 1 ? 128u << 10 : 32u << 10) / row_bytes);
     j.chunk = MAX(4, chunk & ~3);
     int nth = bytes * (size_t)n >= BG_PARALLEL_MIN ? m->n_threads : 1;
     j.n_ranges = MIN(nth, BG_MM_RANGES);
@@ -476,6 +476,7 @@ static int setup_tensor(bg_model *m, bg_tensor *t, const char *name, int rows, i
     t->dot_i8_x4 = t->traits->ternary ? bg_kernel_dot_i8_x4(t->traits, m->isa) : NULL;
     t->dot_f32 = t->traits->ternary ? NULL : bg_kernel_dot_f32(t->traits, m->isa);
     t->dot_q8k = t->traits->ternary ? NULL : bg_kernel_dot_q8k(t->traits, m->isa);
+    t->dot_q8k_x4 = t->traits->ternary ? NULL : bg_kernel_dot_q8k_x4(t->traits, m->isa);
     return 0;
 }
 

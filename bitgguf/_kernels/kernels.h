@@ -85,6 +85,9 @@ typedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n);
 typedef void (*bg_to_float_fn)(const void *row, float *y, int n);
 typedef void (*bg_axpy_fn)(const void *row, float a, float *y, int n);   /* y += a * row */
 typedef float (*bg_dot_q8k_fn)(const void *row, const bg_q8k *x);
+/* dot_q8k of 4 rows (row + k * stride, k < 4) against one token, out[k]: Σx, the lane sums and the f32 combine are
+ * shared by the 4 rows. Same values as 4 calls of dot_q8k. */
+typedef void (*bg_dot_q8k_x4_fn)(const void *row, size_t stride, const bg_q8k *x, float *out);
 
 typedef struct {
     const char *name;
@@ -100,6 +103,7 @@ typedef struct {
     bg_dot_i8_multi_fn dot_i8_multi[BG_ISA_COUNT];  /* optional: NULL = call dot_i8 per token */
     bg_dot_q8k_fn dot_q8k[BG_ISA_COUNT];            /* K-quant heads: instead of dot_f32 */
     bg_dot_i8_x4_fn dot_i8_x4[BG_ISA_COUNT];        /* optional: NULL = call dot_i8 row by row */
+    bg_dot_q8k_x4_fn dot_q8k_x4[BG_ISA_COUNT];      /* optional: NULL = call dot_q8k row by row */
 } bg_type_traits;
 
 /* The row for a ggml type id, or NULL when bitgguf has no kernels for it. */
@@ -119,10 +123,15 @@ bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa);
 /* Only the exact level's multi-token kernel (a lower level's would be slower than this level's dot_i8). */
 bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa);
 bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa);  /* exact level only, as above */
+bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa);  /* exact level only */
 /* out[r] = dot_i8(row r, a) for r < n_rows consecutive rows of row_bytes: groups of four through dot4 where there is
  * one (the decode path), the rest through dot. */
 void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
                     const bg_act *a, float *out);
+/* out[r] = dot_q8k(row r, x) for r < n_rows consecutive rows of row_bytes: with dot4, the rows as four quarters read
+ * side by side (row r with rows r + q, r + 2q, r + 3q for q = n_rows / 4), the rest through dot. */
+void bg_dot_q8k_rows(bg_dot_q8k_fn dot, bg_dot_q8k_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
+                     const bg_q8k *x, float *out);
 
 /* Quantize n activations to int8 (the reference's quantize_activations rule); fills a->scale, sum, q, gsum. */
 void bg_quantize_act(const float *x, int n, bg_act *a);
@@ -241,6 +250,8 @@ float bg_q6_k_dot_q8k_avx2(const void *row, const bg_q8k *x);
 float bg_q4_0_dot_avx2(const void *row, const float *x, int n);
 float bg_q5_k_dot_q8k_avx2(const void *row, const bg_q8k *x);
 float bg_q4_k_dot_q8k_avx2(const void *row, const bg_q8k *x);
+void bg_q5_k_dot_q8k_x4_avx2(const void *row, size_t stride, const bg_q8k *x, float *out);
+void bg_q4_k_dot_q8k_x4_avx2(const void *row, size_t stride, const bg_q8k *x, float *out);
 void bg_f32_axpy_avx2(const void *row, float a, float *y, int n);
 void bg_f16_axpy_avx2(const void *row, float a, float *y, int n);
 #endif
