@@ -320,6 +320,36 @@ static int check_small_heads(int *checks) {
     return failures;
 }
 
+/* The four-row kernels follow the one-row kernel's level (a table lookup: no CPU support needed). On x86, an AVX-512
+ * machine keeps I2_S's one-row VNNI kernel (no four-row AVX2 kernel beside it) and runs the K-quant head's one-row
+ * and four-row kernels from AVX2. */
+static int check_x4_levels(int *checks) {
+    int failures = 0;
+    const bg_type_traits *ti = bg_type_traits_of(BG_TYPE_I2_S), *t5 = bg_type_traits_of(BG_TYPE_Q5_K);
+    for (int isa = 0; isa < BG_ISA_COUNT; isa++)
+        for (int k = 0; k < 2; k++) {
+            (*checks)++;
+            int lvl = isa;  /* where the one-row lookup lands */
+            while (lvl > 0 && !(k ? (void *)t5->dot_q8k[lvl] : (void *)ti->dot_i8[lvl]))
+                lvl = lvl == BG_ISA_AVX512 ? BG_ISA_AVX2 : lvl == BG_ISA_NEON_DOTPROD ? BG_ISA_NEON : BG_ISA_SCALAR;
+            void *got = k ? (void *)bg_kernel_dot_q8k_x4(t5, (bg_isa)isa) : (void *)bg_kernel_dot_i8_x4(ti, (bg_isa)isa);
+            void *want = k ? (void *)t5->dot_q8k_x4[lvl] : (void *)ti->dot_i8_x4[lvl];
+            if (got != want) {
+                printf("FAIL %s four-row kernel of %s: not the one of level %s\n", bg_isa_name((bg_isa)isa),
+                       k ? "Q5_K" : "I2_S", bg_isa_name((bg_isa)lvl));
+                failures++;
+            }
+        }
+#if defined(__x86_64__)
+    *checks += 2;
+    if (bg_kernel_dot_i8_x4(ti, BG_ISA_AVX512) != NULL || bg_kernel_dot_q8k_x4(t5, BG_ISA_AVX512) == NULL) {
+        printf("FAIL avx512: I2_S must keep its one-row kernel, Q5_K must get AVX2's four-row one\n");
+        failures++;
+    }
+#endif
+    return failures;
+}
+
 int main(void) {
     const int shapes[][2] = {{1, 256}, {7, 768}, {3, 1280}, {5, 2560}, {2, 6912}};
     int failures = 0, checks = 0;
@@ -429,6 +459,7 @@ int main(void) {
     failures += check_block_multi(BG_TYPE_TQ1_0, 768, 6, pack_tq1, &checks);
     failures += check_i2s_multi(&checks);
     failures += check_quantize(&checks);
+    failures += check_x4_levels(&checks);
     failures += check_block_multi(BG_TYPE_TQ2_0, 1280, 7, pack_tq2, &checks);
     printf("kernel_check: levels");
     for (int isa = 0; isa < BG_ISA_COUNT; isa++)

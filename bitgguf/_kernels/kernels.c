@@ -121,8 +121,20 @@ bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa) {
 
 bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa) { return t->dot_i8_multi[isa]; }
 
-bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa) { return t->dot_i8_x4[isa]; }
-bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa) { return t->dot_q8k_x4[isa]; }
+/* A four-row kernel comes from the level whose one-row kernel runs: a lower level's could be slower than this
+ * level's one-row kernel (AVX2's four-row I2_S against AVX-512 VNNI's one row), and a K-quant head that runs AVX2's
+ * one-row kernel on an AVX-512 machine gets AVX2's four-row kernel too. */
+bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa) {
+    for (int i = (int)isa; i >= 0; i = lower_isa(i))
+        if (t->dot_i8[i]) return t->dot_i8_x4[i];
+    return NULL;
+}
+
+bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa) {
+    for (int i = (int)isa; i >= 0; i = lower_isa(i))
+        if (t->dot_q8k[i]) return t->dot_q8k_x4[i];
+    return NULL;
+}
 
 void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
                     const bg_act *a, float *out) {

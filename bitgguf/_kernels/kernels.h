@@ -122,8 +122,9 @@ bg_axpy_fn bg_kernel_axpy(const bg_type_traits *t, bg_isa isa);
 bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa);
 /* Only the exact level's multi-token kernel (a lower level's would be slower than this level's dot_i8). */
 bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa);
-bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa);  /* exact level only, as above */
-bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa);  /* exact level only */
+/* The four-row kernel of the level whose one-row kernel bg_kernel_dot_i8 / bg_kernel_dot_q8k returns (or NULL). */
+bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa);
+bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa);
 /* out[r] = dot_i8(row r, a) for r < n_rows consecutive rows of row_bytes: groups of four through dot4 where there is
  * one (the decode path), the rest through dot. */
 void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
