@@ -217,6 +217,7 @@ class GGUFReader:
                 if size == 0:
                     raise GGUFError(f"{self.path}: empty file, expected a GGUF header")
                 self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if use_mmap else _read_all(f, size)
+                self._anonymous = not use_mmap
         except OSError as e:
             raise GGUFError(f"{self.path}: cannot open: {e.strerror or e}") from None
         try:
@@ -224,6 +225,17 @@ class GGUFReader:
         except GGUFError:
             self.close()
             raise
+
+    def drop_pages(self, t: ReaderTensor) -> None:
+        """Let the OS drop the pages that only `t` occupies from this process's memory, for a tensor read once
+        (a TL1 / TL2 weight after its load-time repack). Only for a file map: a page touched again reads back the same
+        bytes from the file. A --no-mmap copy keeps its pages (dropping them would zero them)."""
+        page = mmap.PAGESIZE
+        start = (t.offset + page - 1) // page * page
+        end = (t.offset + t.nbytes) // page * page
+        if self._anonymous or end <= start or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        self._mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
 
     def _parse(self) -> None:
         buf = memoryview(self._mmap)

@@ -106,6 +106,7 @@ class Model:
 
     def _build(self, n_threads: int, n_ctx: int):
         self._load_threads = n_threads  # for the TL repack
+        self._read_once: list[ReaderTensor] = []  # tensors repacked into copies
         c, r = self.config, self._reader
         kernel_types = _core.kernel_types()
         embd = r.tensor("token_embd.weight")
@@ -118,6 +119,11 @@ class Model:
             spec = {name: self._norm(layer_tensor(i, name)) for name in LAYER_NORMS}
             spec.update({name: self._linear(r.tensor(layer_tensor(i, name)), kernel_types) for name in LAYER_LINEARS})
             layers.append(spec)
+        # Once everything is read, again: a file map maps whole 2 MiB page-cache folios where the kernel has them,
+        # so reading a neighbour may have mapped a repacked tensor's pages again (the norms are copies for the same
+        # reason: decode would keep mapping them).
+        for t in self._read_once:
+            r.drop_pages(t)
         config = dict(n_vocab=c.n_vocab, n_embd=c.n_embd, n_layer=c.n_layer, n_head=c.n_head,
                       n_head_kv=c.n_head_kv, head_dim=c.head_dim, n_ff=c.n_ff, rope_theta=c.rope_theta,
                       rms_eps=c.rms_eps, ffn_act=c.ffn_act)
@@ -136,7 +142,9 @@ class Model:
     def _norm(self, name: str) -> np.ndarray:
         t = self._reader.tensor(name)
         if t.type.name == "F32":
-            return t.data.view(np.float32)  # in place
+            # a copy (a few KiB): reading it in place would keep its file page mapped, and with 2 MiB page-cache
+            # folios the pages around it, which may be a repacked tensor's (_build)
+            return t.data.view(np.float32).copy()
         return np.ascontiguousarray(t.type.dequantize(t.data, t.shape), dtype=np.float32).reshape(-1)
 
     def _linear(self, t: ReaderTensor, kernel_types: dict):
@@ -149,6 +157,10 @@ class Model:
             # (I2_S itself when the rows are whole 128-weight blocks; else I2_ROWS, I2_S blocks plus a tail)
             data = self._tl_rows(t, rows, cols)
             type_id = i2_s.type_id if cols % i2_s_block == 0 else I2_ROWS_ID  # whole blocks: the same bytes
+            # the engine reads only the copy: the file's pages may go now (bounding the load's peak) and once more
+            # at the end of _build
+            self._reader.drop_pages(t)
+            self._read_once.append(t)
         elif t.type.ternary:
             raise GGUFError(f"{self.path}: tensor {t.name!r} has type {t.type.name}, which the engine has no kernels "
                             f"for")

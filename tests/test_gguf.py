@@ -270,3 +270,38 @@ def test_random_corruption_never_crashes(tmp_path):
             GGUFReader(bad).close()
         except GGUFError:
             pass
+
+
+def _rss_file_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+    return None
+
+
+@pytest.mark.parametrize("use_mmap", [True, False])
+def test_drop_pages_keeps_the_bytes_and_frees_the_map(tmp_path, use_mmap):
+    """A repacked tensor's pages are let go after load (GGUFReader.drop_pages): the bytes must read back the same
+    (a file map re-reads them; a --no-mmap copy keeps them), and on Linux a file map's resident pages must go."""
+    path = tmp_path / "big.gguf"
+    big = np.random.default_rng(1).standard_normal(4 << 20).astype(np.float32).view(np.uint8)  # 16 MiB
+    small = np.arange(1000, dtype=np.float32)
+    with GGUFWriter(path) as w:
+        w.add("general.architecture", "bitnet")
+        w.add_tensor("small", small.shape, F32, lambda: small.view(np.uint8))
+        w.add_tensor("big", (4 << 20,), F32, lambda: big)
+        w.write()
+    r = GGUFReader(path, use_mmap=use_mmap)
+    try:
+        t = r.tensor("big")
+        assert int(t.data.sum(dtype=np.int64)) == int(big.sum(dtype=np.int64))  # every page touched
+        before = _rss_file_kib()
+        r.drop_pages(t)
+        after = _rss_file_kib()
+        np.testing.assert_array_equal(r.tensor("small").data.view(np.float32), small)
+        if use_mmap and before is not None:
+            assert before - after >= (16 << 10) - 64, (before, after)  # KiB: all but the partial edge pages
+        np.testing.assert_array_equal(t.data, big)
+    finally:
+        r.close()
