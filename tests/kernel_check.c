@@ -332,7 +332,8 @@ static int check_x4_levels(int *checks) {
             int lvl = isa;  /* where the one-row lookup lands */
             while (lvl > 0 && !(k ? (void *)t5->dot_q8k[lvl] : (void *)ti->dot_i8[lvl]))
                 lvl = lvl == BG_ISA_AVX512 ? BG_ISA_AVX2 : lvl == BG_ISA_NEON_DOTPROD ? BG_ISA_NEON : BG_ISA_SCALAR;
-            void *got = k ? (void *)bg_kernel_dot_q8k_x4(t5, (bg_isa)isa) : (void *)bg_kernel_dot_i8_x4(ti, (bg_isa)isa);
+            void *got = k ? (void *)bg_kernel_dot_q8k_x4(t5, (bg_isa)isa)
+                          : (void *)bg_kernel_dot_i8_x4(ti, (bg_isa)isa);
             void *want = k ? (void *)t5->dot_q8k_x4[lvl] : (void *)ti->dot_i8_x4[lvl];
             if (got != want) {
                 printf("FAIL %s four-row kernel of %s: not the one of level %s\n", bg_isa_name((bg_isa)isa),

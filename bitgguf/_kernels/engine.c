@@ -32,7 +32,7 @@
 /* o = x / sqrt(mean(x^2) + eps) * w (the sum of squares in double: long rows, and o may alias x). */
 static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
     /* four running sums (one chain of dependent double adds was ~4 cycles per value, on the decode's serial
-     * path), always in this order, so the result does not depend on the thread count */
+     * path), combined in a fixed order: every run gives the same value */
     double s4[4] = {0.0, 0.0, 0.0, 0.0};
     int i = 0;
     for (; i + 4 <= n; i += 4)
