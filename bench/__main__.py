@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -63,10 +64,12 @@ def _read_bandwidth(n_bytes: int, n_threads: int, repeats: int = 5) -> float:
 
 
 def _weight_bytes(path: str) -> int:
-    """Bytes a decode step streams: every tensor is read once per token (the tied head reads the embedding)."""
+    """Bytes a decode step streams: every tensor is read once per token (the tied head reads the embedding). A TL1 /
+    TL2 tensor is read as the 2-bit rows it is repacked into at load, not as its 1.67-bit file bytes."""
     from bitgguf.gguf import GGUFReader
     with GGUFReader(path) as r:
-        return sum(t.nbytes for t in r.tensors.values())
+        return sum(math.prod(t.shape) // 4 if t.type.name in ("TL1", "TL2") else t.nbytes
+                   for t in r.tensors.values())
 
 
 def main(argv=None) -> int:

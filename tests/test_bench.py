@@ -96,3 +96,19 @@ def test_random_bench_model_runs_as_the_reference_does(tmp_path, ternary_type):
     ids = [5, 9, 300, 7, 1999, 42]
     with Model(path, kv_type="f32") as m:
         assert_logits_match(m.logits(ids), ReferenceModel(path).logits(ids), f"bench tiny {ternary_type}")
+
+
+def test_decode_bytes_count_tl_tensors_as_their_2_bit_rows(tmp_path):
+    """% of the bandwidth limit uses the bytes decode streams: a TL2 file's linears are read as the I2_S-sized rows
+    they are repacked into at load, so its bytes per token are the I2_S file's (less I2_S's 32-byte scale fields)."""
+    from bench.__main__ import _weight_bytes
+    from bench.models import SHAPES, write_random_model
+    from bitgguf.gguf import GGUFReader
+    sizes = {}
+    for t in ("I2_S", "TL2"):
+        write_random_model(tmp_path / f"{t}.gguf", SHAPES["tiny"], t, "F16")
+        sizes[t] = _weight_bytes(str(tmp_path / f"{t}.gguf"))
+    with GGUFReader(tmp_path / "TL2.gguf") as r:
+        n_tl = sum(t.type.name == "TL2" for t in r.tensors.values())
+    assert n_tl > 0
+    assert sizes["I2_S"] - 32 * n_tl <= sizes["TL2"] <= sizes["I2_S"], sizes
