@@ -12,7 +12,8 @@
  *    every level gives bitwise the same value.
  * A NULL slot means "no kernel for this level": bg_kernel_* walks down to the nearest lower level of the same family
  * (avx512 -> avx2 -> scalar, neon_dotprod -> neon -> scalar). Every kernel must give the same result for the same
- * inputs regardless of threads; integer kernels give the same result at every level.
+ * inputs regardless of threads; integer kernels give the same result at every level. The optional four-row kernels
+ * (dot_i8_x4, dot_q8k_x4: decode) give each row the one-row kernel's value and come from that kernel's level.
  */
 #ifndef BITGGUF_KERNELS_H
 #define BITGGUF_KERNELS_H
