@@ -88,7 +88,7 @@ static void gemv(const ctx *c, size_t copy, int nrows) {
                        &c->acts[0], c->y);
     } else if (c->t->dot_q8k[0]) {
         /* in chunks of ~128 KiB, four rows at a time where the level has a kernel for it, as the engine decodes */
-        const int chunk = (int)((128u << 10) / c->row_bytes) & ~3;
+        const int chunk = (int)(BG_Q8K_ROWS_CHUNK_BYTES / c->row_bytes) & ~3;
         for (int r = 0; r < nrows; r += chunk)
             bg_dot_q8k_rows(bg_kernel_dot_q8k(c->t, c->isa), bg_kernel_dot_q8k_x4(c->t, c->isa),
                             base + (size_t)r * c->row_bytes, c->row_bytes, nrows - r < chunk ? nrows - r : chunk,

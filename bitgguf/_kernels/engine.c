@@ -204,11 +204,10 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
     }
     /* chunks of ~32 KiB of weights (a few microseconds per token; they stay in L2 across a batch's token tiles),
      * a multiple of 4 rows. A K-quant head with a four-row kernel reads each chunk as four quarters side by side
-     * (bg_dot_q8k_rows): for one token its chunks are ~128 KiB, since four 8 KiB streams are too short for the
-     * hardware prefetcher (measured 8 GB/s from DRAM, one core, against 11-12 at 128 KiB) */
+     * (bg_dot_q8k_rows), which for one token needs longer chunks (BG_Q8K_ROWS_CHUNK_BYTES) */
     int quartered = 0;
     for (int i = 0; i < n_parts; i++) quartered |= n == 1 && parts[i].w->dot_q8k_x4 != NULL;
-    int chunk = (int)((quartered ? 128u << 10 : 32u << 10) / row_bytes);
+    int chunk = (int)((quartered ? BG_Q8K_ROWS_CHUNK_BYTES : 32u << 10) / row_bytes);
     j.chunk = MAX(4, chunk & ~3);
     int nth = bytes * (size_t)n >= BG_PARALLEL_MIN ? m->n_threads : 1;
     j.n_ranges = MIN(nth, BG_MM_RANGES);

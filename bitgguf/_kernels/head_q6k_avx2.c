@@ -164,8 +164,8 @@ static inline float k_dot_q8k_avx2(const uint8_t *p, const bg_q8k *x, int five_b
 
 /* Four rows (row + k * stride) against one token: the block's Σx, the lane sums (one hadd tree for the four rows)
  * and the f32 combine (four rows per vector op, each lane the one-row kernel's exact operations) are shared. The
- * rows are meant to be far apart (bg_dot_q8k_rows reads four quarters of a chunk side by side). From L2, one core:
- * 12.5 -> 16-17 GB/s for Q5_K at 2B4T's head shape. */
+ * rows are meant to be far apart (bg_dot_q8k_rows reads four quarters of a chunk side by side). From L2, one core
+ * (bench.kernels): 10-11 -> 13-16 GB/s for Q5_K at 2B4T's head shape. */
 static inline void k_dot_q8k_x4_avx2(const uint8_t *row, size_t stride, const bg_q8k *x, float *out, int five_bit) {
     const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
     __m128 sum = _mm_setzero_ps();
@@ -184,8 +184,7 @@ static inline void k_dot_q8k_x4_avx2(const uint8_t *row, size_t stride, const bg
             acc[k] = k_block(p, xq, bsum32, five_bit, &mins[k]);
         }
         /* lanes of rows 0..3 in order: isum per row, msum per row */
-        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
-        const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        const __m128i isum = bg_hsum4_i32x8(acc[0], acc[1], acc[2], acc[3]);
         const __m128i msum = _mm_hadd_epi32(_mm_hadd_epi32(mins[0], mins[1]), _mm_hadd_epi32(mins[2], mins[3]));
         /* [d0 dmin0 d1 dmin1 ..] * dx times [isum0 msum0 isum1 msum1 ..], then d·isum - dmin·msum per row */
         const __m256 dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d_dmin)),

@@ -54,10 +54,8 @@ void bg_tq2_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, f
             v[k] = _mm256_madd_epi16(_mm256_add_epi16(tq2_half(blk, q, mask), tq2_half(blk + 32, q + 128, mask)),
                                      ones);
         }
-        /* per 128-bit lane: hadd(hadd(v0, v1), hadd(v2, v3)) = (v0, v1, v2, v3 partial sums); add the two lanes */
-        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
         int32_t acc[4];
-        _mm_storeu_si128((__m128i *)acc, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+        _mm_storeu_si128((__m128i *)acc, bg_hsum4_i32x8(v[0], v[1], v[2], v[3]));
         const int32_t *gs = a->gsum + b * (BG_TQ2_BLOCK / BG_ACT_GROUP);
         const int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
         for (int k = 0; k < 4; k++) sum[k] += (double)bg_f16c_at(row + k * row_bytes + off + 64) * (acc[k] - qsum);

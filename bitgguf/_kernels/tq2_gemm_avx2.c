@@ -41,11 +41,8 @@ void bg_tq2_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float 
                                               _mm256_maddubs_epi16(c[7], bg_load256(q + 224)));
                 v[k] = _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(s0, s1), _mm256_add_epi16(s2, s3)), ones);
             }
-            /* the 4 tokens' 8-lane sums at once: lanes (t0 t1 t2 t3) of each 128-bit half, then the halves added */
-            __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-            __m128i tot = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-            int32_t isum[4];
-            _mm_storeu_si128((__m128i *)isum, tot);
+            int32_t isum[4];  /* the 4 tokens' 8-lane sums at once */
+            _mm_storeu_si128((__m128i *)isum, bg_hsum4_i32x8(v[0], v[1], v[2], v[3]));
             const double d = (double)bg_f16c_at(blk + 64);
             for (int k = 0; k < 4; k++) {
                 const int32_t *gs = acts[t + k].gsum + b * (BG_TQ2_BLOCK / BG_ACT_GROUP);

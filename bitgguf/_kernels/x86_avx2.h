@@ -10,6 +10,13 @@ static inline int32_t bg_hsum_i32x8(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
+/* The lane sums of four vectors at once: (Σa, Σb, Σc, Σd). hadd(hadd(a, b), hadd(c, d)) gives those four partial
+ * sums in each 128-bit half; the halves are then added. */
+static inline __m128i bg_hsum4_i32x8(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
 static inline float bg_hsum_f32x8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
