@@ -91,10 +91,8 @@ void bg_i2s_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, f
         acc2 = _mm256_add_epi32(acc2, _mm256_madd_epi16(s2, ones));
         acc3 = _mm256_add_epi32(acc3, _mm256_madd_epi16(s3, ones));
     }
-    out[0] = (float)(bg_hsum_i32x8(acc0) - a->sum);
-    out[1] = (float)(bg_hsum_i32x8(acc1) - a->sum);
-    out[2] = (float)(bg_hsum_i32x8(acc2) - a->sum);
-    out[3] = (float)(bg_hsum_i32x8(acc3) - a->sum);
+    const __m128i isum = _mm_sub_epi32(bg_hsum4_i32x8(acc0, acc1, acc2, acc3), _mm_set1_epi32(a->sum));
+    _mm_storeu_ps(out, _mm_cvtepi32_ps(isum));
 }
 
 /* T tokens against one row: each block's codes are unpacked once and used for all T; 16-bit sums per token are
