@@ -63,13 +63,14 @@ def _read_bandwidth(n_bytes: int, n_threads: int, repeats: int = 5) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def _weight_bytes(path: str) -> int:
-    """Bytes a decode step streams: every tensor is read once per token (the tied head reads the embedding). A TL1 /
-    TL2 tensor is read as the 2-bit rows it is repacked into at load, not as its 1.67-bit file bytes."""
+def _weight_bytes(path: str, tl2_in_place: bool = True) -> int:
+    """Bytes a decode step streams: every tensor is read once per token (the tied head reads the embedding). A TL1
+    tensor, and a TL2 tensor that is not read in place, is read as the 2-bit rows it is repacked into at load, not
+    as its file bytes."""
     from bitgguf.gguf import GGUFReader
     with GGUFReader(path) as r:
-        return sum(math.prod(t.shape) // 4 if t.type.name in ("TL1", "TL2") else t.nbytes
-                   for t in r.tensors.values())
+        return sum(math.prod(t.shape) // 4 if t.type.name == "TL1" or (t.type.name == "TL2" and not tl2_in_place)
+                   else t.nbytes for t in r.tensors.values())
 
 
 def main(argv=None) -> int:
@@ -89,13 +90,16 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny model, pp16/tg16, one repeat")
     ap.add_argument("--no-mmap", action="store_true", help="bitgguf reads the model into memory (Model(mmap=False)); "
                                                            "llama-bench gets -mmp 0")
+    ap.add_argument("--tl2-repack", action="store_true",
+                    help="bitgguf repacks TL2 into 2-bit rows at load (Model(tl2_in_place=False)) instead of reading "
+                         "it in place")
     ap.add_argument("--llama-bench", default=None, metavar="PATH[,PATH...]",
                     help="also run these llama-bench binaries (bitnet.cpp's, llama.cpp's) on the same files and "
                          "thread counts (bench/external.py); their rows show isa 'llama-bench' (with several: "
                          "'llama-bench:<the folder above bin/>')")
     args = ap.parse_args(argv)
 
-    from bitgguf import isa_levels
+    from bitgguf import _core, isa_levels
     if args.quick:
         args.models, args.tests, args.repeats, args.threads = "tiny", "pp16,tg16", 1, "1"
     isas = isa_levels() if args.isa == "all" else args.isa.split(",")
@@ -120,11 +124,13 @@ def main(argv=None) -> int:
     for name in args.models.split(","):
         for ttype in args.types.split(","):
             path = cached_model(args.cache, name, ttype, args.head, log=lambda m: print(m, file=sys.stderr))
-            nbytes = _weight_bytes(path)
             for isa in isas:
+                # llama-bench (bitnet.cpp) reads TL2 in place; bitgguf does where the level has the kernel
+                tl2_in_place = isa in external or (_core.tl2_in_place(isa) and not args.tl2_repack)
+                nbytes = _weight_bytes(path, tl2_in_place)
                 for n_threads in threads:
                     cfg = {"path": path, "threads": n_threads, "isa": isa, "tests": tests, "repeats": args.repeats,
-                           "mmap": not args.no_mmap,
+                           "mmap": not args.no_mmap, "tl2_in_place": False if args.tl2_repack else None,
                            "n_ctx": max(1024, max(int(t[2:]) for t in tests) + 8)}
                     # the read bandwidth just before and after this configuration: on a shared machine it moves
                     # with the neighbours' load, so the limit is taken from the same minutes as the timing

@@ -22,10 +22,11 @@ def run(cfg: dict) -> dict:
 
     start = time.perf_counter()
     model = Model(cfg["path"], n_threads=cfg["threads"], n_ctx=cfg.get("n_ctx", 1024),
-                  kv_type=cfg.get("kv_type", "f16"), isa=cfg.get("isa"), mmap=cfg.get("mmap", True))
+                  kv_type=cfg.get("kv_type", "f16"), isa=cfg.get("isa"), mmap=cfg.get("mmap", True),
+                  tl2_in_place=cfg.get("tl2_in_place"))
     load_s = time.perf_counter() - start
     rng = np.random.default_rng(0)
-    result = {"load_s": load_s, "isa": model.isa, "threads": cfg["threads"]}
+    result = {"load_s": load_s, "isa": model.isa, "threads": cfg["threads"], "tl2_in_place": model.tl2_in_place}
     n_vocab = model.n_vocab
     for test in cfg["tests"]:
         kind, n = test[:2], int(test[2:])

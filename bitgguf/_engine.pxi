@@ -67,6 +67,8 @@ cdef extern from "engine.h" nogil:
         int type
         int rows
         int cols
+        int tl_bm
+        int tl_bk
         float scale
     ctypedef struct bg_layer:
         const float *attn_norm
@@ -138,11 +140,13 @@ cdef const float *_floats_ptr(arr, list keep) except NULL:
 
 
 cdef int _set_tensor(bg_tensor *t, spec, list keep) except -1:
-    data, type_id, rows, cols = spec
+    """spec: (data, type_id, rows, cols), or for TL2 in place (data, 39, rows, cols, BM, BK)."""
+    data, type_id, rows, cols = spec[:4]
     t.data = _bytes_ptr(data, keep)
     t.type = type_id
     t.rows = rows
     t.cols = cols
+    t.tl_bm, t.tl_bk = spec[4:6] if len(spec) == 6 else (0, 0)
     return 0
 
 

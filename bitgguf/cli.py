@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--ctx-size", type=int, default=None, metavar="CTX",
                    help="context size in tokens (default: the model's training context)")
     p.add_argument("--kv-type", choices=("f16", "f32"), default="f16", help="KV cache element type (default f16)")
+    p.add_argument("--tl2-repack", action="store_true",
+                   help="repack TL2 weights into 2-bit rows at load (faster prompt processing, more memory) instead "
+                        "of reading them in place")
     p.add_argument("--isa", default=None, help="kernel ISA level (default: the best this CPU runs; see BITGGUF_ISA)")
     p.add_argument("--chat", "-cnv", "--conversation", dest="chat", action="store_true",
                    help="interactive chat: user turns from stdin, -p is the system prompt")
@@ -339,7 +342,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             t0 = time.perf_counter()
             model = Model(str(path), n_threads=a.threads, n_ctx=a.ctx_size, kv_type=a.kv_type, isa=a.isa,
-                          mmap=not a.no_mmap)
+                          mmap=not a.no_mmap, tl2_in_place=False if a.tl2_repack else None)
             load_ms = (time.perf_counter() - t0) * 1e3
         except (GGUFError, OSError, ValueError) as e:
             raise CLIError(f"cannot load {path}: {e}") from None

@@ -71,14 +71,16 @@ class Model:
     the memory) or "f32". isa: force a kernel level ("scalar", "avx2", "avx512", "neon", "neon_dotprod"); default
     $BITGGUF_ISA, else the best this CPU supports.
 
-    I2_S, TQ1_0 and TQ2_0 weights are used in place; TL1 / TL2 (bitnet.cpp's tile layouts) are repacked once at load
-    into row-major 2-bit rows, listed in `repacked` and counted in `repacked_bytes`; `load_info` says which.
+    I2_S, TQ1_0 and TQ2_0 weights are used in place. TL2 (bitnet.cpp's 1.67-bit tile layout) is read in place by a
+    lookup-table kernel where the ISA level has one (x86, and the scalar level); tl2_in_place=False (or an ISA level
+    without one: NEON) repacks it at load instead, as TL1 always is, into row-major 2-bit rows: those are listed in
+    `repacked` and counted in `repacked_bytes`; `load_info` says which.
     mmap=False (llama.cpp's --no-mmap): read the file into memory with huge pages instead of mapping it; loading
     takes longer, decoding is faster (GGUFReader).
     """
 
     def __init__(self, path: str | os.PathLike, n_threads: int | None = None, n_ctx: int | None = None,
-                 kv_type: str = "f16", isa: str | None = None, mmap: bool = True):
+                 kv_type: str = "f16", isa: str | None = None, mmap: bool = True, tl2_in_place: bool | None = None):
         self.path = os.fspath(path)
         if kv_type not in KV_TYPES:
             raise ValueError(f"kv_type must be one of {KV_TYPES}, got {kv_type!r}")
@@ -87,6 +89,7 @@ class Model:
         if n_ctx is not None and n_ctx < 1:
             raise ValueError(f"n_ctx must be >= 1, got {n_ctx}")
         self.isa = _pick_isa(isa)
+        self.tl2_in_place = _core.tl2_in_place(self.isa) if tl2_in_place is None else bool(tl2_in_place)
         self._reader = GGUFReader(self.path, use_mmap=mmap)
         self.mmap = mmap
         self._engine = None
@@ -94,6 +97,7 @@ class Model:
         self.repacked: list[str] = []  # tensors the engine could not use in place (see _linear)
         self.repacked_bytes = 0        # memory those copies take
         self._repacked_types: dict[str, int] = {}
+        self._tl2_read = False         # a TL2 tensor is read in place
         try:
             self.config = ModelConfig.from_reader(self._reader)
             self.kv_type = kv_type
@@ -152,6 +156,13 @@ class Model:
             return self._plain(t)  # I2_S, TQ1_0, TQ2_0: in place
         i2_s = TYPES["I2_S"]
         rows, cols = int(t.shape[0]), int(t.shape[1])
+        if t.type.name == "TL2" and self.tl2_in_place:
+            p = tl_params("TL2", rows, cols)
+            if not _core.tl2_valid(t.data, rows, cols, p.BM, p.BK):
+                raise GGUFError(f"{self.path}: tensor {t.name!r} (TL2) is not a valid ternary tensor: a magnitude or "
+                                f"pair index is out of range")
+            self._tl2_read = True
+            return (t.data, t.type.type_id, rows, cols, p.BM, p.BK)
         if t.type.name in ("TL1", "TL2"):
             # bitnet.cpp's tile-permuted layouts: repacked once into row-major 2-bit rows the per-row kernels read
             # (I2_S itself when the rows are whole 128-weight blocks; else I2_ROWS, I2_S blocks plus a tail)
@@ -193,7 +204,7 @@ class Model:
         """How the file's weights are used: in place, or repacked at load (which tensors' types, extra memory)."""
         where = "the memory map" if self.mmap else "memory (read at load, huge pages advised)"
         if not self.repacked:
-            return f"weights used in place from {where}"
+            return f"weights used in place from {where}" + (" (TL2 by lookup tables)" if self._tl2_read else "")
         kinds = ", ".join(f"{n} {name}" for name, n in sorted(self._repacked_types.items()))
         return (f"repacked {len(self.repacked)} linear weights at load ({kinds}) into row-major 2-bit rows "
                 f"(I2_S / I2_ROWS): {self.repacked_bytes / 2**20:.1f} MiB extra memory")

@@ -98,17 +98,20 @@ def test_random_bench_model_runs_as_the_reference_does(tmp_path, ternary_type):
         assert_logits_match(m.logits(ids), ReferenceModel(path).logits(ids), f"bench tiny {ternary_type}")
 
 
-def test_decode_bytes_count_tl_tensors_as_their_2_bit_rows(tmp_path):
-    """% of the bandwidth limit uses the bytes decode streams: a TL2 file's linears are read as the I2_S-sized rows
-    they are repacked into at load, so its bytes per token are the I2_S file's (less I2_S's 32-byte scale fields)."""
+def test_decode_bytes_count_tl2_as_read(tmp_path):
+    """% of the bandwidth limit uses the bytes decode streams: a TL2 file's linears read in place stream the file's
+    1.67-bit tensors; repacked at load, they are read as I2_S-sized rows, so its bytes per token are the I2_S
+    file's (less I2_S's 32-byte scale fields)."""
     from bench.__main__ import _weight_bytes
     from bench.models import SHAPES, write_random_model
     from bitgguf.gguf import GGUFReader
     sizes = {}
     for t in ("I2_S", "TL2"):
         write_random_model(tmp_path / f"{t}.gguf", SHAPES["tiny"], t, "F16")
-        sizes[t] = _weight_bytes(str(tmp_path / f"{t}.gguf"))
+        sizes[t] = _weight_bytes(str(tmp_path / f"{t}.gguf"), tl2_in_place=False)
     with GGUFReader(tmp_path / "TL2.gguf") as r:
         n_tl = sum(t.type.name == "TL2" for t in r.tensors.values())
+        file_bytes = sum(t.nbytes for t in r.tensors.values())
     assert n_tl > 0
     assert sizes["I2_S"] - 32 * n_tl <= sizes["TL2"] <= sizes["I2_S"], sizes
+    assert _weight_bytes(str(tmp_path / "TL2.gguf"), tl2_in_place=True) == file_bytes < sizes["TL2"]

@@ -213,8 +213,9 @@ class FakeModel:
     n_vocab = 3 + len(FakeTokenizer.ALPHA)
     instances = []
 
-    def __init__(self, path, n_threads=None, n_ctx=None, kv_type="f16", isa=None, mmap=True):
+    def __init__(self, path, n_threads=None, n_ctx=None, kv_type="f16", isa=None, mmap=True, tl2_in_place=None):
         self.path, self.n_ctx, self.kv_type, self.mmap = path, n_ctx or 64, kv_type, mmap
+        self.tl2_in_place = tl2_in_place
         self.tokenizer = FakeTokenizer()
         self.metadata = {"general.architecture": "bitnet-25", "tokenizer.chat_template": BITNET_GGUF_TEMPLATE}
         self.n_past = 0
@@ -269,6 +270,9 @@ def test_stream_prompt_then_text(fake_model, capsysbinary):
     assert m.kv_type == "f32" and m.n_ctx == 32 and m.closed and m.mmap
     assert cli.main([fake_model, "-p", "hi", "-n", "2", "--temp", "0", "--no-mmap"]) == 0
     assert not FakeModel.instances[-1].mmap
+    assert m.tl2_in_place is None  # the default: TL2 in place where the ISA level has the kernel
+    assert cli.main([fake_model, "-p", "hi", "-n", "2", "--temp", "0", "--tl2-repack"]) == 0
+    assert FakeModel.instances[-1].tl2_in_place is False
     assert m.fed[:3] == [0] + ids_of("hi") and len(m.fed) == 3 + 5  # the last sampled token is never evaluated
 
 
@@ -428,12 +432,16 @@ def test_cli_chat_on_2b4t_file():
 
 
 def test_verbose_says_how_weights_are_used(tinystories_i2s, tmp_path):
+    from bitgguf import isa_levels
     from conftest import TINYSTORIES, run_convert
     r = _cli(tinystories_i2s, "-p", "Once", "-n", 2, "--temp", 0, "-v")
     assert r.returncode == 0, r.stderr
     assert "weights used in place from the memory map" in r.stderr
     tl2 = tmp_path / "tinystories-tl2.gguf"
     assert run_convert("hf-to-gguf", TINYSTORIES, "--outfile", tl2, "--outtype", "tl2").returncode == 0
-    r = _cli(tl2, "-p", "Once", "-n", 2, "--temp", 0, "-v")
+    r = _cli(tl2, "-p", "Once", "-n", 2, "--temp", 0, "-v", "--isa", "avx2" if "avx2" in isa_levels() else "scalar")
+    assert r.returncode == 0, r.stderr
+    assert "weights used in place from the memory map (TL2 by lookup tables)" in r.stderr
+    r = _cli(tl2, "-p", "Once", "-n", 2, "--temp", 0, "-v", "--tl2-repack")
     assert r.returncode == 0, r.stderr
     assert "repacked 56 linear weights at load (56 TL2)" in r.stderr

@@ -62,7 +62,7 @@ def tinystories_types(tmp_path_factory, shared):
 @pytest.mark.parametrize("outtype", OUTTYPES)
 def test_tinystories_in_every_type_follows_transformers(tinystories_types, outtype):
     with Model(tinystories_types[outtype], kv_type="f16") as m:
-        assert (len(m.repacked) > 0) == outtype.startswith("tl")
+        assert (len(m.repacked) > 0) == (outtype == "tl1" or (outtype == "tl2" and not m.tl2_in_place))
         for prompt, rec in expected_greedy().items():
             label = f"{outtype} {prompt!r}"
             assert_teacher_forced(m.logits, rec["prompt_ids"], rec["greedy_ids"], rec["reference_top2_gaps"], label)

@@ -1,8 +1,10 @@
 """Every ternary type in the runtime (I2_S, TQ1_0, TQ2_0, TL1, TL2), at every ISA level this CPU runs.
 
-TQ1_0 and TQ2_0 run in place (per-block f16 d). TL1 and TL2 keep bitnet.cpp's tile-permuted file layouts; the
-runtime unpacks them once at load into row-major 2-bit rows (I2_S when the row is whole 128-weight blocks, else the
-internal I2_ROWS layout: I2_S blocks plus a tail) and runs them through the per-row kernels. Shapes include 2B4T's
+TQ1_0 and TQ2_0 run in place (per-block f16 d). TL1 and TL2 keep bitnet.cpp's tile-permuted file layouts. TL2 is
+read in place by lookup-table tile kernels (_kernels/tl2*.c) where the ISA level has them, or when asked; otherwise,
+and TL1 always, the runtime unpacks them once at load into row-major 2-bit rows (I2_S when the row is whole
+128-weight blocks, else the internal I2_ROWS layout: I2_S blocks plus a tail) and runs them through the per-row
+kernels. Shapes include 2B4T's
 2560 / 640 / 6912 proportions scaled down and row lengths that are not a multiple of 128 or 256, which bitnet.cpp has
 no kernels for. Tolerances are test_engine.py's (see its docstring): the ternary sums are exact integers.
 """
@@ -60,14 +62,14 @@ def models(tmp_path_factory):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("type_name,shape", CASES)
 def test_logits_match_reference(models, type_name, shape, isa):
+    """TL2 both ways: read in place by the lookup-table kernels, and repacked into 2-bit rows."""
     path, ids, ref = models(type_name, shape)
-    with Model(path, kv_type="f32", isa=isa, n_threads=1) as m:
-        got = m.logits(ids)
-        if type_name in ("TL1", "TL2"):
-            assert len(m.repacked) == 7 * m.config.n_layer
-        else:
-            assert m.repacked == []
-    assert_logits_match(got, ref, f"{type_name} {shape} on {isa}")
+    for in_place in (True, False) if type_name == "TL2" else (None,):
+        with Model(path, kv_type="f32", isa=isa, n_threads=1, tl2_in_place=in_place) as m:
+            got = m.logits(ids)
+            repacked = type_name == "TL1" or (type_name == "TL2" and not in_place)
+            assert len(m.repacked) == (7 * m.config.n_layer if repacked else 0)
+        assert_logits_match(got, ref, f"{type_name} {shape} on {isa}, in place: {in_place}")
 
 
 @pytest.mark.parametrize("type_name,shape", [("TL2", "2b4t-quarter"), ("TQ1_0", "2b4t-tenth")])
@@ -184,6 +186,54 @@ def test_new_kernels_agree_across_levels_bitwise(isa):
         got = _core.ternary_matvec(data, type_id, 9, cols, x[:cols], isa)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+
+
+# ---- TL2 read in place (bitgguf/_kernels/tl2.c, tl2_avx2.c) ---------------------------------------------------
+
+@pytest.mark.parametrize("rows,cols", [(32, 96), (64, 128), (96, 288), (160, 640), (256, 2560), (1536, 1536),
+                                       (640, 1728)])
+def test_tl2_in_place_kernels_give_codes_at_q(rows, cols):
+    """Exact Σ w q from the file's bytes at every level: the generic tiling (BM 32..256, K % 96 tails of 32 and
+    64 columns), bitnet.cpp's (1536, 1536) preset (BK 192), and activations at the int8 extremes (|entry| up to 381
+    in the int16 sums)."""
+    from bitgguf.types import tl_params
+    rng = np.random.default_rng(rows + 3 * cols)
+    codes = _codes(rng, rows, cols)
+    data = TYPES["TL2"].pack_ternary(codes, np.float32(0.5))
+    p = tl_params("TL2", rows, cols)
+    for q in (rng.integers(-128, 128, cols, dtype=np.int8), np.full(cols, -128, np.int8),
+              np.where(np.arange(cols) % 2, 127, -128).astype(np.int8)):
+        want = codes.astype(np.int64) @ q.astype(np.int64)
+        for isa in ISAS:
+            np.testing.assert_array_equal(_core.tl2_matvec(data, rows, cols, p.BM, p.BK, q, isa), want, err_msg=isa)
+
+
+def test_tl2_in_place_refuses_out_of_range_nibbles(tmp_path):
+    """A magnitude above 13 (or a tail pair index above 8) is not TL2 data: refused at load, as the repack does."""
+    from bitgguf.types import tl_params
+    rows, cols = 64, 160  # K3 = 96, a 64-column tail
+    p = tl_params("TL2", rows, cols)
+    good = TYPES["TL2"].pack_ternary(np.zeros((rows, cols), np.int8), np.float32(1))
+    assert _core.tl2_valid(good, rows, cols, p.BM, p.BK)
+    n_mag, n_sign = rows * 96 // 6, rows * 96 // 24
+    for at, byte in ((0, 0xE0), (n_mag - 1, 0x0F), (n_mag + n_sign, 0x90), (n_mag + n_sign + rows * 16 - 1, 0x09)):
+        bad = good.copy()
+        bad[at] = byte
+        assert not _core.tl2_valid(bad, rows, cols, p.BM, p.BK), (at, hex(byte))
+    with pytest.raises(ValueError, match="too short"):
+        _core.tl2_valid(good[:100], rows, cols, p.BM, p.BK)
+    with pytest.raises(ValueError, match="does not fit"):
+        _core.tl2_valid(good, rows, cols, 48, p.BK)
+    path = make_random_gguf(tmp_path / "tl2.gguf", ternary_type="TL2", **SHAPES["odd"])
+    with GGUFReader(path) as r:
+        t = r.tensor("blk.0.ffn_up.weight")
+        offset = t.offset  # absolute: the data section's start plus the tensor's offset
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"\xff")
+    from bitgguf.gguf import GGUFError
+    with pytest.raises(GGUFError, match="blk.0.ffn_up.weight.*not a valid ternary tensor"):
+        Model(path, tl2_in_place=True)
 
 
 def test_i2_rows_packing_refuses_bad_rows():

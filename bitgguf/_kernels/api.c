@@ -379,6 +379,28 @@ static int repack_tl(bitgguf_model *m, loader *L, const bg_gguf_tensor *t, bg_te
     return 0;
 }
 
+/* TL2 read in place by the engine's lookup-table kernels (where this CPU has a SIMD one), as bitgguf/model.py does:
+ * the tiling and a check that every magnitude and pair index is in range. */
+static int tl2_in_place(loader *L, const bg_gguf_tensor *t, bg_tensor *out) {
+    int BM, BK, bm;
+    char why[256];
+    bg_tl2 w;
+    if (bg_gguf_tl_params(1, out->rows, out->cols, &BM, &BK, &bm, why, sizeof why)) {
+        set_err(L->err, L->err_len, "%s: tensor '%s': %s", L->g->path, t->name, why);
+        return BITGGUF_ERR_FORMAT;
+    }
+    if (bg_tl2_init(&w, t->data, out->rows, out->cols, BM, BK) || !bg_tl2_valid(&w)) {
+        set_err(L->err, L->err_len, "%s: tensor '%s' (TL2) is not a valid ternary tensor: a magnitude or pair index "
+                "is out of range", L->g->path, t->name);
+        return BITGGUF_ERR_FORMAT;
+    }
+    out->data = t->data;
+    out->type = BG_TYPE_TL2;
+    out->tl_bm = BM;
+    out->tl_bk = BK;
+    return 0;
+}
+
 static int load_linear(bitgguf_model *m, loader *L, const char *name, int rows, int cols, bg_tensor *out) {
     const bg_gguf_tensor *t = shaped_tensor(L, name, rows, cols);
     if (!t) return BITGGUF_ERR_FORMAT;
@@ -391,6 +413,7 @@ static int load_linear(bitgguf_model *m, loader *L, const char *name, int rows, 
         out->type = t->type_id;
         return 0;
     }
+    if (t->type->size_rule == BG_SIZE_TL2 && bg_tl2_in_place(bg_cpu_best_isa())) return tl2_in_place(L, t, out);
     if (t->type->size_rule == BG_SIZE_TL1 || t->type->size_rule == BG_SIZE_TL2) return repack_tl(m, L, t, out);
     return repack_i2s(m, L, t, rows, cols, out);
 }

@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "engine_avx2.h"
+#include "gguf_c.h"
 #include "threadpool.h"
 
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -98,6 +99,20 @@ static void quantize(const bg_model *m, const float *x, int n, bg_act *a) {
     bg_quantize_act(x, n, a);
 }
 
+static inline int ternary(const bg_tensor *w) { return w->dot_i8 || w->tl2_tile; }
+
+/* Token t's input x (n values) to the n_w matmuls w[0..n_w) (consecutive in bg_layer: q, k, v or gate, up): int8
+ * activations, and the TL2 tables when one of them is TL2 (bg_model_init checks they agree on the tables). */
+static void quantize_for(bg_model *m, const bg_tensor *w, int n_w, const float *x, int n, int t) {
+    bg_state *s = &m->s;
+    quantize(m, x, n, &s->act[t]);
+    for (int i = 0; i < n_w; i++)
+        if (w[i].tl2_tile) {
+            s->tl2_build(s->act[t].q, n, w[i].tl2.BK, s->tl2_tables + (size_t)t * s->tl2_stride);
+            return;
+        }
+}
+
 /* ---- parallel jobs (threadpool.c): rows (or heads) handed out in chunks; every output is computed by one kernel
  * call on the same inputs whichever thread runs it, so results do not depend on the thread count. */
 
@@ -130,6 +145,23 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
     const bg_act *act = m->s.act;
     float *y = p->y;
     const size_t ys = (size_t)p->ystride;
+    if (w->tl2_tile) {
+        /* whole tiles of BM rows: the span computes the tiles that start in it (which may end past r1: the span
+         * that holds those rows skips them, as it holds no tile start there) */
+        int32_t dot[BG_TL2_TOKENS * BG_TL2_MAX_BM];
+        const int BM = w->tl2.BM;
+        for (int mt = (r0 + BM - 1) / BM; mt * BM < r1; mt++)
+            for (int t0 = 0; t0 < n; t0 += BG_TL2_TOKENS) {
+                const int nt = MIN(BG_TL2_TOKENS, n - t0);
+                w->tl2_tile(&w->tl2, mt, m->s.tl2_tables + (size_t)t0 * m->s.tl2_stride, m->s.tl2_stride, nt, dot);
+                for (int t = t0; t < t0 + nt; t++) {
+                    float *yt = y + t * ys + (size_t)mt * BM;
+                    const int32_t *d = dot + (size_t)(t - t0) * BM;
+                    for (int i = 0; i < BM; i++) yt[i] = (float)d[i] / act[t].scale * w->scale;
+                }
+            }
+        return;
+    }
     if (w->dot_i8_multi && n > 1) {
         /* tiles of BG_TOKEN_TILE tokens, all rows of the chunk each: the tile's activations stay in L1 while the
          * chunk's rows (~32 KiB) come from L2 */
@@ -323,7 +355,7 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
                 c->rms_eps);
         if (stage != ST_OUT) {
             const bg_tensor *w = stage == ST_ATTN_IN ? &L->wq : &L->ffn_gate;
-            if (w->dot_i8) quantize(m, xb, D, &s->act[t]);
+            if (ternary(w)) quantize_for(m, w, stage == ST_ATTN_IN ? 3 : 2, xb, D, t);
         } else if (m->w.output.dot_q8k) {
             bg_quantize_q8k(xb, D, &s->q8k[t]);
         }
@@ -338,7 +370,7 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
     }
     case ST_ATTN_OUT:
         if (L->attn_sub_norm) rmsnorm(xb2, xb2, L->attn_sub_norm, QD, c->rms_eps);
-        if (L->wo.dot_i8) quantize(m, xb2, QD, &s->act[t]);
+        if (ternary(&L->wo)) quantize_for(m, &L->wo, 1, xb2, QD, t);
         break;
     case ST_FFN_MID: {
         float *g = s->hb + (size_t)t * F, *u = s->hb2 + (size_t)t * F;
@@ -351,7 +383,7 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
             for (int i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
         }
         if (L->ffn_sub_norm) rmsnorm(g, g, L->ffn_sub_norm, F, c->rms_eps);
-        if (L->ffn_down.dot_i8) quantize(m, g, F, &s->act[t]);
+        if (ternary(&L->ffn_down)) quantize_for(m, &L->ffn_down, 1, g, F, t);
         break;
     }
     }
@@ -474,11 +506,27 @@ static int init_fail(bg_model *m, const char *fmt, ...) {
     return -1;
 }
 
+/* TL2 in place: the streams of its tiling, the scale after the padded data, the tile kernel. */
+static int setup_tl2(bg_model *m, bg_tensor *t, const char *name) {
+    if (bg_tl2_init(&t->tl2, t->data, t->rows, t->cols, t->tl_bm, t->tl_bk) || t->tl_bm > BG_TL2_MAX_BM)
+        return init_fail(m, "tensor %s: TL2 tiling BM %d, BK %d does not fit its shape (%d, %d)", name, t->tl_bm,
+                         t->tl_bk, t->rows, t->cols);
+    t->traits = NULL;
+    t->dot_i8 = NULL, t->dot_i8_multi = NULL, t->dot_i8_x4 = NULL;
+    t->dot_f32 = NULL, t->dot_q8k = NULL, t->dot_q8k_x4 = NULL;
+    t->row_bytes = (size_t)t->cols * 5 / 24 + 1;  /* about: for the matmul's chunk size only */
+    memcpy(&t->scale, t->data + bg_gguf_tl_scale_offset(1, t->rows, t->cols), sizeof(float));
+    t->tl2_tile = bg_tl2_tile_kernel(m->isa);
+    return 0;
+}
+
 /* Check a weight's shape and type and pick its kernel; 0 or -1 with m->error. */
 static int setup_tensor(bg_model *m, bg_tensor *t, const char *name, int rows, int cols) {
     if (!t->data) return init_fail(m, "tensor %s is missing", name);
     if (t->rows != rows || t->cols != cols)
         return init_fail(m, "tensor %s has shape (%d, %d), expected (%d, %d)", name, t->rows, t->cols, rows, cols);
+    t->tl2_tile = NULL;
+    if (t->type == BG_TYPE_TL2) return setup_tl2(m, t, name);
     t->traits = bg_type_traits_of(t->type);
     if (!t->traits) {
         char known[160];
@@ -520,12 +568,13 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     const int D = c->n_embd, QD = c->n_head * c->head_dim, KVD = c->n_head_kv * c->head_dim, F = c->n_ff;
 
     if (setup_tensor(m, &m->w.tok_embd, "token_embd.weight", c->n_vocab, D)) return -1;
-    if (!m->w.tok_embd.traits->to_float)
+    if (!m->w.tok_embd.traits || !m->w.tok_embd.traits->to_float)
         return init_fail(m, "tensor token_embd.weight has type %s; embeddings must be a float type "
-                         "(F32, F16, BF16, Q8_0)", m->w.tok_embd.traits->name);
+                         "(F32, F16, BF16, Q8_0)", m->w.tok_embd.traits ? m->w.tok_embd.traits->name : "TL2");
     if (setup_tensor(m, &m->w.output, "output (head)", c->n_vocab, D)) return -1;
-    if (m->w.output.traits->ternary)
-        return init_fail(m, "the output head has type %s; it must be a float type", m->w.output.traits->name);
+    if (!m->w.output.traits || m->w.output.traits->ternary)
+        return init_fail(m, "the output head has type %s; it must be a float type",
+                         m->w.output.traits ? m->w.output.traits->name : "TL2");
     if (!m->w.output_norm) return init_fail(m, "tensor output_norm.weight is missing");
     for (int l = 0; l < c->n_layer; l++) {
         bg_layer *L = &m->w.layers[l];
@@ -543,11 +592,29 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
                 return init_fail(m, "tensor %s has type %s, which the engine runs only as the output head", name,
                                  lin[i].t->traits->name);
         }
-        /* inputs shared by several matmuls are quantized once, so those weights must agree on being ternary */
-        if (!!L->wq.dot_i8 != !!L->wk.dot_i8 || !!L->wq.dot_i8 != !!L->wv.dot_i8 ||
-            !!L->ffn_gate.dot_i8 != !!L->ffn_up.dot_i8)
+        /* inputs shared by several matmuls are quantized once, so those weights must agree on being ternary, and
+         * their TL2 tensors on the tables (the columns read as triples, K3) */
+        if (ternary(&L->wq) != ternary(&L->wk) || ternary(&L->wq) != ternary(&L->wv) ||
+            ternary(&L->ffn_gate) != ternary(&L->ffn_up))
             return init_fail(m, "layer %d mixes ternary and float types among q/k/v or gate/up", l);
+        const bg_tensor *groups[2][3] = {{&L->wq, &L->wk, &L->wv}, {&L->ffn_gate, &L->ffn_up, NULL}};
+        for (int g = 0; g < 2; g++) {
+            int k3 = -1;
+            for (int i = 0; i < 3 && groups[g][i]; i++) {
+                const bg_tensor *w = groups[g][i];
+                if (!w->tl2_tile) continue;
+                if (k3 >= 0 && w->tl2.K3 != k3)
+                    return init_fail(m, "layer %d: the TL2 tensors of %s have different tilings (BK)", l,
+                                     g ? "gate/up" : "q/k/v");
+                k3 = w->tl2.K3;
+            }
+        }
+        for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
+            if (lin[i].t->tl2_tile) s->tl2_stride = MAX(s->tl2_stride, bg_tl2_table_bytes(lin[i].cols, lin[i].t->tl2.BK));
     }
+    /* tokens' tables 4 KiB + 1088 bytes apart: a tile call reads the same K-tile's tables (1 KiB) of 8 tokens, which
+     * at a multiple of 4 KiB apart would fall in the same L1 sets */
+    if (s->tl2_stride) s->tl2_stride = (s->tl2_stride + 4095) / 4096 * 4096 + 1088;
 
     s->kv = bg_type_traits_of(kv_type);
     if (kv_type != BG_TYPE_F16 && kv_type != BG_TYPE_F32)
@@ -572,8 +639,10 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     s->v_cache = calloc((size_t)c->n_layer * n_ctx, s->kv_pos_bytes);
     s->rope_cos = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
     s->rope_sin = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
+    s->tl2_build = bg_tl2_tables_kernel(isa);
+    s->tl2_tables = s->tl2_stride ? malloc(B * s->tl2_stride) : NULL;
     int ok = s->x && s->xb && s->xb2 && s->q && s->k && s->v && s->hb && s->hb2 && s->k_cache &&
-             s->v_cache && s->rope_cos && s->rope_sin;
+             s->v_cache && s->rope_cos && s->rope_sin && (s->tl2_tables || !s->tl2_stride);
     for (size_t t = 0; t < B; t++) {
         s->act[t].q = malloc((size_t)A);
         s->act[t].gsum = calloc((size_t)(A + BG_ACT_GROUP - 1) / BG_ACT_GROUP, sizeof(int32_t));
@@ -614,6 +683,8 @@ void bg_model_free(bg_model *m) {
     free(s->k_cache);
     free(s->v_cache);
     s->k_cache = s->v_cache = NULL;
+    free(s->tl2_tables);
+    s->tl2_tables = NULL;
     for (int t = 0; t < BG_MAX_BATCH; t++) {
         free(s->act[t].q);
         free(s->act[t].gsum);

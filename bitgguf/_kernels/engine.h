@@ -8,6 +8,7 @@
 
 #include "cpu.h"
 #include "kernels.h"
+#include "tl2.h"
 
 #define BG_MAX_BATCH 64   /* tokens per forward pass: each weight row is read once for the whole batch (~6 MB of
                            * scratch at the 2B4T shape; 16 left prefill streaming the weights 8x for a 128-token
@@ -22,11 +23,13 @@ typedef struct {
     int ffn_act;       /* bg_ffn_act: act(gate) * up */
 } bg_config;
 
-/* A 2-D weight (rows, cols) = (out_features, in_features), row-major, in place in the memory map. */
+/* A 2-D weight (rows, cols) = (out_features, in_features), row-major, in place in the memory map (TL2: bitnet.cpp's
+ * tiles, in place too). */
 typedef struct {
     const uint8_t *data;
     int type;                        /* ggml type id */
     int rows, cols;
+    int tl_bm, tl_bk;                /* TL2 only: its tiling (ternary_layouts.tl_params), set by the caller */
     /* filled by bg_model_init */
     float scale;                     /* per-tensor scale (I2_S: the f32 after the packed data), else 1 */
     const bg_type_traits *traits;
@@ -37,6 +40,8 @@ typedef struct {
     bg_dot_f32_fn dot_f32;           /* float types */
     bg_dot_q8k_fn dot_q8k;           /* K-quant heads (Q6_K, Q5_K, Q4_K): Q8_K activations instead of f32 */
     bg_dot_q8k_x4_fn dot_q8k_x4;     /* K-quant heads, four rows at once (NULL: dot_q8k per row) */
+    bg_tl2 tl2;                      /* TL2: its three streams */
+    bg_tl2_tile_fn tl2_tile;         /* TL2: BM rows at a time from per-token tables (NULL for other types) */
 } bg_tensor;
 
 typedef struct {
@@ -62,6 +67,9 @@ typedef struct {
     float *att;                  /* attention scores, one row per thread  [n_threads][n_ctx] */
     bg_act act[BG_MAX_BATCH];    /* each token's int8 activations for the current ternary matmul */
     bg_q8k q8k[BG_MAX_BATCH];    /* each token's head input as Q8_K, for a K-quant head (else unallocated) */
+    uint8_t *tl2_tables;         /* each token's TL2 lookup tables, tl2_stride bytes apart (models with TL2 only) */
+    size_t tl2_stride;
+    bg_tl2_tables_fn tl2_build;
     const bg_type_traits *kv;    /* KV-cache element type: F16 or F32 */
     bg_dot_f32_fn kv_dot;
     bg_axpy_fn kv_axpy;

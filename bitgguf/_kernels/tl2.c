@@ -1,0 +1,119 @@
+/* TL2 in place (tl2.h): the stream offsets, the per-token tables, and the portable tile kernel, which walks the
+ * layout byte by byte in the order the SIMD kernels read it and gives the same exact integers. */
+#include <string.h>
+
+#include "tl2.h"
+
+/* stored byte b of a 32-byte run holds row ROW_OF_BYTE[b] of the sub-tile (8-byte groups in the order 0, 2, 1, 3) */
+static inline int row_of_byte(int b) { return (b & 7) | (b & 8) << 1 | (b & 16) >> 1; }
+
+int bg_tl2_init(bg_tl2 *w, const uint8_t *data, int M, int K, int BM, int BK) {
+    if (M <= 0 || K <= 0 || BM <= 0 || BK <= 0 || M % BM || BM % 32 || BK % 24 || (K % BK) % 32) return -1;
+    w->rows = M, w->cols = K, w->BM = BM, w->BK = BK;
+    w->K3 = K - K % BK, w->K2 = K % BK;
+    w->mag = data;
+    w->sign = data + (size_t)M * w->K3 / 6;
+    w->tail = w->sign + (size_t)M * w->K3 / 24;
+    return 0;
+}
+
+/* nibbles above `max` in n bytes (a loop the compiler vectorizes: a load-time pass over the whole tensor) */
+static int nibbles_above(const uint8_t *p, size_t n, int max) {
+    unsigned bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= (unsigned)((p[i] >> 4) > max) | (unsigned)((p[i] & 15) > max);
+    return bad != 0;
+}
+
+int bg_tl2_valid(const bg_tl2 *w) {
+    return !nibbles_above(w->mag, (size_t)w->rows * w->K3 / 6, 13) &&
+           !nibbles_above(w->tail, (size_t)w->rows * w->K2 / 4, 8);
+}
+
+size_t bg_tl2_table_bytes(int cols, int BK) {
+    const int K3 = cols - cols % BK;
+    return (size_t)(K3 / 3 + (cols - K3) / 2) * BG_TL2_TABLE;
+}
+
+static inline void put_entry(uint8_t *table, int i, int v) {
+    table[i] = (uint8_t)(v & 0xff);
+    table[16 + i] = (uint8_t)(((unsigned)v >> 8) & 0xff);
+}
+
+void bg_tl2_tables(const int8_t *q, int cols, int BK, uint8_t *tables) {
+    const int K3 = cols - cols % BK;
+    for (int j = 0; j < K3 / 3; j++, tables += BG_TL2_TABLE) {
+        const int a0 = q[3 * j], a1 = q[3 * j + 1], a2 = q[3 * j + 2];
+        memset(tables, 0, BG_TL2_TABLE);
+        for (int m = 0; m <= 13; m++) {  /* m = 9 w0 + 3 w1 + w2, digits in {-1, 0, 1} */
+            const int u = m + 13;
+            put_entry(tables, m, (u / 9 - 1) * a0 + (u / 3 % 3 - 1) * a1 + (u % 3 - 1) * a2);
+        }
+    }
+    for (int j = 0; j < (cols - K3) / 2; j++, tables += BG_TL2_TABLE) {
+        const int b0 = q[K3 + 2 * j], b1 = q[K3 + 2 * j + 1];
+        memset(tables, 0, BG_TL2_TABLE);
+        for (int idx = 0; idx <= 8; idx++) put_entry(tables, idx, (idx / 3 - 1) * b0 + (idx % 3 - 1) * b1);
+    }
+}
+
+static inline int entry(const uint8_t *table, int i) { return (int16_t)(table[i] | table[16 + i] << 8); }
+
+static void tile_one(const bg_tl2 *w, int mt, const uint8_t *tables, int32_t *out) {
+    const int BM = w->BM, n_sub = BM / 32, n_pos = w->BK / 6, n_sign = w->BK / 24;
+    const uint8_t *mag = w->mag + (size_t)mt * BM * w->K3 / 6;
+    const uint8_t *sign = w->sign + (size_t)mt * BM * w->K3 / 24;
+    const uint8_t *tail = w->tail + (size_t)mt * BM * w->K2 / 4;
+    memset(out, 0, (size_t)BM * sizeof *out);
+    for (int kt = 0; kt < w->K3 / w->BK; kt++) {
+        const uint8_t *tab = tables + (size_t)kt * (w->BK / 3) * BG_TL2_TABLE;
+        for (int sub = 0; sub < n_sub; sub++, mag += n_pos * 32, sign += n_sign * 32) {
+            int32_t *y = out + sub * 32;
+            for (int p = 0; p < n_pos; p++)
+                for (int b = 0; b < 32; b++) {
+                    const int r = row_of_byte(b), byte = mag[p * 32 + b];
+                    for (int half = 0; half < 2; half++) {  /* high nibble: triple 2p, low: 2p + 1 */
+                        const int t = 2 * p + half, e = t % 8;
+                        const uint8_t *wd = sign + (t / 8) * 32 + 2 * (r % 16);
+                        const int neg = ((wd[0] | wd[1] << 8) >> (15 - 2 * e - r / 16)) & 1;
+                        const int v = entry(tab + (size_t)t * BG_TL2_TABLE, half ? byte & 15 : byte >> 4);
+                        y[r] += neg ? -v : v;
+                    }
+                }
+        }
+    }
+    const uint8_t *pair_tab = tables + (size_t)(w->K3 / 3) * BG_TL2_TABLE;
+    for (int kt = 0; kt < w->K2 / 32; kt++) {
+        const uint8_t *tab = pair_tab + (size_t)kt * 16 * BG_TL2_TABLE;
+        for (int sub = 0; sub < n_sub; sub++, tail += 8 * 32) {
+            int32_t *y = out + sub * 32;
+            for (int p = 0; p < 8; p++)
+                for (int b = 0; b < 32; b++) {
+                    const int r = row_of_byte(b), byte = tail[p * 32 + b];
+                    y[r] += entry(tab + (size_t)(2 * p) * BG_TL2_TABLE, byte >> 4) +
+                            entry(tab + (size_t)(2 * p + 1) * BG_TL2_TABLE, byte & 15);
+                }
+        }
+    }
+}
+
+void bg_tl2_tile_scalar(const bg_tl2 *w, int mt, const uint8_t *tables, size_t table_stride, int n, int32_t *out) {
+    for (int t = 0; t < n; t++) tile_one(w, mt, tables + t * table_stride, out + (size_t)t * w->BM);
+}
+
+bg_tl2_tile_fn bg_tl2_tile_kernel(bg_isa isa) {
+#if defined(__x86_64__)
+    if (isa == BG_ISA_AVX2 || isa == BG_ISA_AVX512) return bg_tl2_tile_avx2;
+#endif
+    (void)isa;
+    return bg_tl2_tile_scalar;
+}
+
+bg_tl2_tables_fn bg_tl2_tables_kernel(bg_isa isa) {
+#if defined(__x86_64__)
+    if (isa == BG_ISA_AVX2 || isa == BG_ISA_AVX512) return bg_tl2_tables_avx2;
+#endif
+    (void)isa;
+    return bg_tl2_tables;
+}
+
+int bg_tl2_in_place(bg_isa isa) { return bg_tl2_tile_kernel(isa) != bg_tl2_tile_scalar || isa == BG_ISA_SCALAR; }
