@@ -9,6 +9,8 @@
 #include "cpu.h"
 #include "kernels.h"
 #include "engine_avx2.h"
+#include "repack.h"
+#include "tl2.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
@@ -126,6 +128,68 @@ static int check_i2r(int *checks) {
         }
         for (int k = 0; k < 5; k++) free(acts[k].q), free(acts[k].gsum);
         free(codes), free(w), free(x);
+    }
+    return failures;
+}
+
+/* TL2 read in place (tl2.c): random valid TL2 bytes (magnitudes 0..13, any signs, tail pair indices 0..8), decoded
+ * independently by the load-time repack (repack.c) into 2-bit rows; each level's tables and tile kernel, for one
+ * token and for three at once, must give the direct integer sums of those rows. */
+static int check_tl2(int *checks) {
+    const int shapes[][4] = {{64, 160, 64, 96}, {96, 288, 96, 96}, {256, 2560, 256, 96}, {128, 1536, 128, 192}};
+    int failures = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int M = shapes[si][0], K = shapes[si][1], BM = shapes[si][2], BK = shapes[si][3];
+        const int K3 = K - K % BK;
+        const size_t n_mag = (size_t)M * K3 / 6, n_sign = (size_t)M * K3 / 24, n_tail = (size_t)M * (K - K3) / 4;
+        uint8_t *data = malloc(n_mag + n_sign + n_tail), *rows = malloc((size_t)M * K / 4);
+        for (size_t i = 0; i < n_mag; i++) data[i] = (uint8_t)((rnd() % 14) << 4 | rnd() % 14);
+        for (size_t i = 0; i < n_sign; i++) data[n_mag + i] = (uint8_t)rnd();
+        for (size_t i = 0; i < n_tail; i++) data[n_mag + n_sign + i] = (uint8_t)((rnd() % 9) << 4 | rnd() % 9);
+        bg_tl2 w;
+        if (bg_tl2_init(&w, data, M, K, BM, BK) || !bg_tl2_valid(&w) ||
+            bg_tl_to_i2_rows(2, data, M, K, BM, BK, 32, rows, 1)) {
+            printf("FAIL TL2 (%d, %d): the layout or the repack refused valid data\n", M, K);
+            failures++;
+            continue;
+        }
+        const size_t stride = bg_tl2_table_bytes(K, BK) + 64;
+        int8_t *q = malloc((size_t)3 * K);
+        uint8_t *tables = malloc(3 * stride);
+        int32_t *want = malloc((size_t)3 * M * sizeof(int32_t)), *got = malloc((size_t)3 * M * sizeof(int32_t));
+        for (int i = 0; i < 3 * K; i++) q[i] = (int8_t)(i < K ? -128 : (int)(rnd() % 256) - 128);
+        for (int t = 0; t < 3; t++)
+            for (int r = 0; r < M; r++) {
+                int32_t sum = 0;
+                for (int j = 0; j < K; j++) {  /* I2_ROWS: I2_S blocks of 128, then a tail of t = K % 128 */
+                    const int full = K / 128 * 128, g = j < full ? 32 : (K - full) / 4, base = j < full ? j / 128 * 128 : full;
+                    const int jj = j - base, byte = rows[(size_t)r * K / 4 + base / 4 + jj % g];
+                    sum += (((byte >> (6 - 2 * (jj / g))) & 3) - 1) * q[t * K + j];
+                }
+                want[t * M + r] = sum;
+            }
+        for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+            if (!bg_cpu_supports((bg_isa)isa)) continue;
+            for (int t = 0; t < 3; t++) bg_tl2_tables_kernel((bg_isa)isa)(q + t * K, K, BK, tables + t * stride);
+            for (int n = 1; n <= 3; n += 2) {
+                for (int mt = 0; mt < M / BM; mt++) {
+                    int32_t tile[3 * BG_TL2_MAX_BM];
+                    bg_tl2_tile_kernel((bg_isa)isa)(&w, mt, tables, stride, n, tile);
+                    for (int t = 0; t < n; t++) memcpy(got + t * M + mt * BM, tile + t * BM, (size_t)BM * sizeof(int32_t));
+                }
+                for (int t = 0; t < n; t++)
+                    for (int r = 0; r < M; r++) {
+                        *checks += 1;
+                        if (got[t * M + r] != want[t * M + r]) {
+                            printf("FAIL %s TL2 (%d, %d) BK %d, %d tokens: row %d token %d: %d, expected %d\n",
+                                   bg_isa_name((bg_isa)isa), M, K, BK, n, r, t, got[t * M + r], want[t * M + r]);
+                            failures++;
+                            r = M, t = n;
+                        }
+                    }
+            }
+        }
+        free(data), free(rows), free(q), free(tables), free(want), free(got);
     }
     return failures;
 }
@@ -456,6 +520,7 @@ int main(void) {
         free(codes), free(i2s), free(tq2), free(tq1), free(f16), free(q8), free(x), free(a.q), free(a.gsum);
     }
     failures += check_i2r(&checks);
+    failures += check_tl2(&checks);
     failures += check_small_heads(&checks);
     failures += check_block_multi(BG_TYPE_TQ1_0, 768, 6, pack_tq1, &checks);
     failures += check_i2s_multi(&checks);

@@ -1,8 +1,9 @@
 /* Probe: does a T-MAC-style lookup-table GEMV (TL1 or TL2 style) beat the per-row I2_S kernel here (AVX2, 1 thread)?
  *
- * This decides how bitgguf runs TL1/TL2 files (see bitgguf/_kernels/tlr.c): repack into row-major 2-bit rows for the
+ * This decided how bitgguf runs TL1 files (see bitgguf/_kernels/tlr.c): repack into row-major 2-bit rows for the
  * I2_S kernel, or keep 32-row tiles of 4-bit pair indices (TL1's idx = 3*w0 + w1 + 4) and look them up in per-pair
- * tables built from the int8 activations. Both give the same exact integers (checked here).
+ * tables built from the int8 activations. Both give the same exact integers (checked here). Its TL2 kernel uses a
+ * simplified layout; the runtime's TL2 kernel, on bitnet.cpp's real layout, is bitgguf/_kernels/tl2_avx2.c.
  *
  *   LUT kernel: for each pair j of activations (b0, b1) a 16-entry int16 table w0*b0 + w1*b1, split into a low-byte
  *   and a high-byte pshufb table (|entry| <= 256 does not fit int8); a tile of 32 rows keeps, per pair, 16 bytes of

@@ -1,4 +1,5 @@
-/* Load-time repack of TL1 / TL2 tensors into the runtime's I2_ROWS rows (see repack.c, tlr.c). */
+/* Load-time repack of TL1 / TL2 tensors into the runtime's I2_ROWS rows (see repack.c, tlr.c); TL2 only where it is
+ * not read in place (tl2.h). */
 #ifndef BITGGUF_REPACK_H
 #define BITGGUF_REPACK_H
 #include <stdint.h>

@@ -8,13 +8,12 @@
  * activations' count and sum cut to the blocks) and the short tail through bg_i2r_tail; both parts are exact
  * integers, so the result equals Σ(c-1)q exactly at every level.
  *
- * Why not T-MAC lookup tables: a table kernel looks up one activation group's table for many rows at once (the rows
- * sit in the SIMD lanes), so it needs 32-row tiles and a multi-row kernel interface, and its int16 entries (|w0*b0 +
- * w1*b1| <= 256 with int8 activations, exactness required) cost two pshufb plus a re-zip per lookup (TL2's sign bits
- * add a mask and a negation). Measured with tools/tl_lut_probe.c (one thread, AVX2, same exact integers, best of
- * many runs on a busy 2-core machine), us per matvec for (640, 2560), (2560, 2560), (6912, 2560), (2560, 6912):
- *   I2_S row kernel 26 / 105 / 295 / 269;  TL1-style LUT tiles 39 / 134 / 415 / 408;  TL2-style 49 / 189 / 502 / 506.
- * So the runtime repacks to 2-bit rows and inherits every level's I2_S kernel. */
+ * TL1 is always repacked: its pair indices are 2 bits per weight like I2_S, so a lookup-table kernel (two pshufb and
+ * a re-zip per 16 rows, int16 entries |w0*b0 + w1*b1| <= 256) would read as many bytes for more work. TL2 reads 5/24
+ * byte per weight, so where an ISA level has a SIMD tile kernel for it (tl2_avx2.c) it is read in place, and repacked
+ * here only on request or on levels without one (NEON). tools/tl_lut_probe.c has the first measurements (one thread,
+ * AVX2, us per matvec for (640, 2560), (2560, 2560), (6912, 2560), (2560, 6912)): I2_S row kernel 26 / 105 / 295 /
+ * 269; TL1-style LUT tiles 39 / 134 / 415 / 408. */
 #include "kernels.h"
 
 void bg_i2r_tail(const uint8_t *tail, const int8_t *q, int t, int32_t *cq, int32_t *qsum) {

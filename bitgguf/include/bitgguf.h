@@ -99,9 +99,10 @@ BITGGUF_API const char *bitgguf_status_string(int status);
 /* Map and validate a GGUF file (archs bitnet, bitnet-25, bitnet-b1.58) and build its tokenizer. On success
  * *model is set and BITGGUF_OK returned; otherwise *model is NULL and the message goes to err (err_len bytes,
  * NUL-terminated, truncated if longer). Every length, count and offset in the file is checked against the file's
- * size before use. Ternary weights (I2_S, TQ1_0, TQ2_0) are used in place from the memory map; bitnet.cpp's
- * tiled TL1/TL2 weights, and float weights holding alpha-scaled ternary values, are repacked once, in memory, as
- * the Python API does. A file without a vocabulary opens, but cannot tokenize. */
+ * size before use. Ternary weights (I2_S, TQ1_0, TQ2_0) are used in place from the memory map, and so are
+ * bitnet.cpp's TL2 weights where this CPU has a SIMD kernel for them (x86); TL1 weights, TL2 elsewhere, and float
+ * weights holding alpha-scaled ternary values, are repacked once, in memory, as the Python API does by default. A
+ * file without a vocabulary opens, but cannot tokenize. */
 BITGGUF_API int bitgguf_model_open(const char *path, bitgguf_model **model, char *err, size_t err_len);
 /* Unmap and free (NULL is fine). Free the model's contexts first. */
 BITGGUF_API void bitgguf_model_free(bitgguf_model *model);
