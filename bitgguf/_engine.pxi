@@ -33,6 +33,13 @@ cdef extern from "kernels.h" nogil:
     size_t bg_row_bytes(const bg_type_traits *t, int cols)
     bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa)
     bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa)
+    ctypedef void (*bg_dot_i8_multi_fn)(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride)
+    bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa)
+    ctypedef void (*bg_gemm_i8_fn)(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles,
+                                   const bg_act *acts, int n, float *out, size_t stride)
+    bg_gemm_i8_fn bg_kernel_gemm_i8(const bg_type_traits *t, bg_isa isa)
+    size_t bg_gemm_tiles_bytes(int cols, int n_tokens)
+    void bg_gemm_put_token(const int8_t *q, int cols, int t, int8_t *tiles)
     void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
                         const bg_act *a, float *out)
     bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa)
@@ -347,6 +354,60 @@ def ternary_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4
         for r in range(rows):
             yv[r] = dv[r] / a.scale * scale
     return dots, y
+
+
+def ternary_matmul(data, int type_id, int rows, int cols, x, str isa):
+    """(dots, path) for a ternary weight times n tokens x (n, cols): the raw kernel results (n, rows) of the engine's
+    batch path at this level, path "gemm" (the level's GEMM over activation tiles), "multi" (its multi-token kernel)
+    or "dot" (one token at a time). Every path gives dot_i8's values."""
+    cdef const bg_type_traits *t = _traits(type_id)
+    if not t.ternary:
+        raise ValueError(f"{t.name.decode()} is not a ternary type")
+    if cols % t.block_size or cols % 64:
+        raise ValueError(f"cols {cols} is not a multiple of {t.block_size} and 64")
+    cdef size_t rb = bg_row_bytes(t, cols)
+    cdef const uint8_t[::1] w = _np.ascontiguousarray(data, dtype=_np.uint8).reshape(-1)
+    if <size_t>w.shape[0] < rb * rows:
+        raise ValueError(f"{w.shape[0]} bytes is too short for ({rows}, {cols}) {t.name.decode()}")
+    xs = _np.ascontiguousarray(x, dtype=_np.float32)
+    if xs.ndim != 2 or xs.shape[1] != cols or xs.shape[0] < 1:
+        raise ValueError(f"x must be (n >= 1, {cols}), got {xs.shape}")
+    cdef int n = xs.shape[0], i
+    cdef int isa_id = isa_by_name(isa)
+    cdef bg_gemm_i8_fn gemm = bg_kernel_gemm_i8(t, <bg_isa>isa_id)
+    cdef bg_dot_i8_multi_fn multi = bg_kernel_dot_i8_multi(t, <bg_isa>isa_id)
+    cdef bg_dot_i8_fn dot = bg_kernel_dot_i8(t, <bg_isa>isa_id)
+    q = _np.zeros((n, cols), dtype=_np.int8)
+    gsum = _np.zeros((n, cols // 32 + 1), dtype=_np.int32)
+    tiles = _np.zeros(bg_gemm_tiles_bytes(cols, n) + 64, dtype=_np.int8)
+    cdef int8_t[:, ::1] qv = q
+    cdef int32_t[:, ::1] gv = gsum
+    cdef const float[:, ::1] xv = xs
+    cdef int8_t[::1] tv = tiles
+    cdef int8_t *tp = &tv[(64 - <size_t>&tv[0] % 64) % 64]  # 64-byte aligned, as the engine's buffer
+    cdef bg_act *acts = <bg_act *>calloc(n, sizeof(bg_act))
+    if acts == NULL:
+        raise MemoryError()
+    dots = _np.empty((n, rows), dtype=_np.float32)
+    cdef float[:, ::1] dv = dots
+    try:
+        with nogil:
+            for i in range(n):
+                acts[i].q = &qv[i, 0]
+                acts[i].gsum = &gv[i, 0]
+                bg_quantize_act(&xv[i, 0], cols, &acts[i])
+                bg_gemm_put_token(acts[i].q, cols, i, tp)
+            if gemm != NULL:
+                gemm(&w[0], rb, rows, tp, acts, n, &dv[0, 0], rows)
+            elif multi != NULL:
+                for i in range(rows):
+                    multi(&w[0] + <size_t>i * rb, acts, n, &dv[0, i], rows)
+            else:
+                for i in range(n):
+                    bg_dot_i8_rows(dot, NULL, &w[0], rb, rows, &acts[i], &dv[i, 0])
+    finally:
+        free(acts)
+    return dots, "gemm" if gemm != NULL else "multi" if multi != NULL else "dot"
 
 
 def quantize_k(str name, x):

@@ -68,8 +68,8 @@ class Model:
 
     n_threads: threads for the matmuls and attention (default: the CPUs this process may use); results do not
     depend on it. n_ctx: context length (default: the model's training context). kv_type: "f16" (default, half
-    the memory) or "f32". isa: force a kernel level ("scalar", "avx2", "avx512", "neon", "neon_dotprod"); default
-    $BITGGUF_ISA, else the best this CPU supports.
+    the memory) or "f32". isa: force a kernel level ("scalar", "avx2", "avx512", "amx", "neon", "neon_dotprod");
+    default $BITGGUF_ISA, else the best this CPU supports.
 
     I2_S, TQ1_0 and TQ2_0 weights are used in place. TL2 (bitnet.cpp's 1.67-bit tile layout) is read in place by a
     lookup-table kernel where the ISA level has one (x86, and the scalar level); tl2_in_place=False (or an ISA level

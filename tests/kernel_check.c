@@ -384,6 +384,49 @@ static int check_small_heads(int *checks) {
     return failures;
 }
 
+/* The I2_S GEMM (AMX) at row counts around its 32-row panels, token counts around its 16-token tiles and row
+ * lengths past its 2048-column blocks: the one-row kernel's values, where this CPU runs the level. */
+static int check_gemm(int *checks) {
+    const int shapes[][3] = {{32, 128, 16}, {7, 256, 1}, {45, 768, 33}, {64, 2560, 64}, {33, 4224, 20}};
+    const bg_type_traits *t = bg_type_traits_of(BG_TYPE_I2_S);
+    int failures = 0;
+    for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+        bg_gemm_i8_fn gemm = bg_kernel_gemm_i8(t, (bg_isa)isa);
+        if (!gemm || !bg_cpu_supports((bg_isa)isa)) continue;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int rows = shapes[si][0], cols = shapes[si][1], n = shapes[si][2];
+            uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * cols / 4);
+            int8_t *tiles = calloc(bg_gemm_tiles_bytes(cols, n), 1);
+            float *x = malloc((size_t)cols * sizeof(float)), *y = malloc((size_t)rows * n * sizeof(float));
+            bg_act *acts = malloc((size_t)n * sizeof *acts);
+            for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
+            pack_i2s(codes, rows, cols, w);
+            for (int k = 0; k < n; k++) {
+                acts[k].q = malloc((size_t)cols);
+                acts[k].gsum = malloc((size_t)(cols / 32 + 1) * sizeof(int32_t));
+                for (int i = 0; i < cols; i++) x[i] = rnd_float();
+                bg_quantize_act(x, cols, &acts[k]);
+                bg_gemm_put_token(acts[k].q, cols, k, tiles);
+            }
+            gemm(w, (size_t)cols / 4, rows, tiles, acts, n, y, rows);
+            for (int k = 0; k < n; k++)
+                for (int r = 0; r < rows; r++) {
+                    *checks += 1;
+                    float want = bg_i2s_dot_scalar(w + (size_t)r * cols / 4, &acts[k]);
+                    if (y[(size_t)k * rows + r] != want) {
+                        if (failures < 10)
+                            printf("FAIL %s I2_S GEMM (%d, %d) x %d tokens: row %d token %d: %.1f, expected %.1f\n",
+                                   bg_isa_name((bg_isa)isa), rows, cols, n, r, k, y[(size_t)k * rows + r], want);
+                        failures++;
+                    }
+                }
+            for (int k = 0; k < n; k++) free(acts[k].q), free(acts[k].gsum);
+            free(acts), free(codes), free(w), free(tiles), free(x), free(y);
+        }
+    }
+    return failures;
+}
+
 /* The four-row kernels follow the one-row kernel's level (a table lookup: no CPU support needed). On x86, an AVX-512
  * machine keeps I2_S's one-row VNNI kernel (no four-row AVX2 kernel beside it) and runs the K-quant head's one-row
  * and four-row kernels from AVX2. */
@@ -395,7 +438,10 @@ static int check_x4_levels(int *checks) {
             (*checks)++;
             int lvl = isa;  /* where the one-row lookup lands */
             while (lvl > 0 && !(k ? (void *)t5->dot_q8k[lvl] : (void *)ti->dot_i8[lvl]))
-                lvl = lvl == BG_ISA_AVX512 ? BG_ISA_AVX2 : lvl == BG_ISA_NEON_DOTPROD ? BG_ISA_NEON : BG_ISA_SCALAR;
+                lvl = lvl == BG_ISA_AMX         ? BG_ISA_AVX512
+                      : lvl == BG_ISA_AVX512        ? BG_ISA_AVX2
+                      : lvl == BG_ISA_NEON_DOTPROD ? BG_ISA_NEON
+                                                    : BG_ISA_SCALAR;
             void *got = k ? (void *)bg_kernel_dot_q8k_x4(t5, (bg_isa)isa)
                           : (void *)bg_kernel_dot_i8_x4(ti, (bg_isa)isa);
             void *want = k ? (void *)t5->dot_q8k_x4[lvl] : (void *)ti->dot_i8_x4[lvl];
@@ -526,6 +572,7 @@ int main(void) {
     failures += check_i2s_multi(&checks);
     failures += check_quantize(&checks);
     failures += check_x4_levels(&checks);
+    failures += check_gemm(&checks);
     failures += check_block_multi(BG_TYPE_TQ2_0, 1280, 7, pack_tq2, &checks);
     printf("kernel_check: levels");
     for (int isa = 0; isa < BG_ISA_COUNT; isa++)

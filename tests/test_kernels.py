@@ -83,6 +83,22 @@ def test_i2s_matvec_extremes_fit_the_int16_sums(isa, code, sign):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("rows,cols,n", [(32, 128, 16), (7, 384, 1), (45, 768, 33), (64, 2560, 64), (33, 4224, 20),
+                                         (40, 256, 70)])
+def test_i2s_batch_path_is_exact(isa, rows, cols, n):
+    # the prompt path: AMX's GEMM over 32-row panels, 16-token tiles and 2048-column blocks (rows, tokens and columns
+    # that do not fill them), the multi-token kernels elsewhere; every path the exact integers
+    rng = np.random.default_rng(rows * 7 + cols + n)
+    codes = _codes(rng, rows, cols)
+    data = TYPES["I2_S"].pack_ternary(codes, np.float32(0.5))
+    x = np.stack([_x(rng, cols) for _ in range(n)])
+    dots, path = _core.ternary_matmul(data, 36, rows, cols, x, isa)
+    assert path == {"scalar": "dot", "amx": "gemm"}.get(isa, "multi" if isa != "neon" else "dot")
+    q, _ = quantize_activations(x)
+    np.testing.assert_array_equal(dots, (q.astype(np.int64) @ codes.T.astype(np.int64)).astype(np.float32))
+
+
+@pytest.mark.parametrize("isa", ISAS)
 def test_four_row_kernels_equal_the_one_row_kernels(isa):
     # the decode path takes four rows at a time where the level has a kernel for it: bitwise the same results
     rng = np.random.default_rng(12)

@@ -29,6 +29,30 @@ static int x86_has_avx512_vnni(void) {
     int f = (b >> 16) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
     return f && bw && vl && vnni;
 }
+
+#if BG_BUILD_AMX && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#define BG_ARCH_REQ_XCOMP_PERM 0x1023
+#define BG_XFEATURE_XTILEDATA 18
+#endif
+
+/* AMX-TILE + AMX-INT8 with the tile state enabled in XCR0, and (Linux) this process granted the 8 KiB tile data
+ * state: without that grant the first tile instruction raises SIGILL. Asked once; the grant is for the process. */
+static int x86_has_amx_int8(void) {
+#if BG_BUILD_AMX && defined(__linux__)
+    static int cached = -1;
+    if (cached >= 0) return cached;
+    unsigned a, b, c, d;
+    int ok = x86_has_avx512_vnni() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((d >> 24) & 1) &&
+             ((d >> 25) & 1) && (read_xcr0() & 0x60000) == 0x60000 &&
+             syscall(SYS_arch_prctl, BG_ARCH_REQ_XCOMP_PERM, BG_XFEATURE_XTILEDATA) == 0;
+    cached = ok;
+    return ok;
+#else
+    return 0;
+#endif
+}
 #endif
 
 #if defined(__aarch64__) && defined(__linux__)
@@ -61,6 +85,7 @@ const char *bg_isa_name(bg_isa isa) {
     case BG_ISA_AVX512: return "avx512";
     case BG_ISA_NEON: return "neon";
     case BG_ISA_NEON_DOTPROD: return "neon_dotprod";
+    case BG_ISA_AMX: return "amx";
     default: return "unknown";
     }
 }
@@ -71,6 +96,7 @@ int bg_cpu_supports(bg_isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
     case BG_ISA_AVX2: return x86_has_avx2();
     case BG_ISA_AVX512: return x86_has_avx512_vnni();
+    case BG_ISA_AMX: return x86_has_amx_int8();
 #endif
 #if defined(__aarch64__)
     case BG_ISA_NEON: return 1;

@@ -9,8 +9,18 @@ typedef enum {
     BG_ISA_AVX512 = 2,   /* AVX-512 F/BW/VL + VNNI */
     BG_ISA_NEON = 3,     /* aarch64 Advanced SIMD */
     BG_ISA_NEON_DOTPROD = 4,
-    BG_ISA_COUNT = 5
+    BG_ISA_AMX = 5,      /* AVX-512 VNNI + AMX-INT8 tiles (the prompt path's GEMM; the rest as avx512) */
+    BG_ISA_COUNT = 6
 } bg_isa;
+
+/* The AMX kernels need a compiler with the AMX intrinsics (GCC 11, clang 12); without them the level is never
+ * reported as supported. */
+#if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 12) || \
+                            (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define BG_BUILD_AMX 1
+#else
+#define BG_BUILD_AMX 0
+#endif
 
 /* Name of an ISA level ("scalar", "avx2", ...). */
 const char *bg_isa_name(bg_isa isa);

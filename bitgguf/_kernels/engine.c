@@ -28,6 +28,9 @@
 /* Tokens per multi-token kernel call in a batched matmul (their int8 activations, <= 4 x n_ff bytes, fit L1). */
 #define BG_TOKEN_TILE 4
 
+/* Fewest tokens for which a type's GEMM (AMX tiles of 16 tokens) runs instead of its multi-token kernel */
+#define BG_GEMM_MIN 4
+
 /* ---- the building blocks ---------------------------------------------------------------------------------- */
 
 /* o = x / sqrt(mean(x^2) + eps) * w (the sum of squares in double: long rows, and o may alias x). */
@@ -84,7 +87,9 @@ static void softmax(float *x, int n) {
 }
 
 /* 1 when the engine runs at an x86 level with AVX2 (AVX2 or AVX-512): engine_avx2.c's helpers apply. */
-static inline int x86_avx2(const bg_model *m) { return m->isa == BG_ISA_AVX2 || m->isa == BG_ISA_AVX512; }
+static inline int x86_avx2(const bg_model *m) {
+    return m->isa == BG_ISA_AVX2 || m->isa == BG_ISA_AVX512 || m->isa == BG_ISA_AMX;
+}
 
 /* Quantize one token's activations (bit for bit the same at every level). */
 static void quantize(const bg_model *m, const float *x, int n, bg_act *a) {
@@ -106,6 +111,11 @@ static inline int ternary(const bg_tensor *w) { return w->dot_i8 || w->tl2_tile;
 static void quantize_for(bg_model *m, const bg_tensor *w, int n_w, const float *x, int n, int t) {
     bg_state *s = &m->s;
     quantize(m, x, n, &s->act[t]);
+    for (int i = 0; i < n_w; i++)
+        if (w[i].gemm_i8 && s->batch_n >= BG_GEMM_MIN) {
+            bg_gemm_put_token(s->act[t].q, n, t, s->gemm_tiles);
+            break;
+        }
     for (int i = 0; i < n_w; i++)
         if (w[i].tl2_tile) {
             s->tl2_build(s->act[t].q, n, w[i].tl2.BK, s->tl2_tables + (size_t)t * s->tl2_stride);
@@ -145,6 +155,12 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
     const bg_act *act = m->s.act;
     float *y = p->y;
     const size_t ys = (size_t)p->ystride;
+    if (w->gemm_i8 && n >= BG_GEMM_MIN) {
+        w->gemm_i8(w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0, m->s.gemm_tiles, act, n, y + r0, ys);
+        for (int t = 0; t < n; t++)
+            for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * w->scale;
+        return;
+    }
     if (w->tl2_tile) {
         /* whole tiles of BM rows: the span computes the tiles that start in it (which may end past r1: the span
          * that holds those rows skips them, as it holds no tile start there) */
@@ -237,14 +253,17 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
     /* chunks of ~32 KiB of weights (a few microseconds per token; they stay in L2 across a batch's token tiles),
      * a multiple of 4 rows. A K-quant head with a four-row kernel reads each chunk as four quarters side by side
      * (bg_dot_q8k_rows), which for one token needs longer chunks (BG_Q8K_ROWS_CHUNK_BYTES) */
-    int quartered = 0;
-    for (int i = 0; i < n_parts; i++) quartered |= n == 1 && parts[i].w->dot_q8k_x4 != NULL;
+    int quartered = 0, grain = 4;
+    for (int i = 0; i < n_parts; i++) {
+        quartered |= n == 1 && parts[i].w->dot_q8k_x4 != NULL;
+        if (parts[i].w->gemm_i8 && n >= BG_GEMM_MIN) grain = 32;  /* the GEMM's panels are 32 rows */
+    }
     int chunk = (int)((quartered ? BG_Q8K_ROWS_CHUNK_BYTES : 32u << 10) / row_bytes);
-    j.chunk = MAX(4, chunk & ~3);
+    j.chunk = MAX(grain, chunk / grain * grain);
     int nth = bytes * (size_t)n >= BG_PARALLEL_MIN ? m->n_threads : 1;
     j.n_ranges = MIN(nth, BG_MM_RANGES);
     for (int r = 0; r < j.n_ranges; r++) {
-        int lo = r == 0 ? 0 : (int)((int64_t)j.total_rows * r / j.n_ranges) & ~3;
+        int lo = r == 0 ? 0 : (int)((int64_t)j.total_rows * r / j.n_ranges) / grain * grain;
         atomic_init(&j.cursor[r], lo);
         if (r > 0) j.range_end[r - 1] = lo;
     }
@@ -334,7 +353,7 @@ enum {
 
 typedef struct {
     bg_model *m;
-    int layer, stage, n, t0;
+    int layer, stage, n, t0, chunk;
     atomic_int next;
 } stage_job;
 
@@ -394,7 +413,8 @@ static void stage_task(void *ctx, int ith, int nth) {
     int b, e;
     (void)ith;
     (void)nth;
-    while (bg_pool_chunk(&j->next, j->n, 1, &b, &e)) token_stage(j->m, j->layer, j->stage, j->t0 + b);
+    while (bg_pool_chunk(&j->next, j->n, j->chunk, &b, &e))
+        for (int t = b; t < e; t++) token_stage(j->m, j->layer, j->stage, j->t0 + t);
 }
 
 /* A stage for tokens t0..n-1 of the batch: on the pool for a batch, inline for one token. */
@@ -403,7 +423,10 @@ static void stage(bg_model *m, int layer, int st, int t0, int n) {
         for (int t = t0; t < n; t++) token_stage(m, layer, st, t);
         return;
     }
-    stage_job j = {m, layer, st, n - t0, t0, 0};
+    /* with a GEMM, whole tiles of tokens per thread: threads writing neighbouring tokens' activations into the
+     * same tile lines were 10% of a 2-thread prompt (false sharing) */
+    const int chunk = m->s.gemm_tiles && t0 % BG_GEMM_TILE_TOKENS == 0 ? BG_GEMM_TILE_TOKENS : 1;
+    stage_job j = {m, layer, st, n - t0, t0, chunk, 0};
     atomic_init(&j.next, 0);
     bg_pool_run(m->pool, stage_task, &j, MIN(m->n_threads, n - t0));
 }
@@ -418,6 +441,7 @@ static void bg_forward_batch(bg_model *m, const int32_t *tokens, int n, float *l
     const bg_tensor *e = &m->w.tok_embd;
 
     for (int t = 0; t < n; t++) e->traits->to_float(e->data + (size_t)tokens[t] * e->row_bytes, s->x + t * W, D);
+    s->batch_n = n;
 
     for (int l = 0; l < c->n_layer; l++) {
         const bg_layer *L = &m->w.layers[l];
@@ -517,6 +541,7 @@ static int setup_tl2(bg_model *m, bg_tensor *t, const char *name) {
     t->row_bytes = (size_t)t->cols * 5 / 24 + 1;  /* about: for the matmul's chunk size only */
     memcpy(&t->scale, t->data + bg_gguf_tl_scale_offset(1, t->rows, t->cols), sizeof(float));
     t->tl2_tile = bg_tl2_tile_kernel(m->isa);
+    t->gemm_i8 = NULL;
     return 0;
 }
 
@@ -543,6 +568,7 @@ static int setup_tensor(bg_model *m, bg_tensor *t, const char *name, int rows, i
     t->dot_i8 = t->traits->ternary ? bg_kernel_dot_i8(t->traits, m->isa) : NULL;
     t->dot_i8_multi = t->traits->ternary ? bg_kernel_dot_i8_multi(t->traits, m->isa) : NULL;
     t->dot_i8_x4 = t->traits->ternary ? bg_kernel_dot_i8_x4(t->traits, m->isa) : NULL;
+    t->gemm_i8 = t->traits->ternary ? bg_kernel_gemm_i8(t->traits, m->isa) : NULL;
     t->dot_f32 = t->traits->ternary ? NULL : bg_kernel_dot_f32(t->traits, m->isa);
     t->dot_q8k = t->traits->ternary ? NULL : bg_kernel_dot_q8k(t->traits, m->isa);
     t->dot_q8k_x4 = t->traits->ternary ? NULL : bg_kernel_dot_q8k_x4(t->traits, m->isa);
@@ -566,6 +592,7 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
                          c->head_dim, c->n_ff);
     if (n_ctx <= 0) return init_fail(m, "n_ctx must be positive, got %d", n_ctx);
     const int D = c->n_embd, QD = c->n_head * c->head_dim, KVD = c->n_head_kv * c->head_dim, F = c->n_ff;
+    int gemm = 0;
 
     if (setup_tensor(m, &m->w.tok_embd, "token_embd.weight", c->n_vocab, D)) return -1;
     if (!m->w.tok_embd.traits || !m->w.tok_embd.traits->to_float)
@@ -610,6 +637,8 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
             }
         }
         for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
+            gemm = gemm || lin[i].t->gemm_i8;
+        for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
             if (lin[i].t->tl2_tile) s->tl2_stride = MAX(s->tl2_stride, bg_tl2_table_bytes(lin[i].cols, lin[i].t->tl2.BK));
     }
     /* tokens' tables 4 KiB + 1088 bytes apart: a tile call reads the same K-tile's tables (1 KiB) of 8 tokens, which
@@ -641,8 +670,11 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     s->rope_sin = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
     s->tl2_build = bg_tl2_tables_kernel(isa);
     s->tl2_tables = s->tl2_stride ? malloc(B * s->tl2_stride) : NULL;
+    /* calloc: the padding tokens of the last tile are read (their sums are never used) */
+    s->gemm_tiles = gemm ? calloc(bg_gemm_tiles_bytes(A, BG_MAX_BATCH), 1) : NULL;
     int ok = s->x && s->xb && s->xb2 && s->q && s->k && s->v && s->hb && s->hb2 && s->k_cache &&
-             s->v_cache && s->rope_cos && s->rope_sin && (s->tl2_tables || !s->tl2_stride);
+             s->v_cache && s->rope_cos && s->rope_sin && (s->tl2_tables || !s->tl2_stride) &&
+             (s->gemm_tiles || !gemm);
     for (size_t t = 0; t < B; t++) {
         s->act[t].q = malloc((size_t)A);
         s->act[t].gsum = calloc((size_t)(A + BG_ACT_GROUP - 1) / BG_ACT_GROUP, sizeof(int32_t));
@@ -685,6 +717,8 @@ void bg_model_free(bg_model *m) {
     s->k_cache = s->v_cache = NULL;
     free(s->tl2_tables);
     s->tl2_tables = NULL;
+    free(s->gemm_tiles);
+    s->gemm_tiles = NULL;
     for (int t = 0; t < BG_MAX_BATCH; t++) {
         free(s->act[t].q);
         free(s->act[t].gsum);

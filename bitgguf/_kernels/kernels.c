@@ -9,59 +9,66 @@
 #else
 #define X86(f) NULL
 #endif
+#if BG_BUILD_AMX
+#define AMX(f) f
+#else
+#define AMX(f) NULL
+#endif
 #if defined(__aarch64__)
 #define ARM(f) f
 #else
 #define ARM(f) NULL
 #endif
 
-/* slots: scalar, avx2, avx512, neon, neon_dotprod (the bg_isa order) */
+/* slots: scalar, avx2, avx512, neon, neon_dotprod, amx (the bg_isa order; an empty slot falls to a lower level) */
 static const bg_type_traits TYPE_TRAITS[] = {
     /* name, id, block, bytes, ternary, tensor_scale, to_float, dot_f32[isa], axpy[isa], dot_i8[isa],
-     * dot_i8_multi[isa], dot_q8k[isa], dot_i8_x4[isa], dot_q8k_x4[isa] */
+     * dot_i8_multi[isa], dot_q8k[isa], dot_i8_x4[isa], dot_q8k_x4[isa], gemm_i8[isa] */
     {"F32", BG_TYPE_F32, 1, 4, 0, 0, bg_f32_to_float,
      {bg_f32_dot_scalar, X86(bg_f32_dot_avx2), NULL, ARM(bg_f32_dot_neon), NULL},
-     {bg_f32_axpy, X86(bg_f32_axpy_avx2), NULL, ARM(bg_f32_axpy_neon), NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}},
+     {bg_f32_axpy, X86(bg_f32_axpy_avx2), NULL, ARM(bg_f32_axpy_neon), NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL},
+     {NULL}},
     {"F16", BG_TYPE_F16, 1, 2, 0, 0, bg_f16_to_float,
      {bg_f16_dot_scalar, X86(bg_f16_dot_avx2), NULL, ARM(bg_f16_dot_neon), NULL},
-     {bg_f16_axpy, X86(bg_f16_axpy_avx2), NULL, ARM(bg_f16_axpy_neon), NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}},
+     {bg_f16_axpy, X86(bg_f16_axpy_avx2), NULL, ARM(bg_f16_axpy_neon), NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL},
+     {NULL}},
     {"BF16", BG_TYPE_BF16, 1, 2, 0, 0, bg_bf16_to_float,
-     {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), NULL, NULL, NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}},
+     {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), NULL, NULL, NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}},
     {"Q8_0", BG_TYPE_Q8_0, BG_Q8_0_BLOCK, 34, 0, 0, bg_q8_0_to_float,
      {bg_q8_0_dot_scalar, X86(bg_q8_0_dot_avx2), NULL, ARM(bg_q8_0_dot_neon), NULL}, {NULL}, {NULL}, {NULL}, {NULL},
-     {NULL}, {NULL}},
+     {NULL}, {NULL}, {NULL}},
     /* smaller heads (head_q6k_*.c); the K-quants take Q8_K activations, as in ggml */
     {"Q6_K", BG_TYPE_Q6_K, BG_Q6_K_BLOCK, BG_Q6_K_BYTES, 0, 0, bg_q6_k_to_float, {NULL}, {NULL}, {NULL}, {NULL},
-     {bg_q6_k_dot_q8k_scalar, X86(bg_q6_k_dot_q8k_avx2), NULL, ARM(bg_q6_k_dot_q8k_neon), NULL}, {NULL}, {NULL}},
+     {bg_q6_k_dot_q8k_scalar, X86(bg_q6_k_dot_q8k_avx2), NULL, ARM(bg_q6_k_dot_q8k_neon), NULL}, {NULL}, {NULL}, {NULL}},
     {"Q4_0", BG_TYPE_Q4_0, BG_Q4_0_BLOCK, BG_Q4_0_BYTES, 0, 0, bg_q4_0_to_float,
      {bg_q4_0_dot_scalar, X86(bg_q4_0_dot_avx2), NULL, ARM(bg_q4_0_dot_neon), NULL}, {NULL}, {NULL}, {NULL}, {NULL},
-     {NULL}, {NULL}},
+     {NULL}, {NULL}, {NULL}},
     {"Q5_K", BG_TYPE_Q5_K, BG_QK_K, BG_Q5_K_BYTES, 0, 0, bg_q5_k_to_float, {NULL}, {NULL}, {NULL}, {NULL},
      {bg_q5_k_dot_q8k_scalar, X86(bg_q5_k_dot_q8k_avx2), NULL, ARM(bg_q5_k_dot_q8k_neon), NULL}, {NULL},
-     {NULL, X86(bg_q5_k_dot_q8k_x4_avx2), NULL, NULL, NULL}},
+     {NULL, X86(bg_q5_k_dot_q8k_x4_avx2), NULL, NULL, NULL}, {NULL}},
     {"Q4_K", BG_TYPE_Q4_K, BG_QK_K, BG_Q4_K_BYTES, 0, 0, bg_q4_k_to_float, {NULL}, {NULL}, {NULL}, {NULL},
      {bg_q4_k_dot_q8k_scalar, X86(bg_q4_k_dot_q8k_avx2), NULL, ARM(bg_q4_k_dot_q8k_neon), NULL}, {NULL},
-     {NULL, X86(bg_q4_k_dot_q8k_x4_avx2), NULL, NULL, NULL}},
+     {NULL, X86(bg_q4_k_dot_q8k_x4_avx2), NULL, NULL, NULL}, {NULL}},
     {"I2_S", BG_TYPE_I2_S, BG_I2S_BLOCK, 32, 1, 1, NULL, {NULL}, {NULL},
      {bg_i2s_dot_scalar, X86(bg_i2s_dot_avx2), X86(bg_i2s_dot_avx512), ARM(bg_i2s_dot_neon),
       ARM(bg_i2s_dot_neon_dotprod)},
      {NULL, X86(bg_i2s_dot_multi_avx2), X86(bg_i2s_dot_multi_avx512), NULL, ARM(bg_i2s_dot_multi_neon_dotprod)},
-     {NULL}, {NULL, X86(bg_i2s_dot_x4_avx2), NULL, NULL, NULL}, {NULL}},
+     {NULL}, {NULL, X86(bg_i2s_dot_x4_avx2), NULL, NULL, NULL}, {NULL}, {[BG_ISA_AMX] = AMX(bg_i2s_gemm_amx)}},
     {"TQ2_0", BG_TYPE_TQ2_0, BG_TQ2_BLOCK, 66, 1, 0, NULL, {NULL}, {NULL},
      {bg_tq2_dot_scalar, X86(bg_tq2_dot_avx2), X86(bg_tq2_dot_avx512), ARM(bg_tq2_dot_neon),
       ARM(bg_tq2_dot_neon_dotprod)},
      {NULL, X86(bg_tq2_dot_multi_avx2), NULL, NULL, NULL}, {NULL}, {NULL, X86(bg_tq2_dot_x4_avx2), NULL, NULL, NULL},
-     {NULL}},
+     {NULL}, {NULL}},
     {"TQ1_0", BG_TYPE_TQ1_0, BG_TQ1_BLOCK, BG_TQ1_BYTES, 1, 0, NULL, {NULL}, {NULL},
      {bg_tq1_dot_scalar, X86(bg_tq1_dot_avx2), X86(bg_tq1_dot_avx512), ARM(bg_tq1_dot_neon),
       ARM(bg_tq1_dot_neon_dotprod)},
-     {NULL, X86(bg_tq1_dot_multi_avx2), NULL, NULL, NULL}, {NULL}, {NULL}, {NULL}},
+     {NULL, X86(bg_tq1_dot_multi_avx2), NULL, NULL, NULL}, {NULL}, {NULL}, {NULL}, {NULL}},
     /* TL1 / TL2 after the load-time repack (tlr.c): I2_S blocks plus a short tail, 2 bits per weight */
     {"I2_ROWS", BG_TYPE_I2_ROWS, BG_I2R_GRAIN, BG_I2R_GRAIN / 4, 1, 1, NULL, {NULL}, {NULL},
      {bg_i2r_dot_scalar, X86(bg_i2r_dot_avx2), X86(bg_i2r_dot_avx512), ARM(bg_i2r_dot_neon),
       ARM(bg_i2r_dot_neon_dotprod)},
      {NULL, X86(bg_i2r_dot_multi_avx2), NULL, NULL, NULL}, {NULL}, {NULL, X86(bg_i2r_dot_x4_avx2), NULL, NULL, NULL},
-     {NULL}},
+     {NULL}, {NULL}},
 };
 
 const bg_type_traits *bg_type_traits_of(int type_id) {
@@ -88,6 +95,7 @@ size_t bg_row_bytes(const bg_type_traits *t, int cols) {
 /* The next lower level to try when a slot is empty. */
 static int lower_isa(int isa) {
     switch (isa) {
+    case BG_ISA_AMX: return BG_ISA_AVX512;
     case BG_ISA_AVX512: return BG_ISA_AVX2;
     case BG_ISA_NEON_DOTPROD: return BG_ISA_NEON;
     case BG_ISA_SCALAR: return -1;
@@ -119,7 +127,21 @@ bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa) {
     return NULL;
 }
 
-bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa) { return t->dot_i8_multi[isa]; }
+bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa) {
+    for (int i = (int)isa; i >= 0; i = lower_isa(i))
+        if (t->dot_i8[i]) return t->dot_i8_multi[i];
+    return NULL;
+}
+
+bg_gemm_i8_fn bg_kernel_gemm_i8(const bg_type_traits *t, bg_isa isa) { return t->gemm_i8[isa]; }
+
+void bg_gemm_put_token(const int8_t *q, int cols, int t, int8_t *tiles) {
+    const int chunks = cols / 64, tile = t / BG_GEMM_TILE_TOKENS, col = t % BG_GEMM_TILE_TOKENS;
+    for (int kc = 0; kc < chunks; kc++) {
+        int8_t *dst = tiles + ((size_t)tile * chunks + kc) * 1024 + 4 * col;
+        for (int i = 0; i < 16; i++) memcpy(dst + 64 * i, q + 64 * kc + 4 * i, 4);
+    }
+}
 
 /* A four-row kernel comes from the level whose one-row kernel runs: a lower level's could be slower than this
  * level's one-row kernel (AVX2's four-row I2_S against AVX-512 VNNI's one row), and a K-quant head that runs AVX2's

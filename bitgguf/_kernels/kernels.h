@@ -82,6 +82,10 @@ typedef void (*bg_dot_i8_multi_fn)(const uint8_t *row, const bg_act *acts, int n
 /* dot_i8 of 4 consecutive rows (row, row + row_bytes, ...) against one token, out[k] for k < 4 (decode): the
  * token's activations are loaded once for the 4 rows. Same values as 4 calls of dot_i8. */
 typedef void (*bg_dot_i8_x4_fn)(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out);
+/* The prompt path's GEMM (AMX): n_rows consecutive rows against n tokens whose activations bg_gemm_put_token laid
+ * out as int8 tiles in `tiles`, out[t * stride + r] for r < n_rows, t < n. Same values as dot_i8. */
+typedef void (*bg_gemm_i8_fn)(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles,
+                              const bg_act *acts, int n, float *out, size_t stride);
 typedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n);
 typedef void (*bg_to_float_fn)(const void *row, float *y, int n);
 typedef void (*bg_axpy_fn)(const void *row, float a, float *y, int n);   /* y += a * row */
@@ -105,6 +109,7 @@ typedef struct {
     bg_dot_q8k_fn dot_q8k[BG_ISA_COUNT];            /* K-quant heads: instead of dot_f32 */
     bg_dot_i8_x4_fn dot_i8_x4[BG_ISA_COUNT];        /* optional: NULL = call dot_i8 row by row */
     bg_dot_q8k_x4_fn dot_q8k_x4[BG_ISA_COUNT];      /* optional: NULL = call dot_q8k row by row */
+    bg_gemm_i8_fn gemm_i8[BG_ISA_COUNT];            /* optional: NULL = dot_i8_multi for a batch */
 } bg_type_traits;
 
 /* The row for a ggml type id, or NULL when bitgguf has no kernels for it. */
@@ -121,8 +126,11 @@ bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa);
 bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa);
 bg_axpy_fn bg_kernel_axpy(const bg_type_traits *t, bg_isa isa);
 bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa);
-/* Only the exact level's multi-token kernel (a lower level's would be slower than this level's dot_i8). */
+/* The multi-token kernel of the level whose one-row kernel bg_kernel_dot_i8 returns (a lower level's would be slower
+ * than this level's dot_i8); the AMX level, which has only GEMMs of its own, gets AVX-512's. */
 bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa);
+/* The GEMM of exactly this level (NULL if none). */
+bg_gemm_i8_fn bg_kernel_gemm_i8(const bg_type_traits *t, bg_isa isa);
 /* The four-row kernel of the level whose one-row kernel bg_kernel_dot_i8 / bg_kernel_dot_q8k returns (or NULL). */
 bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa);
 bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa);
@@ -137,6 +145,17 @@ void bg_dot_q8k_rows(bg_dot_q8k_fn dot, bg_dot_q8k_x4_fn dot4, const uint8_t *ro
 /* Weight bytes per call of bg_dot_q8k_rows for one token when dot4 is set: four quarters of 8 KiB are too short for
  * the hardware prefetcher (8 GB/s from DRAM, one core, against 11-12 at 128 KiB). */
 #define BG_Q8K_ROWS_CHUNK_BYTES (128u << 10)
+
+/* The GEMM's activation layout: tokens in tiles of 16, each tile's K values in chunks of 64 as 16 rows of 64 bytes,
+ * row i holding values 4i..4i+3 of each of the 16 tokens (the 4-byte-interleaved "B" operand of AMX's
+ * TDPBUSD): chunk kc of tile T at byte (T * K/64 + kc) * 1024. Buffers hold a whole number of tile pairs. */
+#define BG_GEMM_TILE_TOKENS 16
+static inline size_t bg_gemm_tiles_bytes(int cols, int n_tokens) {
+    return (size_t)((n_tokens + 2 * BG_GEMM_TILE_TOKENS - 1) / (2 * BG_GEMM_TILE_TOKENS)) * 2 * BG_GEMM_TILE_TOKENS *
+           (size_t)cols;
+}
+/* Token t's int8 activations q (cols values, a multiple of 64) into its place in the tiles. */
+void bg_gemm_put_token(const int8_t *q, int cols, int t, int8_t *tiles);
 
 /* Quantize n activations to int8 (the reference's quantize_activations rule); fills a->scale, sum, q, gsum. */
 void bg_quantize_act(const float *x, int n, bg_act *a);
@@ -246,6 +265,8 @@ float bg_i2r_dot_avx512(const uint8_t *row, const bg_act *a);
 int32_t bg_i2r_tail_cq_avx2(const uint8_t *tail, const int8_t *q, int t);  /* t % 32 == 0 */
 float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a);
 void bg_i2s_dot_multi_avx512(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
+void bg_i2s_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
+                     int n, float *out, size_t stride);
 float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a);
 float bg_f32_dot_avx2(const void *row, const float *x, int n);
 float bg_f16_dot_avx2(const void *row, const float *x, int n);

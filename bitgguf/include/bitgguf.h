@@ -175,8 +175,8 @@ typedef struct {
     int32_t n_ctx;      /* context length in tokens; 0: the model's training context (bitgguf_n_ctx_train) */
     int32_t n_threads;  /* threads per eval; 0: the CPUs this process may run on */
     int32_t kv_f32;     /* 0: F16 KV cache (half the memory, the default); 1: F32 */
-    const char *isa;    /* kernel level "scalar", "avx2", "avx512", "neon", "neon_dotprod"; NULL: $BITGGUF_ISA if
-                           set, else the best this CPU runs */
+    const char *isa;    /* kernel level "scalar", "avx2", "avx512", "amx", "neon", "neon_dotprod"; NULL:
+                           $BITGGUF_ISA if set, else the best this CPU runs */
 } bitgguf_context_params;
 
 BITGGUF_API bitgguf_context_params bitgguf_context_default_params(void);
