@@ -28,6 +28,8 @@
 /* Tokens per multi-token kernel call in a batched matmul (their int8 activations, <= 4 x n_ff bytes, fit L1). */
 #define BG_TOKEN_TILE 4
 
+/* Query heads per attention work item (heads of one KV head, sharing its K rows) */
+#define BG_ATT_HEADS 2
 /* Fewest tokens for which a type's GEMM (AMX tiles of 16 tokens) runs instead of its multi-token kernel */
 #define BG_GEMM_MIN 4
 
@@ -278,29 +280,42 @@ static void matmul(const bg_model *m, const bg_tensor *w, const float *x, int xs
     matmuls(m, &p, 1, n);
 }
 
-/* Causal attention of token t of the batch (at position n_past + t) for query head h over the layer's cache
- * (GQA: query head h reads KV head h / (n_head / n_head_kv)); att is this thread's scratch of n_ctx floats. */
-static void attention_head(const bg_model *m, int layer, int t, int h, float *att) {
+/* Causal attention of token t of the batch (at position n_past + t) for query heads h0..h0+n_q of one KV head
+ * (GQA: query head h reads KV head h / (n_head / n_head_kv)); att is this thread's scratch of n_q x n_ctx floats. */
+static void attention_heads(const bg_model *m, int layer, int t, int h0, int n_q, float *att) {
     const bg_config *c = &m->w.c;
     const bg_state *s = &m->s;
     const int hd = c->head_dim, group = c->n_head / c->n_head_kv, pos = s->n_past + t;
     const int QD = c->n_head * hd, W = MAX(c->n_embd, QD);
     const size_t layer_off = (size_t)layer * s->n_ctx * s->kv_pos_bytes;
-    const size_t head_off = (size_t)(h / group) * hd * s->kv->block_bytes;
+    const size_t head_off = (size_t)(h0 / group) * hd * s->kv->block_bytes;
     const uint8_t *kl = s->k_cache + layer_off + head_off, *vl = s->v_cache + layer_off + head_off;
-    const float *qh = s->q + (size_t)t * QD + (size_t)h * hd;
+    const float *q0 = s->q + (size_t)t * QD + (size_t)h0 * hd;
     const float sqrt_hd = sqrtf((float)hd);
-    for (int i = 0; i <= pos; i++) att[i] = s->kv_dot(kl + i * s->kv_pos_bytes, qh, hd) / sqrt_hd;
-    softmax(att, pos + 1);
-    float *o = s->xb2 + (size_t)t * W + (size_t)h * hd;
 #if defined(__x86_64__)
-    if (x86_avx2(m) && s->kv->type_id == BG_TYPE_F16 && hd % 8 == 0 && hd <= 256) {
-        bg_attn_sum_f16_avx2(vl, s->kv_pos_bytes, att, pos + 1, hd, o);  /* = the axpy loop below, bitwise */
-        return;
-    }
+    const int f16_avx2 = x86_avx2(m) && s->kv->type_id == BG_TYPE_F16 && hd % 32 == 0 && hd <= 256;
+#else
+    const int f16_avx2 = 0;
 #endif
-    memset(o, 0, (size_t)hd * sizeof(float));
-    for (int i = 0; i <= pos; i++) s->kv_axpy(vl + i * s->kv_pos_bytes, att[i], o, hd);
+#if defined(__x86_64__)
+    if (f16_avx2)  /* = the kv_dot loop below, bitwise, with the heads sharing each K row */
+        bg_attn_scores_f16_avx2(kl, s->kv_pos_bytes, pos + 1, q0, n_q, hd, sqrt_hd, att, (size_t)s->n_ctx);
+#endif
+    for (int j = 0; j < n_q; j++) {
+        float *aj = att + (size_t)j * s->n_ctx;
+        if (!f16_avx2)
+            for (int i = 0; i <= pos; i++) aj[i] = s->kv_dot(kl + i * s->kv_pos_bytes, q0 + (size_t)j * hd, hd) / sqrt_hd;
+        softmax(aj, pos + 1);
+        float *o = s->xb2 + (size_t)t * W + (size_t)(h0 + j) * hd;
+#if defined(__x86_64__)
+        if (f16_avx2) {
+            bg_attn_sum_f16_avx2(vl, s->kv_pos_bytes, aj, pos + 1, hd, o);  /* = the axpy loop below, bitwise */
+            continue;
+        }
+#endif
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int i = 0; i <= pos; i++) s->kv_axpy(vl + i * s->kv_pos_bytes, aj[i], o, hd);
+    }
 }
 
 typedef struct {
@@ -309,14 +324,19 @@ typedef struct {
     atomic_int next;
 } att_job;
 
+/* Work items: (token, pair of query heads of one KV head), so that the heads share K rows and the pairs still
+ * spread over the threads. */
 static void attention_task(void *ctx, int ith, int nth) {
     att_job *j = ctx;
-    const int n_head = j->m->w.c.n_head;
-    float *att = j->m->s.att + (size_t)ith * j->m->s.n_ctx;
+    const bg_config *c = &j->m->w.c;
+    const int group = c->n_head / c->n_head_kv, pairs = (group + 1) / 2, items = c->n_head_kv * pairs;
+    float *att = j->m->s.att + (size_t)ith * BG_ATT_HEADS * j->m->s.n_ctx;
     int b, e;
     (void)nth;
-    while (bg_pool_chunk(&j->next, j->n * n_head, 1, &b, &e))
-        attention_head(j->m, j->layer, b / n_head, b % n_head, att);
+    while (bg_pool_chunk(&j->next, j->n * items, 1, &b, &e)) {
+        const int item = b % items, h0 = item / pairs * group + item % pairs * 2;
+        attention_heads(j->m, j->layer, b / items, h0, MIN(BG_ATT_HEADS, group - item % pairs * 2), att);
+    }
 }
 
 /* Attention of the batch's n tokens, all (token, head) pairs on the pool: out in s->xb2. */
@@ -479,7 +499,7 @@ static int ensure_pool(bg_model *m) {
     if (m->pool && bg_pool_size(m->pool) == m->n_threads) return 0;
     bg_pool_destroy(m->pool);
     free(m->s.att);
-    m->s.att = calloc((size_t)m->n_threads * m->s.n_ctx, sizeof(float));
+    m->s.att = calloc((size_t)m->n_threads * BG_ATT_HEADS * m->s.n_ctx, sizeof(float));
     m->pool = bg_pool_create(m->n_threads);
     if (!m->pool || !m->s.att) {
         snprintf(m->error, sizeof m->error, "could not start %d threads", m->n_threads);

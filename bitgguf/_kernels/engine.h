@@ -65,7 +65,7 @@ typedef struct {
     float *x, *xb, *xb2;         /* residual stream, normed input, attention output  [B][max(n_embd, q_dim)] */
     float *q, *k, *v;            /* [B][q_dim], [B][kv_dim], [B][kv_dim] */
     float *hb, *hb2;             /* FFN gate and up  [B][n_ff] */
-    float *att;                  /* attention scores, one row per thread  [n_threads][n_ctx] */
+    float *att;                  /* attention scores, rows per thread  [n_threads][BG_ATT_HEADS][n_ctx] */
     bg_act act[BG_MAX_BATCH];    /* each token's int8 activations for the current ternary matmul */
     bg_q8k q8k[BG_MAX_BATCH];    /* each token's head input as Q8_K, for a K-quant head (else unallocated) */
     uint8_t *tl2_tables;         /* each token's TL2 lookup tables, tl2_stride bytes apart (models with TL2 only) */

@@ -80,6 +80,36 @@ void bg_attn_sum_f16_avx2(const uint8_t *v, size_t stride, const float *att, int
     }
 }
 
+void bg_attn_scores_f16_avx2(const uint8_t *k, size_t stride, int npos, const float *q, int n_q, int hd, float div,
+                             float *att, size_t att_stride) {
+    for (int j = 0; j < n_q; j += 2) {
+        const int two = j + 1 < n_q;
+        const float *qa = q + (size_t)j * hd, *qb = two ? qa + hd : qa;
+        float *out_a = att + (size_t)j * att_stride, *out_b = two ? out_a + att_stride : out_a;
+        const uint8_t *row = k;
+        for (int i = 0; i < npos; i++, row += stride) {
+            const uint16_t *w = (const uint16_t *)row;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (int d = 0; d < hd; d += 32) {
+                const __m256 k0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + d)));
+                const __m256 k1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + d + 8)));
+                const __m256 k2 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + d + 16)));
+                const __m256 k3 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + d + 24)));
+                a0 = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qa + d), a0);
+                a1 = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qa + d + 8), a1);
+                a2 = _mm256_fmadd_ps(k2, _mm256_loadu_ps(qa + d + 16), a2);
+                a3 = _mm256_fmadd_ps(k3, _mm256_loadu_ps(qa + d + 24), a3);
+                b0 = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qb + d), b0);
+                b1 = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qb + d + 8), b1);
+                b2 = _mm256_fmadd_ps(k2, _mm256_loadu_ps(qb + d + 16), b2);
+                b3 = _mm256_fmadd_ps(k3, _mm256_loadu_ps(qb + d + 24), b3);
+            }
+            out_a[i] = bg_hsum_f32x8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) / div;
+            out_b[i] = bg_hsum_f32x8(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3))) / div;
+        }
+    }
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif
