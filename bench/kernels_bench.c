@@ -2,7 +2,8 @@
  * table at the 2B4T shapes, one thread, at every ISA level this CPU runs. Prints one JSON object per line:
  *   gemv_dram:  one token, weights streamed from memory (copies cycled through >= 256 MiB): GB/s of weights
  *   gemv_cache: one token, a 256-row slice that stays in L2: the kernel's compute ceiling
- *   gemm:       BG_BENCH_TOKENS tokens per row (the prompt path, dot_i8_multi), rows from L2/L3
+ *   gemm:       the prompt path, rows from L2/L3: BG_BENCH_TOKENS tokens per row through dot_i8_multi, or where the
+ *               level has a GEMM (gemm_i8: AMX), BG_BENCH_GEMM_TOKENS tokens (the engine's batch) through it
  * each with GMAC/s, timed in this thread's CPU time (a busy machine's preemption does not count). Usage: kernels_bench [seconds per measurement] [type filter, e.g. I2_S]. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "kernels.h"
 
 #define BG_BENCH_TOKENS 16
+#define BG_BENCH_GEMM_TOKENS 64
 
 static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
 static uint32_t rnd(void) {
@@ -74,7 +76,8 @@ typedef struct {
     int rows, cols;
     const uint8_t *w;
     size_t row_bytes, copies;
-    bg_act *acts;
+    bg_act *acts;          /* BG_BENCH_GEMM_TOKENS tokens */
+    int8_t *tiles;         /* their activations laid out for gemm_i8 */
     bg_q8k xq;  /* x as Q8_K, for the K-quant heads */
     float *x, *y;
 } ctx;
@@ -99,7 +102,13 @@ static void gemv(const ctx *c, size_t copy, int nrows) {
     }
 }
 
-static void gemm(const ctx *c, int nrows) {
+/* returns the tokens per row */
+static int gemm(const ctx *c, int nrows) {
+    bg_gemm_i8_fn gemm_i8 = bg_kernel_gemm_i8(c->t, c->isa);
+    if (gemm_i8) {
+        gemm_i8(c->w, c->row_bytes, nrows, c->tiles, c->acts, BG_BENCH_GEMM_TOKENS, c->y, (size_t)c->rows);
+        return BG_BENCH_GEMM_TOKENS;
+    }
     bg_dot_i8_multi_fn multi = bg_kernel_dot_i8_multi(c->t, c->isa);
     bg_dot_i8_fn dot = bg_kernel_dot_i8(c->t, c->isa);
     for (int r = 0; r < nrows; r++) {
@@ -108,6 +117,7 @@ static void gemm(const ctx *c, int nrows) {
         else
             for (int k = 0; k < BG_BENCH_TOKENS; k++) c->y[(size_t)k * c->rows + r] = dot(row, &c->acts[k]);
     }
+    return BG_BENCH_TOKENS;
 }
 
 static void report(const char *kind, const ctx *c, const char *shape, double macs, double bytes, double secs) {
@@ -144,14 +154,16 @@ int main(int argc, char **argv) {
             fill(t, w, (size_t)c.rows, c.row_bytes, c.cols);
             for (size_t k = 1; k < c.copies; k++) memcpy(w + k * mat, w, mat);
             c.w = w;
-            c.acts = calloc(BG_BENCH_TOKENS, sizeof(bg_act));
+            c.acts = calloc(BG_BENCH_GEMM_TOKENS, sizeof(bg_act));
+            c.tiles = aligned_alloc(64, bg_gemm_tiles_bytes(c.cols, BG_BENCH_GEMM_TOKENS));
             c.x = malloc((size_t)c.cols * sizeof(float));
-            c.y = malloc((size_t)c.rows * BG_BENCH_TOKENS * sizeof(float));
-            for (int k = 0; k < BG_BENCH_TOKENS; k++) {
+            c.y = malloc((size_t)c.rows * BG_BENCH_GEMM_TOKENS * sizeof(float));
+            for (int k = 0; k < BG_BENCH_GEMM_TOKENS; k++) {
                 for (int i = 0; i < c.cols; i++) c.x[i] = ((float)(rnd() % 2001) - 1000.0f) / 100.0f;
                 c.acts[k].q = aligned_alloc(64, ((size_t)c.cols + 63) / 64 * 64);
                 c.acts[k].gsum = malloc(((size_t)c.cols / 32 + 1) * sizeof(int32_t));
                 bg_quantize_act(c.x, c.cols, &c.acts[k]);
+                if (c.cols % 64 == 0) bg_gemm_put_token(c.acts[k].q, c.cols, k, c.tiles);
             }
             c.xq.q = malloc((size_t)c.cols);
             c.xq.d = malloc(((size_t)c.cols / BG_QK_K + 1) * sizeof(float));
@@ -184,18 +196,18 @@ int main(int argc, char **argv) {
                 /* a batch of tokens per row (prompt processing) */
                 if (t->ternary) {
                     done = 0;
-                    gemm(&c, hot);
+                    const int tokens = gemm(&c, hot);
                     t0 = now();
                     do {
                         gemm(&c, hot);
                         done++;
                     } while ((t1 = now()) - t0 < budget);
-                    report("gemm", &c, shapes[si].name, (double)done * hot * c.cols * BG_BENCH_TOKENS,
+                    report("gemm", &c, shapes[si].name, (double)done * hot * c.cols * tokens,
                            (double)done * hot * c.row_bytes, t1 - t0);
                 }
             }
-            for (int k = 0; k < BG_BENCH_TOKENS; k++) free(c.acts[k].q), free(c.acts[k].gsum);
-            free(c.acts), free(c.x), free(c.y), free(w), free(c.xq.q), free(c.xq.d), free(c.xq.bsum);
+            for (int k = 0; k < BG_BENCH_GEMM_TOKENS; k++) free(c.acts[k].q), free(c.acts[k].gsum);
+            free(c.acts), free(c.tiles), free(c.x), free(c.y), free(w), free(c.xq.q), free(c.xq.d), free(c.xq.bsum);
         }
     }
     return 0;

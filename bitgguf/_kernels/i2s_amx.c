@@ -1,14 +1,14 @@
 /* I2_S prompt path, AMX-INT8: rows against a batch of tokens as tile matrix products. TDPBUSD multiplies a 16 x 64
  * tile of unsigned bytes (16 weight rows' codes c = w + 1, 64 weights each) by a 64 x 16 tile of int8 activations
  * (16 tokens, bg_gemm_put_token's layout) into 16 x 16 int32 sums Σcq, exactly; Σ(c-1)q = Σcq - Σq as at every
- * other level. Each weight byte is unpacked once per batch and used for every token: one core does 0.95-1.2 T MAC/s
- * at the 2B4T shapes with 64 tokens (a standalone loop over this file), against ~0.07 T for AVX-512 VNNI's
+ * other level. Each weight byte is unpacked once per batch and used for every token: one core does 1.4-1.7 T MAC/s
+ * at the 2B4T shapes with 64 tokens from L2 (python -m bench.kernels), against 0.16-0.18 T for AVX-512 VNNI's
  * multi-token kernel.
  *
  * Blocking: 32 rows x 32 tokens per step, the four 16 x 16 sums held in tiles 0-3, rows in tiles 4-5, tokens in
  * 6-7. The 32 rows' codes are unpacked into a panel block of PANEL_COLS columns at a time (on the stack), the sums
- * kept in `acc` between blocks. Measured on the 64-token batch: 512 columns beat 2048 by 10-20% (the panel block
- * and one token pair's block, 16 KiB each, stay in L1 while the token pairs go by). */
+ * kept in `acc` between blocks, and the next block's bytes are prefetched meanwhile. 2B4T pp128, 2 threads: 256
+ * columns 447 tok/s, 512 434, 1024 418 (a block and one token pair's block stay in L1 while the pairs go by). */
 #include "kernels.h"
 
 #if BG_BUILD_AMX
@@ -21,7 +21,7 @@
 #include <immintrin.h>
 
 #define PANEL_ROWS 32
-#define PANEL_COLS 512
+#define PANEL_COLS 256  /* 8 KiB of codes */
 #define GROUP_TOKENS (4 * BG_GEMM_TILE_TOKENS)  /* tokens whose sums `acc` holds (the engine's batch is <= 64) */
 
 typedef struct {
@@ -82,6 +82,14 @@ static void panel_times_tokens(const uint8_t *panel, int cols, const int8_t *til
     _tile_stored(2, acc[0][1], 64); _tile_stored(3, acc[1][1], 64);
 }
 
+/* Into L2: the bytes of columns k0..k0+cols of 32 rows (the next panel block, read while this one's tile products
+ * run: without it the unpack waited on memory for a third of the GEMM's time in a prompt). Rows past the call's
+ * are the next call's (prefetches do not fault). */
+static void prefetch_block(const uint8_t *rows, size_t row_bytes, int k0, int cols) {
+    for (int r = 0; r < PANEL_ROWS; r++)
+        for (int b = 0; b < cols / 4; b += 64) _mm_prefetch((const char *)(rows + r * row_bytes + k0 / 4 + b), _MM_HINT_T1);
+}
+
 void bg_i2s_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
                      int n, float *out, size_t stride) {
     const int K = acts[0].n, chunks = K / 64;
@@ -96,6 +104,11 @@ void bg_i2s_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const in
             for (int k0 = 0; k0 < K; k0 += PANEL_COLS) {
                 const int cols = K - k0 < PANEL_COLS ? K - k0 : PANEL_COLS;
                 unpack_panel(rows + (size_t)r0 * row_bytes, row_bytes, nr, k0, cols, panel);
+                if (k0 + PANEL_COLS < K)
+                    prefetch_block(rows + (size_t)r0 * row_bytes, row_bytes, k0 + PANEL_COLS,
+                                   K - k0 - PANEL_COLS < PANEL_COLS ? K - k0 - PANEL_COLS : PANEL_COLS);
+                else
+                    prefetch_block(rows + (size_t)(r0 + PANEL_ROWS) * row_bytes, row_bytes, 0, K < PANEL_COLS ? K : PANEL_COLS);
                 for (int T = 0; T < n_tiles; T += 2)
                     panel_times_tokens(panel, cols, tiles, chunks, k0 / 64, T0 + T, k0 == 0, acc + T);
             }
