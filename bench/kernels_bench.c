@@ -104,7 +104,7 @@ static void gemv(const ctx *c, size_t copy, int nrows) {
 
 /* returns the tokens per row */
 static int gemm(const ctx *c, int nrows) {
-    bg_gemm_i8_fn gemm_i8 = bg_kernel_gemm_i8(c->t, c->isa);
+    bg_gemm_i8_fn gemm_i8 = bg_kernel_gemm_i8(c->t, c->isa, c->cols);
     if (gemm_i8) {
         gemm_i8(c->w, c->row_bytes, nrows, c->tiles, c->acts, BG_BENCH_GEMM_TOKENS, c->y, (size_t)c->rows);
         return BG_BENCH_GEMM_TOKENS;

@@ -37,7 +37,7 @@ cdef extern from "kernels.h" nogil:
     bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa)
     ctypedef void (*bg_gemm_i8_fn)(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles,
                                    const bg_act *acts, int n, float *out, size_t stride)
-    bg_gemm_i8_fn bg_kernel_gemm_i8(const bg_type_traits *t, bg_isa isa)
+    bg_gemm_i8_fn bg_kernel_gemm_i8(const bg_type_traits *t, bg_isa isa, int cols)
     size_t bg_gemm_tiles_bytes(int cols, int n_tokens)
     void bg_gemm_put_token(const int8_t *q, int cols, int t, int8_t *tiles)
     void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
@@ -363,8 +363,8 @@ def ternary_matmul(data, int type_id, int rows, int cols, x, str isa):
     cdef const bg_type_traits *t = _traits(type_id)
     if not t.ternary:
         raise ValueError(f"{t.name.decode()} is not a ternary type")
-    if cols % t.block_size or cols % 64:
-        raise ValueError(f"cols {cols} is not a multiple of {t.block_size} and 64")
+    if cols % t.block_size:
+        raise ValueError(f"cols {cols} is not a multiple of {t.block_size}")
     cdef size_t rb = bg_row_bytes(t, cols)
     cdef const uint8_t[::1] w = _np.ascontiguousarray(data, dtype=_np.uint8).reshape(-1)
     if <size_t>w.shape[0] < rb * rows:
@@ -374,7 +374,7 @@ def ternary_matmul(data, int type_id, int rows, int cols, x, str isa):
         raise ValueError(f"x must be (n >= 1, {cols}), got {xs.shape}")
     cdef int n = xs.shape[0], i
     cdef int isa_id = isa_by_name(isa)
-    cdef bg_gemm_i8_fn gemm = bg_kernel_gemm_i8(t, <bg_isa>isa_id)
+    cdef bg_gemm_i8_fn gemm = bg_kernel_gemm_i8(t, <bg_isa>isa_id, cols)
     cdef bg_dot_i8_multi_fn multi = bg_kernel_dot_i8_multi(t, <bg_isa>isa_id)
     cdef bg_dot_i8_fn dot = bg_kernel_dot_i8(t, <bg_isa>isa_id)
     q = _np.zeros((n, cols), dtype=_np.int8)
@@ -396,7 +396,8 @@ def ternary_matmul(data, int type_id, int rows, int cols, x, str isa):
                 acts[i].q = &qv[i, 0]
                 acts[i].gsum = &gv[i, 0]
                 bg_quantize_act(&xv[i, 0], cols, &acts[i])
-                bg_gemm_put_token(acts[i].q, cols, i, tp)
+                if gemm != NULL:
+                    bg_gemm_put_token(acts[i].q, cols, i, tp)
             if gemm != NULL:
                 gemm(&w[0], rb, rows, tp, acts, n, &dv[0, 0], rows)
             elif multi != NULL:

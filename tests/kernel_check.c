@@ -391,10 +391,10 @@ static int check_gemm(int *checks) {
     const bg_type_traits *t = bg_type_traits_of(BG_TYPE_I2_S);
     int failures = 0;
     for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
-        bg_gemm_i8_fn gemm = bg_kernel_gemm_i8(t, (bg_isa)isa);
-        if (!gemm || !bg_cpu_supports((bg_isa)isa)) continue;
+        if (!bg_kernel_gemm_i8(t, (bg_isa)isa, BG_I2S_BLOCK) || !bg_cpu_supports((bg_isa)isa)) continue;
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const int rows = shapes[si][0], cols = shapes[si][1], n = shapes[si][2];
+            bg_gemm_i8_fn gemm = bg_kernel_gemm_i8(t, (bg_isa)isa, cols);
             uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * cols / 4);
             int8_t *tiles = calloc(bg_gemm_tiles_bytes(cols, n), 1);
             float *x = malloc((size_t)cols * sizeof(float)), *y = malloc((size_t)rows * n * sizeof(float));

@@ -598,7 +598,7 @@ static int setup_tensor(bg_model *m, bg_tensor *t, const char *name, int rows, i
     t->dot_i8 = t->traits->ternary ? bg_kernel_dot_i8(t->traits, m->isa) : NULL;
     t->dot_i8_multi = t->traits->ternary ? bg_kernel_dot_i8_multi(t->traits, m->isa) : NULL;
     t->dot_i8_x4 = t->traits->ternary ? bg_kernel_dot_i8_x4(t->traits, m->isa) : NULL;
-    t->gemm_i8 = t->traits->ternary ? bg_kernel_gemm_i8(t->traits, m->isa) : NULL;
+    t->gemm_i8 = t->traits->ternary ? bg_kernel_gemm_i8(t->traits, m->isa, cols) : NULL;
     t->dot_f32 = t->traits->ternary ? NULL : bg_kernel_dot_f32(t->traits, m->isa);
     t->dot_q8k = t->traits->ternary ? NULL : bg_kernel_dot_q8k(t->traits, m->isa);
     t->dot_q8k_x4 = t->traits->ternary ? NULL : bg_kernel_dot_q8k_x4(t->traits, m->isa);

@@ -68,7 +68,7 @@ static const bg_type_traits TYPE_TRAITS[] = {
      {bg_i2r_dot_scalar, X86(bg_i2r_dot_avx2), X86(bg_i2r_dot_avx512), ARM(bg_i2r_dot_neon),
       ARM(bg_i2r_dot_neon_dotprod)},
      {NULL, X86(bg_i2r_dot_multi_avx2), NULL, NULL, NULL}, {NULL}, {NULL, X86(bg_i2r_dot_x4_avx2), NULL, NULL, NULL},
-     {NULL}, {NULL}},
+     {NULL}, {[BG_ISA_AMX] = AMX(bg_i2s_gemm_amx)}},  /* the GEMM: rows of whole blocks (bg_kernel_gemm_i8) */
 };
 
 const bg_type_traits *bg_type_traits_of(int type_id) {
@@ -133,7 +133,10 @@ bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa) {
     return NULL;
 }
 
-bg_gemm_i8_fn bg_kernel_gemm_i8(const bg_type_traits *t, bg_isa isa) { return t->gemm_i8[isa]; }
+bg_gemm_i8_fn bg_kernel_gemm_i8(const bg_type_traits *t, bg_isa isa, int cols) {
+    if (t->type_id == BG_TYPE_I2_ROWS && cols % BG_I2S_BLOCK) return NULL;
+    return t->gemm_i8[isa];
+}
 
 void bg_gemm_put_token(const int8_t *q, int cols, int t, int8_t *tiles) {
     const int chunks = cols / 64, tile = t / BG_GEMM_TILE_TOKENS, col = t % BG_GEMM_TILE_TOKENS;

@@ -83,7 +83,8 @@ typedef void (*bg_dot_i8_multi_fn)(const uint8_t *row, const bg_act *acts, int n
  * token's activations are loaded once for the 4 rows. Same values as 4 calls of dot_i8. */
 typedef void (*bg_dot_i8_x4_fn)(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out);
 /* The prompt path's GEMM (AMX): n_rows consecutive rows against n tokens whose activations bg_gemm_put_token laid
- * out as int8 tiles in `tiles`, out[t * stride + r] for r < n_rows, t < n. Same values as dot_i8. */
+ * out as int8 tiles in `tiles`, out[t * stride + r] for r < n_rows, t < n. Same values as dot_i8. The I2_S one
+ * serves I2_ROWS rows of whole blocks too (the same bytes). */
 typedef void (*bg_gemm_i8_fn)(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles,
                               const bg_act *acts, int n, float *out, size_t stride);
 typedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n);
@@ -129,8 +130,9 @@ bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa);
 /* The multi-token kernel of the level whose one-row kernel bg_kernel_dot_i8 returns (a lower level's would be slower
  * than this level's dot_i8); the AMX level, which has only GEMMs of its own, gets AVX-512's. */
 bg_dot_i8_multi_fn bg_kernel_dot_i8_multi(const bg_type_traits *t, bg_isa isa);
-/* The GEMM of exactly this level (NULL if none). */
-bg_gemm_i8_fn bg_kernel_gemm_i8(const bg_type_traits *t, bg_isa isa);
+/* The GEMM of exactly this level for rows of `cols` weights (NULL if none; I2_ROWS rows with a tail, cols % 128, are
+ * not whole I2_S blocks and have none). */
+bg_gemm_i8_fn bg_kernel_gemm_i8(const bg_type_traits *t, bg_isa isa, int cols);
 /* The four-row kernel of the level whose one-row kernel bg_kernel_dot_i8 / bg_kernel_dot_q8k returns (or NULL). */
 bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa);
 bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa);
