@@ -384,44 +384,58 @@ static int check_small_heads(int *checks) {
     return failures;
 }
 
-/* The I2_S GEMM (AMX) at row counts around its 32-row panels, token counts around its 16-token tiles and row
- * lengths past its 2048-column blocks: the one-row kernel's values, where this CPU runs the level. */
+/* The GEMMs (AMX: I2_S, TQ2_0) at row counts around their 32-row panels, token counts around their 16-token tiles
+ * and row lengths past their panel blocks: the scalar one-row kernel's values, where this CPU runs the level. */
 static int check_gemm(int *checks) {
-    const int shapes[][3] = {{32, 128, 16}, {7, 256, 1}, {45, 768, 33}, {64, 2560, 64}, {33, 4224, 20}};
-    const bg_type_traits *t = bg_type_traits_of(BG_TYPE_I2_S);
+    const struct {
+        int type_id;
+        pack_fn pack;
+        float (*ref)(const uint8_t *, const bg_act *);
+        int shapes[5][3];  /* rows, cols, tokens */
+    } cases[] = {
+        {BG_TYPE_I2_S, pack_i2s, bg_i2s_dot_scalar,
+         {{32, 128, 16}, {7, 256, 1}, {45, 768, 33}, {64, 2560, 64}, {33, 4224, 20}}},
+        {BG_TYPE_TQ2_0, pack_tq2, bg_tq2_dot_scalar,
+         {{32, 256, 16}, {7, 512, 1}, {45, 768, 33}, {64, 2560, 64}, {33, 4352, 20}}},
+    };
     int failures = 0;
-    for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
-        if (!bg_kernel_gemm_i8(t, (bg_isa)isa, BG_I2S_BLOCK) || !bg_cpu_supports((bg_isa)isa)) continue;
-        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-            const int rows = shapes[si][0], cols = shapes[si][1], n = shapes[si][2];
-            bg_gemm_i8_fn gemm = bg_kernel_gemm_i8(t, (bg_isa)isa, cols);
-            uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * cols / 4);
-            int8_t *tiles = calloc(bg_gemm_tiles_bytes(cols, n), 1);
-            float *x = malloc((size_t)cols * sizeof(float)), *y = malloc((size_t)rows * n * sizeof(float));
-            bg_act *acts = malloc((size_t)n * sizeof *acts);
-            for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
-            pack_i2s(codes, rows, cols, w);
-            for (int k = 0; k < n; k++) {
-                acts[k].q = malloc((size_t)cols);
-                acts[k].gsum = malloc((size_t)(cols / 32 + 1) * sizeof(int32_t));
-                for (int i = 0; i < cols; i++) x[i] = rnd_float();
-                bg_quantize_act(x, cols, &acts[k]);
-                bg_gemm_put_token(acts[k].q, cols, k, tiles);
-            }
-            gemm(w, (size_t)cols / 4, rows, tiles, acts, n, y, rows);
-            for (int k = 0; k < n; k++)
-                for (int r = 0; r < rows; r++) {
-                    *checks += 1;
-                    float want = bg_i2s_dot_scalar(w + (size_t)r * cols / 4, &acts[k]);
-                    if (y[(size_t)k * rows + r] != want) {
-                        if (failures < 10)
-                            printf("FAIL %s I2_S GEMM (%d, %d) x %d tokens: row %d token %d: %.1f, expected %.1f\n",
-                                   bg_isa_name((bg_isa)isa), rows, cols, n, r, k, y[(size_t)k * rows + r], want);
-                        failures++;
-                    }
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const bg_type_traits *t = bg_type_traits_of(cases[ci].type_id);
+        for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+            if (!bg_kernel_gemm_i8(t, (bg_isa)isa, 256) || !bg_cpu_supports((bg_isa)isa)) continue;
+            for (size_t si = 0; si < 5; si++) {
+                const int rows = cases[ci].shapes[si][0], cols = cases[ci].shapes[si][1], n = cases[ci].shapes[si][2];
+                const size_t row_bytes = bg_row_bytes(t, cols);
+                bg_gemm_i8_fn gemm = bg_kernel_gemm_i8(t, (bg_isa)isa, cols);
+                uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * row_bytes);
+                int8_t *tiles = calloc(bg_gemm_tiles_bytes(cols, n), 1);
+                float *x = malloc((size_t)cols * sizeof(float)), *y = malloc((size_t)rows * n * sizeof(float));
+                bg_act *acts = malloc((size_t)n * sizeof *acts);
+                for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
+                cases[ci].pack(codes, rows, cols, w);
+                for (int k = 0; k < n; k++) {
+                    acts[k].q = malloc((size_t)cols);
+                    acts[k].gsum = malloc((size_t)(cols / 32 + 1) * sizeof(int32_t));
+                    for (int i = 0; i < cols; i++) x[i] = rnd_float();
+                    bg_quantize_act(x, cols, &acts[k]);
+                    bg_gemm_put_token(acts[k].q, cols, k, tiles);
                 }
-            for (int k = 0; k < n; k++) free(acts[k].q), free(acts[k].gsum);
-            free(acts), free(codes), free(w), free(tiles), free(x), free(y);
+                gemm(w, row_bytes, rows, tiles, acts, n, y, rows);
+                for (int k = 0; k < n; k++)
+                    for (int r = 0; r < rows; r++) {
+                        *checks += 1;
+                        float want = cases[ci].ref(w + (size_t)r * row_bytes, &acts[k]);
+                        if (y[(size_t)k * rows + r] != want) {
+                            if (failures < 10)
+                                printf("FAIL %s %s GEMM (%d, %d) x %d tokens: row %d token %d: %g, expected %g\n",
+                                       bg_isa_name((bg_isa)isa), t->name, rows, cols, n, r, k, y[(size_t)k * rows + r],
+                                       want);
+                            failures++;
+                        }
+                    }
+                for (int k = 0; k < n; k++) free(acts[k].q), free(acts[k].gsum);
+                free(acts), free(codes), free(w), free(tiles), free(x), free(y);
+            }
         }
     }
     return failures;

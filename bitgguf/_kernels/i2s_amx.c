@@ -18,26 +18,10 @@
 #else
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")
 #endif
-#include <immintrin.h>
+#include "x86_amx.h"
 
-#define PANEL_ROWS 32
 #define PANEL_COLS 256  /* 8 KiB of codes */
 #define GROUP_TOKENS (4 * BG_GEMM_TILE_TOKENS)  /* tokens whose sums `acc` holds (the engine's batch is <= 64) */
-
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-/* Eight tiles of 16 rows x 64 bytes (the int32 sums are 16 x 16). */
-static void configure_tiles(void) {
-    tile_config c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int i = 0; i < 8; i++) c.colsb[i] = 64, c.rows[i] = 16;
-    _tile_loadconfig(&c);
-}
 
 /* Codes of columns k0..k0+cols of n_rows rows into panel rows of `cols` bytes; rows n_rows..31 zero (they add 0). */
 static void unpack_panel(const uint8_t *rows, size_t row_bytes, int n_rows, int k0, int cols, uint8_t *panel) {
@@ -57,37 +41,13 @@ static void unpack_panel(const uint8_t *rows, size_t row_bytes, int n_rows, int 
     memset(panel + (size_t)n_rows * cols, 0, (size_t)(PANEL_ROWS - n_rows) * cols);
 }
 
-/* The 32 x 32 sums of the panel's rows and token tiles T, T+1 over one block of columns (chunks kc0.. of the
- * tiles), added to acc[0..1] (first block: from zero). acc: [token tile][row half][16 x 16]. */
-static void panel_times_tokens(const uint8_t *panel, int cols, const int8_t *tiles, int chunks, int kc0, int T,
-                               int first, int32_t (*acc)[2][256]) {
-    if (first) {
-        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
-    } else {
-        _tile_loadd(0, acc[0][0], 64); _tile_loadd(1, acc[1][0], 64);
-        _tile_loadd(2, acc[0][1], 64); _tile_loadd(3, acc[1][1], 64);
-    }
-    const int8_t *b0 = tiles + ((size_t)T * chunks + kc0) * 1024, *b1 = b0 + (size_t)chunks * 1024;
-    for (int kc = 0; kc < cols / 64; kc++) {
-        _tile_loadd(4, panel + 64 * kc, cols);
-        _tile_loadd(5, panel + (size_t)16 * cols + 64 * kc, cols);
-        _tile_loadd(6, b0 + (size_t)1024 * kc, 64);
-        _tile_loadd(7, b1 + (size_t)1024 * kc, 64);
-        _tile_dpbusd(0, 4, 6);
-        _tile_dpbusd(1, 4, 7);
-        _tile_dpbusd(2, 5, 6);
-        _tile_dpbusd(3, 5, 7);
-    }
-    _tile_stored(0, acc[0][0], 64); _tile_stored(1, acc[1][0], 64);
-    _tile_stored(2, acc[0][1], 64); _tile_stored(3, acc[1][1], 64);
-}
-
 /* Into L2: the bytes of columns k0..k0+cols of 32 rows (the next panel block, read while this one's tile products
  * run: without it the unpack waited on memory for a third of the GEMM's time in a prompt). Rows past the call's
  * are the next call's (prefetches do not fault). */
 static void prefetch_block(const uint8_t *rows, size_t row_bytes, int k0, int cols) {
     for (int r = 0; r < PANEL_ROWS; r++)
-        for (int b = 0; b < cols / 4; b += 64) _mm_prefetch((const char *)(rows + r * row_bytes + k0 / 4 + b), _MM_HINT_T1);
+        for (int b = 0; b < cols / 4; b += 64)
+            _mm_prefetch((const char *)(rows + r * row_bytes + k0 / 4 + b), _MM_HINT_T1);
 }
 
 void bg_i2s_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
@@ -104,11 +64,9 @@ void bg_i2s_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const in
             for (int k0 = 0; k0 < K; k0 += PANEL_COLS) {
                 const int cols = K - k0 < PANEL_COLS ? K - k0 : PANEL_COLS;
                 unpack_panel(rows + (size_t)r0 * row_bytes, row_bytes, nr, k0, cols, panel);
-                if (k0 + PANEL_COLS < K)
-                    prefetch_block(rows + (size_t)r0 * row_bytes, row_bytes, k0 + PANEL_COLS,
-                                   K - k0 - PANEL_COLS < PANEL_COLS ? K - k0 - PANEL_COLS : PANEL_COLS);
-                else
-                    prefetch_block(rows + (size_t)(r0 + PANEL_ROWS) * row_bytes, row_bytes, 0, K < PANEL_COLS ? K : PANEL_COLS);
+                const int next_k0 = k0 + PANEL_COLS < K ? k0 + PANEL_COLS : 0, next_r0 = next_k0 ? r0 : r0 + PANEL_ROWS;
+                prefetch_block(rows + (size_t)next_r0 * row_bytes, row_bytes, next_k0,
+                               K - next_k0 < PANEL_COLS ? K - next_k0 : PANEL_COLS);
                 for (int T = 0; T < n_tiles; T += 2)
                     panel_times_tokens(panel, cols, tiles, chunks, k0 / 64, T0 + T, k0 == 0, acc + T);
             }

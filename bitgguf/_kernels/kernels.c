@@ -58,7 +58,7 @@ static const bg_type_traits TYPE_TRAITS[] = {
      {bg_tq2_dot_scalar, X86(bg_tq2_dot_avx2), X86(bg_tq2_dot_avx512), ARM(bg_tq2_dot_neon),
       ARM(bg_tq2_dot_neon_dotprod)},
      {NULL, X86(bg_tq2_dot_multi_avx2), NULL, NULL, NULL}, {NULL}, {NULL, X86(bg_tq2_dot_x4_avx2), NULL, NULL, NULL},
-     {NULL}, {NULL}},
+     {NULL}, {[BG_ISA_AMX] = AMX(bg_tq2_gemm_amx)}},
     {"TQ1_0", BG_TYPE_TQ1_0, BG_TQ1_BLOCK, BG_TQ1_BYTES, 1, 0, NULL, {NULL}, {NULL},
      {bg_tq1_dot_scalar, X86(bg_tq1_dot_avx2), X86(bg_tq1_dot_avx512), ARM(bg_tq1_dot_neon),
       ARM(bg_tq1_dot_neon_dotprod)},

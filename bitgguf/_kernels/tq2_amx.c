@@ -1,0 +1,87 @@
+/* TQ2_0 prompt path, AMX-INT8: as i2s_amx.c, one 256-weight block at a time. A block's panel (32 rows x 256 codes)
+ * times each token pair gives the exact block sums Σcq; each row's sum then gets its block's f16 scale in double,
+ * d * (Σcq - Σq), added block by block in order: the bits of bg_tq2_dot_scalar. The per-block scaling costs about
+ * as much as the tile products, so this runs at about half the I2_S GEMM's rate. */
+#include "kernels.h"
+
+#if BG_BUILD_AMX
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8"))), \
+                             apply_to = function)
+#else
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")
+#endif
+#include "x86_amx.h"
+
+#define GROUP_TOKENS (4 * BG_GEMM_TILE_TOKENS)  /* tokens whose sums are held (the engine's batch is <= 64) */
+#define TQ2_BYTES 66
+
+/* Codes of block b of n_rows rows into a 32 x 256 panel (rows past n_rows zero) and their scales into d. In half h
+ * byte m holds weights 128h + 32l + m at bits 2l (LSB first): shifts (0, 2) and (4, 6) give weights in order. */
+static void unpack_block(const uint8_t *rows, size_t row_bytes, int n_rows, int b, uint8_t *panel, float *d) {
+    const __m512i mask = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(0)), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(4)), _mm256_set1_epi16(6), 1);
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *src = rows + (size_t)r * row_bytes + (size_t)TQ2_BYTES * b;
+        uint8_t *dst = panel + (size_t)r * BG_TQ2_BLOCK;
+        for (int h = 0; h < 2; h++) {
+            const __m512i p = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(src + 32 * h)));
+            _mm512_storeu_si512((void *)(dst + 128 * h), _mm512_and_si512(_mm512_srlv_epi16(p, sh01), mask));
+            _mm512_storeu_si512((void *)(dst + 128 * h + 64), _mm512_and_si512(_mm512_srlv_epi16(p, sh23), mask));
+        }
+        d[r] = bg_f16_at(src + 64);
+    }
+    memset(panel + (size_t)n_rows * BG_TQ2_BLOCK, 0, (size_t)(PANEL_ROWS - n_rows) * BG_TQ2_BLOCK);
+    for (int r = n_rows; r < PANEL_ROWS; r++) d[r] = 0.0f;
+}
+
+void bg_tq2_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
+                     int n, float *out, size_t stride) {
+    const int K = acts[0].n, chunks = K / 64, n_blocks = K / BG_TQ2_BLOCK;
+    uint8_t panel[PANEL_ROWS * BG_TQ2_BLOCK] __attribute__((aligned(64)));
+    int32_t acc[GROUP_TOKENS / BG_GEMM_TILE_TOKENS][2][256] __attribute__((aligned(64)));
+    double sum[PANEL_ROWS][GROUP_TOKENS];
+    int32_t qsum[GROUP_TOKENS];
+    float d[PANEL_ROWS];
+    configure_tiles();
+    for (int r0 = 0; r0 < n_rows; r0 += PANEL_ROWS) {
+        const int nr = n_rows - r0 < PANEL_ROWS ? n_rows - r0 : PANEL_ROWS;
+        const uint8_t *panel_rows = rows + (size_t)r0 * row_bytes;
+        for (int t0 = 0; t0 < n; t0 += GROUP_TOKENS) {
+            const int nt = n - t0 < GROUP_TOKENS ? n - t0 : GROUP_TOKENS;
+            const int T0 = t0 / BG_GEMM_TILE_TOKENS, n_tiles = (nt + 2 * BG_GEMM_TILE_TOKENS - 1) / 32 * 2;
+            memset(sum, 0, sizeof sum);
+            for (int b = 0; b < n_blocks; b++) {
+                unpack_block(panel_rows, row_bytes, nr, b, panel, d);
+                for (int r = 0; r < PANEL_ROWS; r++) {  /* the next block into L2 (prefetches do not fault) */
+                    const char *next = (const char *)(panel_rows + r * row_bytes + (size_t)TQ2_BYTES * (b + 1));
+                    _mm_prefetch(next, _MM_HINT_T1);
+                    _mm_prefetch(next + 64, _MM_HINT_T1);
+                }
+                for (int T = 0; T < n_tiles; T += 2)
+                    panel_times_tokens(panel, BG_TQ2_BLOCK, tiles, chunks, b * (BG_TQ2_BLOCK / 64), T0 + T, 1,
+                                       acc + T);
+                for (int t = 0; t < nt; t++) {
+                    const int32_t *gs = acts[t0 + t].gsum + b * (BG_TQ2_BLOCK / BG_ACT_GROUP);
+                    qsum[t] = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
+                }
+                for (int r = 0; r < nr; r++) {
+                    const double dr = (double)d[r];
+                    for (int t = 0; t < nt; t++) {
+                        const int32_t c = acc[t / BG_GEMM_TILE_TOKENS][r / 16][(r % 16) * 16 + t % 16];
+                        sum[r][t] += dr * (c - qsum[t]);
+                    }
+                }
+            }
+            for (int t = 0; t < nt; t++)
+                for (int r = 0; r < nr; r++) out[(size_t)(t0 + t) * stride + r0 + r] = (float)sum[r][t];
+        }
+    }
+    _tile_release();
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#endif
