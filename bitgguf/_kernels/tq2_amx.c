@@ -62,15 +62,23 @@ void bg_tq2_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const in
                 for (int T = 0; T < n_tiles; T += 2)
                     panel_times_tokens(panel, BG_TQ2_BLOCK, tiles, chunks, b * (BG_TQ2_BLOCK / 64), T0 + T, 1,
                                        acc + T);
-                for (int t = 0; t < nt; t++) {
-                    const int32_t *gs = acts[t0 + t].gsum + b * (BG_TQ2_BLOCK / BG_ACT_GROUP);
+                for (int t = 0; t < n_tiles * BG_GEMM_TILE_TOKENS; t++) {  /* padding tokens: any value */
+                    const int32_t *gs = acts[t0 + (t < nt ? t : 0)].gsum + b * (BG_TQ2_BLOCK / BG_ACT_GROUP);
                     qsum[t] = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
                 }
+                /* sum += d * (Σcq - Σq) for 16 tokens at a time: the scalar kernel's double ops, lane by lane */
                 for (int r = 0; r < nr; r++) {
-                    const double dr = (double)d[r];
-                    for (int t = 0; t < nt; t++) {
-                        const int32_t c = acc[t / BG_GEMM_TILE_TOKENS][r / 16][(r % 16) * 16 + t % 16];
-                        sum[r][t] += dr * (c - qsum[t]);
+                    const __m512d dr = _mm512_set1_pd((double)d[r]);
+                    for (int T = 0; T < n_tiles; T++) {
+                        const __m512i c = _mm512_sub_epi32(
+                            _mm512_load_si512((const void *)&acc[T][r / 16][(r % 16) * 16]),
+                            _mm512_loadu_si512((const void *)&qsum[16 * T]));
+                        double *s = &sum[r][16 * T];
+                        _mm512_storeu_pd(s, _mm512_add_pd(_mm512_loadu_pd(s),
+                                                          _mm512_mul_pd(dr, _mm512_cvtepi32_pd(_mm512_castsi512_si256(c)))));
+                        _mm512_storeu_pd(s + 8, _mm512_add_pd(_mm512_loadu_pd(s + 8),
+                                                              _mm512_mul_pd(dr, _mm512_cvtepi32_pd(
+                                                                                    _mm512_extracti64x4_epi64(c, 1)))));
                     }
                 }
             }
