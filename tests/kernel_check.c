@@ -384,7 +384,7 @@ static int check_small_heads(int *checks) {
     return failures;
 }
 
-/* The GEMMs (AMX: I2_S, TQ2_0) at row counts around their 32-row panels, token counts around their 16-token tiles
+/* The GEMMs (AMX: I2_S, TQ2_0, TQ1_0) at row counts around their 32-row panels, token counts around their 16-token tiles
  * and row lengths past their panel blocks: the scalar one-row kernel's values, where this CPU runs the level. */
 static int check_gemm(int *checks) {
     const struct {
@@ -396,6 +396,8 @@ static int check_gemm(int *checks) {
         {BG_TYPE_I2_S, pack_i2s, bg_i2s_dot_scalar,
          {{32, 128, 16}, {7, 256, 1}, {45, 768, 33}, {64, 2560, 64}, {33, 4224, 20}}},
         {BG_TYPE_TQ2_0, pack_tq2, bg_tq2_dot_scalar,
+         {{32, 256, 16}, {7, 512, 1}, {45, 768, 33}, {64, 2560, 64}, {33, 4352, 20}}},
+        {BG_TYPE_TQ1_0, pack_tq1, bg_tq1_dot_scalar,
          {{32, 256, 16}, {7, 512, 1}, {45, 768, 33}, {64, 2560, 64}, {33, 4352, 20}}},
     };
     int failures = 0;

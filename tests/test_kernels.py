@@ -99,18 +99,21 @@ def test_i2s_batch_path_is_exact(isa, rows, cols, n):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("type_name,type_id", [("TQ2_0", 35), ("TQ1_0", 34)])
 @pytest.mark.parametrize("rows,cols,n", [(32, 256, 16), (7, 512, 1), (45, 768, 33), (64, 2560, 64), (40, 256, 70)])
-def test_tq2_0_batch_path_is_exact(isa, rows, cols, n):
-    # AMX's TQ2_0 GEMM (per-block f16 scales applied in double, block by block) against the one-token kernel at
-    # scalar, which test_tq2_0_matvec_is_exact checks against numpy; scales differ per block
+def test_tq_batch_path_is_exact(isa, type_name, type_id, rows, cols, n):
+    # AMX's TQ2_0 / TQ1_0 GEMM (per-block f16 scales applied in double, block by block) against the one-token kernel
+    # at scalar, which test_tq2_0_matvec_is_exact / test_tq1_0_matvec_is_exact check against numpy; scales differ
+    # per block, and one row has every base-3 digit at 2 (the largest TQ1_0 bytes)
     rng = np.random.default_rng(rows * 5 + cols + n)
     codes = _codes(rng, rows, cols)
-    data = TYPES["TQ2_0"].quantize(codes.astype(np.float32) *
-                                   rng.uniform(0.5, 2, size=(rows, cols // 256)).repeat(256, 1))
+    codes[-1] = 1
+    data = TYPES[type_name].quantize(codes.astype(np.float32) *
+                                     rng.uniform(0.5, 2, size=(rows, cols // 256)).repeat(256, 1))
     x = np.stack([_x(rng, cols) for _ in range(n)])
-    dots, path = _core.ternary_matmul(data, 35, rows, cols, x, isa)
+    dots, path = _core.ternary_matmul(data, type_id, rows, cols, x, isa)
     assert (path == "gemm") == (isa == "amx")
-    want = np.stack([_core.ternary_matvec(data, 35, rows, cols, xt, "scalar")[0] for xt in x])
+    want = np.stack([_core.ternary_matvec(data, type_id, rows, cols, xt, "scalar")[0] for xt in x])
     np.testing.assert_array_equal(dots, want)
 
 

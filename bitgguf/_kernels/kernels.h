@@ -267,11 +267,12 @@ float bg_i2r_dot_avx512(const uint8_t *row, const bg_act *a);
 int32_t bg_i2r_tail_cq_avx2(const uint8_t *tail, const int8_t *q, int t);  /* t % 32 == 0 */
 float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a);
 void bg_i2s_dot_multi_avx512(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
+void bg_tq1_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
+                     int n, float *out, size_t stride);
 void bg_tq2_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
                      int n, float *out, size_t stride);
 void bg_i2s_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
                      int n, float *out, size_t stride);
-float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a);
 float bg_f32_dot_avx2(const void *row, const float *x, int n);
 float bg_f16_dot_avx2(const void *row, const float *x, int n);
 float bg_bf16_dot_avx2(const void *row, const float *x, int n);

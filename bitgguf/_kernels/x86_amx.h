@@ -1,4 +1,4 @@
-/* Shared pieces of the AMX-INT8 kernels (i2s_amx.c, tq2_amx.c); include after the file selects its target. */
+/* Shared pieces of the AMX-INT8 kernels (i2s_amx.c, tq_amx.c); include after the file selects its target. */
 #ifndef BITGGUF_X86_AMX_H
 #define BITGGUF_X86_AMX_H
 #include <immintrin.h>
