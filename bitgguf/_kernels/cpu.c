@@ -30,7 +30,7 @@ static int x86_has_avx512_vnni(void) {
     return f && bw && vl && vnni;
 }
 
-#if BG_BUILD_AMX && defined(__linux__)
+#if BG_BUILD_AMX
 #include <sys/syscall.h>
 #include <unistd.h>
 #define BG_ARCH_REQ_XCOMP_PERM 0x1023
@@ -40,7 +40,7 @@ static int x86_has_avx512_vnni(void) {
 /* AMX-TILE + AMX-INT8 with the tile state enabled in XCR0, and (Linux) this process granted the 8 KiB tile data
  * state: without that grant the first tile instruction raises SIGILL. Asked once; the grant is for the process. */
 static int x86_has_amx_int8(void) {
-#if BG_BUILD_AMX && defined(__linux__)
+#if BG_BUILD_AMX
     static int cached = -1;
     if (cached >= 0) return cached;
     unsigned a, b, c, d;

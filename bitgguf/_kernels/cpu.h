@@ -13,10 +13,10 @@ typedef enum {
     BG_ISA_COUNT = 6
 } bg_isa;
 
-/* The AMX kernels need a compiler with the AMX intrinsics (GCC 11, clang 12); without them the level is never
- * reported as supported. */
-#if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 12) || \
-                            (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+/* The AMX kernels are built on Linux (the only OS whose tile-state grant cpu.c asks for) with a compiler that has
+ * the AMX intrinsics (GCC 11, clang 12); elsewhere the level is never reported as supported. */
+#if defined(__x86_64__) && defined(__linux__) && ((defined(__clang__) && __clang_major__ >= 12) || \
+                                                  (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
 #define BG_BUILD_AMX 1
 #else
 #define BG_BUILD_AMX 0
