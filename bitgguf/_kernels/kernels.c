@@ -68,7 +68,8 @@ static const bg_type_traits TYPE_TRAITS[] = {
     {"I2_ROWS", BG_TYPE_I2_ROWS, BG_I2R_GRAIN, BG_I2R_GRAIN / 4, 1, 1, NULL, {NULL}, {NULL},
      {bg_i2r_dot_scalar, X86(bg_i2r_dot_avx2), X86(bg_i2r_dot_avx512), ARM(bg_i2r_dot_neon),
       ARM(bg_i2r_dot_neon_dotprod)},
-     {NULL, X86(bg_i2r_dot_multi_avx2), NULL, NULL, NULL}, {NULL}, {NULL, X86(bg_i2r_dot_x4_avx2), NULL, NULL, NULL},
+     {NULL, X86(bg_i2r_dot_multi_avx2), X86(bg_i2r_dot_multi_avx512), NULL, NULL}, {NULL},
+     {NULL, X86(bg_i2r_dot_x4_avx2), NULL, NULL, NULL},
      {NULL}, {[BG_ISA_AMX] = AMX(bg_i2s_gemm_amx)}},  /* the GEMM: rows of whole blocks (bg_kernel_gemm_i8) */
 };
 

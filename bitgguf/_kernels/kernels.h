@@ -264,6 +264,7 @@ float bg_i2r_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_i2r_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out);
 void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_i2r_dot_avx512(const uint8_t *row, const bg_act *a);
+void bg_i2r_dot_multi_avx512(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 int32_t bg_i2r_tail_cq_avx2(const uint8_t *tail, const int8_t *q, int t);  /* t % 32 == 0 */
 float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a);
 void bg_i2s_dot_multi_avx512(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);

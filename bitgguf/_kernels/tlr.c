@@ -77,10 +77,11 @@ float bg_i2r_dot_avx512(const uint8_t *row, const bg_act *a) {
 }
 
 /* Several tokens: the I2_S multi-token kernel over the whole blocks (activations cut as above), tails added. */
-void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride) {
+static void i2r_dot_multi(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride,
+                          bg_dot_i8_multi_fn i2s_multi) {
     const int full = acts[0].n / BG_I2S_BLOCK * BG_I2S_BLOCK, t = acts[0].n - full;
     if (!t) {
-        bg_i2s_dot_multi_avx2(row, acts, n, out, stride);
+        i2s_multi(row, acts, n, out, stride);
         return;
     }
     if (!full) {
@@ -100,9 +101,17 @@ void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float 
             head[i].sum = acts[i0 + i].sum - qs;
             tail[i] = cq - qs;
         }
-        bg_i2s_dot_multi_avx2(row, head, m, out + (size_t)i0 * stride, stride);
+        i2s_multi(row, head, m, out + (size_t)i0 * stride, stride);
         for (int i = 0; i < m; i++) out[(size_t)(i0 + i) * stride] += (float)tail[i];
     }
+}
+
+void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride) {
+    i2r_dot_multi(row, acts, n, out, stride, bg_i2s_dot_multi_avx2);
+}
+
+void bg_i2r_dot_multi_avx512(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride) {
+    i2r_dot_multi(row, acts, n, out, stride, bg_i2s_dot_multi_avx512);
 }
 #endif
 
