@@ -20,7 +20,7 @@ from gguf_models import make_random_gguf
 from test_engine import assert_logits_match
 
 ISAS = isa_levels()
-N_TOKENS = 40  # past the engine's 16-token batches
+N_TOKENS = 40  # one batch: the multi-token kernels and the GEMMs where the level has them
 
 # 2B4T: n_embd 2560, kv_dim 640 (5 of 20 heads), n_ff 6912 -> scaled to what each type can hold
 SHAPES = {
@@ -76,7 +76,7 @@ def test_logits_match_reference(models, type_name, shape, isa):
 def test_batches_and_threads_do_not_change_logits(models, type_name, shape):
     path, ids, _ = models(type_name, shape)
     with Model(path, n_threads=2) as m:
-        batched = m.logits(ids)  # 16-token batches: the multi-token kernels where the level has them
+        batched = m.logits(ids)  # one batch: the multi-token kernels and the GEMMs where the level has them
         m.reset()
         one_by_one = np.stack([m.eval([t]) for t in ids])
         m.n_threads = 1

@@ -281,7 +281,8 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
         if (r > 0) j.range_end[r - 1] = lo;
     }
     j.range_end[j.n_ranges - 1] = j.total_rows;
-    /* a batch's chunk takes up to ~100 us (32 KiB of weights x 64 tokens): wait that long before sleeping */
+    /* a batch's chunk takes up to ~200 us (32 KiB of weights x 128 tokens by a multi-token kernel; the GEMM's are
+     * shorter): wait about that long before sleeping */
     bg_pool_run_wait(m->pool, matmul_task, &j, nth, n > 1 ? 200 : 30);
 }
 

@@ -10,9 +10,10 @@
 #include "kernels.h"
 #include "tl2.h"
 
-#define BG_MAX_BATCH 64   /* tokens per forward pass: each weight row is read once for the whole batch (~6 MB of
+#define BG_MAX_BATCH 128  /* tokens per forward pass: each weight row is read once for the whole batch (~14 MB of
                            * scratch at the 2B4T shape; 16 left prefill streaming the weights 8x for a 128-token
-                           * prompt) */
+                           * prompt; 128 against 64: AMX prompts 8% faster, the GEMM unpacking each row once per 128
+                           * tokens) */
 
 typedef enum { BG_FFN_SILU = 0, BG_FFN_RELU2 = 1 } bg_ffn_act;
 

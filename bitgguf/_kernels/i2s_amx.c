@@ -21,7 +21,7 @@
 #include "x86_amx.h"
 
 #define PANEL_COLS 256  /* 8 KiB of codes */
-#define GROUP_TOKENS (4 * BG_GEMM_TILE_TOKENS)  /* tokens whose sums `acc` holds (the engine's batch is <= 64) */
+#define GROUP_TOKENS (8 * BG_GEMM_TILE_TOKENS)  /* tokens whose sums `acc` holds (the engine's batch is <= 128) */
 
 /* Codes of columns k0..k0+cols of n_rows rows into panel rows of `cols` bytes; rows n_rows..31 zero (they add 0). */
 static void unpack_panel(const uint8_t *rows, size_t row_bytes, int n_rows, int k0, int cols, uint8_t *panel) {
