@@ -16,6 +16,8 @@ import tempfile
 
 def run_llama_bench(binary: str, path: str, threads: int, tests: list[str], repeats: int, mmap: bool = True,
                     label: str = "llama-bench") -> dict:
+    """The engine's result in bench.worker's form; RuntimeError (with its stderr) when it fails, e.g. on a model
+    architecture it does not know."""
     result = {"load_s": None, "isa": label, "threads": threads, "engine": os.path.abspath(binary)}
     peak = 0
     unit = 1 if sys.platform == "darwin" else 1024   # ru_maxrss: bytes on macOS, KiB on Linux
@@ -31,7 +33,7 @@ def run_llama_bench(binary: str, path: str, threads: int, tests: list[str], repe
             proc.returncode = os.waitstatus_to_exitcode(status)
             if proc.returncode != 0:
                 log.seek(0)
-                raise SystemExit(f"bench: {' '.join(cmd)} failed ({proc.returncode}):\n{log.read()[-2000:]}")
+                raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{log.read()[-2000:]}")
         records = json.loads(out)
         ts = [float(v) for v in records[0].get("samples_ts") or [records[0]["avg_ts"]]]
         result[test] = {"median": statistics.median(ts), "min": min(ts), "max": max(ts), "runs": ts}

@@ -60,6 +60,21 @@ def test_quick_run_has_both_engines(quick_run):
     assert own["peak_rss_bytes"] < own["file_bytes"] + (200 << 20)
 
 
+def test_a_failing_engine_leaves_out_its_rows_only(tmp_path):
+    # an engine that cannot load the file (bitnet.cpp's older forks and the 2B4T architecture): bitgguf's rows and
+    # the JSON are still written, and the failure is reported
+    fake = tmp_path / "llama-bench"
+    fake.write_text(f"#!{sys.executable}\nimport sys\nsys.stderr.write('unknown model architecture')\nsys.exit(1)\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    proc = _bench("bench", "--quick", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
+                  "--llama-bench", str(fake), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped" in proc.stderr and "unknown model architecture" in proc.stderr
+    (result,) = list((tmp_path / "out").glob("*-quick.json"))
+    engines = [r["isa"] for r in json.loads(result.read_text())["results"]]
+    assert engines and "llama-bench" not in engines
+
+
 def test_history_report_lists_the_run(quick_run):
     record, _, tmp = quick_run
     stamp = next((tmp / "out").glob("*-quick.json")).name[:-5]
