@@ -89,10 +89,8 @@ static void softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] /= sum;
 }
 
-/* 1 when the engine runs at an x86 level with AVX2 (AVX2 or AVX-512): engine_avx2.c's helpers apply. */
-static inline int x86_avx2(const bg_model *m) {
-    return m->isa == BG_ISA_AVX2 || m->isa == BG_ISA_AVX512 || m->isa == BG_ISA_AMX;
-}
+/* 1 when the engine runs at an x86 level with AVX2 (avx2, avx512, amx): engine_avx2.c's helpers apply. */
+static inline int x86_avx2(const bg_model *m) { return bg_isa_x86_avx2(m->isa); }
 
 /* Quantize one token's activations (bit for bit the same at every level). */
 static void quantize(const bg_model *m, const float *x, int n, bg_act *a) {
@@ -153,6 +151,12 @@ typedef struct {
     atomic_int cursor[BG_MM_RANGES];  /* next unclaimed row of each range */
 } mm_job;
 
+/* y[t][r] = dot / act_t.scale * tensor_scale over rows r0..r1 of token t: the ternary kernels' raw dots to outputs,
+ * as one vectorizable pass (the division is off the kernel calls' path: ~4% of a decode step when done per row) */
+static void scale_dots(float *y, size_t ys, int t, int r0, int r1, const bg_act *act, float scale) {
+    for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * scale;
+}
+
 static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int r1) {
     const bg_tensor *w = p->w;
     const bg_act *act = m->s.act;
@@ -160,8 +164,7 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
     const size_t ys = (size_t)p->ystride;
     if (w->gemm_i8 && n >= BG_GEMM_MIN) {
         w->gemm_i8(w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0, m->s.gemm_tiles, act, n, y + r0, ys);
-        for (int t = 0; t < n; t++)
-            for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * w->scale;
+        for (int t = 0; t < n; t++) scale_dots(y, ys, t, r0, r1, act, w->scale);
         return;
     }
     if (w->tl2_tile) {
@@ -189,17 +192,14 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
             for (int r = r0; r < r1; r++)
                 w->dot_i8_multi(w->data + (size_t)r * w->row_bytes, act + t0, nt, y + t0 * ys + r, ys);
         }
-        for (int t = 0; t < n; t++)
-            for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * w->scale;
+        for (int t = 0; t < n; t++) scale_dots(y, ys, t, r0, r1, act, w->scale);
         return;
     }
-    if (w->dot_i8) {
-        /* the raw dots first, then the scaling as one vectorizable pass (the division is off the kernel calls'
-         * path: measured ~4% of a decode step when done per row) */
+    if (w->dot_i8) {  /* the raw dots first, then the scaling */
         for (int t = 0; t < n; t++) {
             bg_dot_i8_rows(w->dot_i8, w->dot_i8_x4, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0,
                            &act[t], y + t * ys + r0);
-            for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * w->scale;
+            scale_dots(y, ys, t, r0, r1, act, w->scale);
         }
         return;
     }

@@ -102,7 +102,7 @@ void bg_tl2_tile_scalar(const bg_tl2 *w, int mt, const uint8_t *tables, size_t t
 
 bg_tl2_tile_fn bg_tl2_tile_kernel(bg_isa isa) {
 #if defined(__x86_64__)
-    if (isa == BG_ISA_AVX2 || isa == BG_ISA_AVX512 || isa == BG_ISA_AMX) return bg_tl2_tile_avx2;
+    if (bg_isa_x86_avx2(isa)) return bg_tl2_tile_avx2;
 #endif
     (void)isa;
     return bg_tl2_tile_scalar;
@@ -110,7 +110,7 @@ bg_tl2_tile_fn bg_tl2_tile_kernel(bg_isa isa) {
 
 bg_tl2_tables_fn bg_tl2_tables_kernel(bg_isa isa) {
 #if defined(__x86_64__)
-    if (isa == BG_ISA_AVX2 || isa == BG_ISA_AVX512 || isa == BG_ISA_AMX) return bg_tl2_tables_avx2;
+    if (bg_isa_x86_avx2(isa)) return bg_tl2_tables_avx2;
 #endif
     (void)isa;
     return bg_tl2_tables;
