@@ -41,15 +41,6 @@ static void unpack_panel(const uint8_t *rows, size_t row_bytes, int n_rows, int 
     memset(panel + (size_t)n_rows * cols, 0, (size_t)(PANEL_ROWS - n_rows) * cols);
 }
 
-/* Into L2: the bytes of columns k0..k0+cols of 32 rows (the next panel block, read while this one's tile products
- * run: without it the unpack waited on memory for a third of the GEMM's time in a prompt). Rows past the call's
- * are the next call's (prefetches do not fault). */
-static void prefetch_block(const uint8_t *rows, size_t row_bytes, int k0, int cols) {
-    for (int r = 0; r < PANEL_ROWS; r++)
-        for (int b = 0; b < cols / 4; b += 64)
-            _mm_prefetch((const char *)(rows + r * row_bytes + k0 / 4 + b), _MM_HINT_T1);
-}
-
 void bg_i2s_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
                      int n, float *out, size_t stride) {
     const int K = acts[0].n, chunks = K / 64;
@@ -65,8 +56,8 @@ void bg_i2s_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const in
                 const int cols = K - k0 < PANEL_COLS ? K - k0 : PANEL_COLS;
                 unpack_panel(rows + (size_t)r0 * row_bytes, row_bytes, nr, k0, cols, panel);
                 const int next_k0 = k0 + PANEL_COLS < K ? k0 + PANEL_COLS : 0, next_r0 = next_k0 ? r0 : r0 + PANEL_ROWS;
-                prefetch_block(rows + (size_t)next_r0 * row_bytes, row_bytes, next_k0,
-                               K - next_k0 < PANEL_COLS ? K - next_k0 : PANEL_COLS);
+                prefetch_panel(rows + (size_t)next_r0 * row_bytes, row_bytes, (size_t)next_k0 / 4,
+                               (size_t)(K - next_k0 < PANEL_COLS ? K - next_k0 : PANEL_COLS) / 4);
                 for (int T = 0; T < n_tiles; T += 2)
                     panel_times_tokens(panel, cols, tiles, chunks, k0 / 64, T0 + T, k0 == 0, acc + T);
             }

@@ -92,11 +92,7 @@ static inline void block_scaled_gemm(int tq1, const uint8_t *rows, size_t row_by
             memset(sum, 0, sizeof sum);
             for (int b = 0; b < n_blocks; b++) {
                 unpack_block(tq1, panel_rows, row_bytes, nr, b, panel, d);
-                for (int r = 0; r < PANEL_ROWS; r++) {  /* the next block into L2 (prefetches do not fault) */
-                    const char *next = (const char *)(panel_rows + r * row_bytes + (size_t)block_bytes * (b + 1));
-                    _mm_prefetch(next, _MM_HINT_T1);
-                    _mm_prefetch(next + 64, _MM_HINT_T1);
-                }
+                prefetch_panel(panel_rows, row_bytes, (size_t)block_bytes * (b + 1), 128);  /* the next block */
                 for (int T = 0; T < n_tiles; T += 2)
                     panel_times_tokens(panel, 256, tiles, chunks, b * 4, T0 + T, 1, acc + T);
                 for (int t = 0; t < n_tiles * BG_GEMM_TILE_TOKENS; t++) {  /* padding tokens: any value */
