@@ -287,6 +287,99 @@ static int check_quantize(int *checks) {
     return failures;
 }
 
+/* The AVX2 attention blocks (attn_avx2.c) against attention in double over the same cache values, for F16 and F32
+ * caches, GQA groups of 1 and 3, heads of 16 and 48, and keys across several V chunks and not whole 16-key tiles;
+ * and a block of tokens bitwise equal to the same tokens one at a time. Also SiLU with bg_exp_f32x8 against double. */
+static int check_attention(int *checks) {
+    int failures = 0;
+#if defined(__x86_64__)
+    if (!bg_cpu_supports(BG_ISA_AVX2)) return 0;
+    enum { MAX_POS = 160, MAX_TOK = 9, MAX_G = 3, MAX_HD = 48 };
+    const int cases[][5] = {/* kv_f16, group, hd, first_keys, n_tokens */
+                            {1, 3, 48, 1, 9}, {0, 1, 16, 60, 9}, {1, 1, 16, 130, 7}, {0, 3, 48, 57, 1}, {1, 3, 16, 64, 5}};
+    const size_t stride_s = MAX_POS;
+    float *scores = malloc((size_t)MAX_TOK * MAX_G * stride_s * sizeof(float));
+    float *kf = malloc((size_t)MAX_POS * MAX_HD * sizeof(float)), *vf = malloc((size_t)MAX_POS * MAX_HD * sizeof(float));
+    uint8_t *kc = calloc((size_t)MAX_POS * MAX_HD, 4), *vc = malloc((size_t)MAX_POS * 2 * MAX_HD * 4);
+    float q[MAX_TOK * MAX_G * MAX_HD], out[MAX_TOK * MAX_G * MAX_HD], one[MAX_G * MAX_HD];
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int f16 = cases[ci][0], group = cases[ci][1], hd = cases[ci][2], first = cases[ci][3];
+        const int nt = cases[ci][4], npos = first + nt - 1;
+        const size_t esz = f16 ? 2 : 4, v_stride = (size_t)2 * hd * esz; /* V: two KV heads per row, ours 2nd */
+        for (int i = 0; i < npos; i++)
+            for (int d = 0; d < hd; d++) {
+                const size_t kat = ((size_t)i / 16 * hd * 16 + (size_t)d * 16 + i % 16) * esz;  /* K in tiles */
+                const size_t vat = (size_t)i * v_stride + (size_t)(hd + d) * esz;
+                const float kx = rnd_float() / 4.0f, vx = rnd_float();
+                if (f16) {
+                    const uint16_t hk = bg_f32_to_f16(kx), hv = bg_f32_to_f16(vx);
+                    memcpy(kc + kat, &hk, 2), memcpy(vc + vat, &hv, 2);
+                    kf[i * hd + d] = bg_f16_to_f32(hk), vf[i * hd + d] = bg_f16_to_f32(hv);
+                } else {
+                    memcpy(kc + kat, &kx, 4), memcpy(vc + vat, &vx, 4);
+                    kf[i * hd + d] = kx, vf[i * hd + d] = vx;
+                }
+            }
+        for (int i = 0; i < nt * group * hd; i++) q[i] = rnd_float() / 4.0f;
+        bg_attn_block b = {.k = kc, .v = vc + hd * esz, .v_stride = v_stride, .kv_f16 = f16, .hd = hd,
+                           .group = group, .n_tokens = nt, .first_keys = first, .q = q,
+                           .q_stride = (size_t)group * hd, .out = out, .out_stride = (size_t)group * hd,
+                           .div = sqrtf((float)hd), .scores = scores, .scores_stride = stride_s};
+        bg_attention_block_avx2(&b);
+        double worst = 0.0;
+        for (int r = 0; r < nt * group; r++) {
+            const int keys = first + r / group;
+            double s[MAX_POS], mx = -1e300, sum = 0.0;
+            for (int i = 0; i < keys; i++) {
+                s[i] = 0.0;
+                for (int d = 0; d < hd; d++) s[i] += (double)q[r * hd + d] * kf[i * hd + d];
+                s[i] /= sqrt((double)hd);
+                mx = s[i] > mx ? s[i] : mx;
+            }
+            for (int i = 0; i < keys; i++) sum += (s[i] = exp(s[i] - mx));
+            for (int d = 0; d < hd; d++) {
+                double o = 0.0;
+                for (int i = 0; i < keys; i++) o += s[i] / sum * vf[i * hd + d];
+                worst = fmax(worst, fabs(o - out[r * hd + d]));
+            }
+        }
+        *checks += 2;
+        if (worst > 2e-5 * 10.0) { /* values up to 10: float order over <= 150 keys */
+            printf("FAIL attention block case %zu: off by %.3g from double\n", ci, worst);
+            failures++;
+        }
+        for (int t = 0; t < nt; t++) {  /* token t alone */
+            bg_attn_block b1 = b;
+            b1.n_tokens = 1, b1.first_keys = first + t, b1.q = q + (size_t)t * group * hd, b1.out = one;
+            bg_attention_block_avx2(&b1);
+            if (memcmp(one, out + (size_t)t * group * hd, (size_t)group * hd * sizeof(float)) != 0) {
+                printf("FAIL attention block case %zu: token %d alone differs from the block\n", ci, t);
+                failures++;
+                break;
+            }
+        }
+    }
+    free(scores), free(kf), free(vf), free(kc), free(vc);
+    float g[40], u[40], want[40];
+    for (int i = 0; i < 40; i++) {
+        g[i] = i < 4 ? (float[]){-100.0f, -88.5f, 90.0f, 0.0f}[i] : rnd_float() * 3.0f;
+        u[i] = 1.0f + (float)i / 8.0f;
+        want[i] = (float)(g[i] / (1.0 + exp(-(double)g[i])) * u[i]);
+    }
+    bg_silu_mul_avx2(g, u, 40);
+    for (int i = 0; i < 40; i++) {
+        *checks += 1;
+        if (fabsf(g[i] - want[i]) > 5e-7f * fabsf(want[i]) + 1e-30f) {
+            printf("FAIL silu (bg_exp_f32x8) at %d: %.9g, double %.9g\n", i, g[i], want[i]);
+            failures++;
+        }
+    }
+#else
+    (void)checks;
+#endif
+    return failures;
+}
+
 /* A per-block-scale type's multi-token kernels (where a level has one): bitwise the same as the single-token kernel
  * per token, which is bitwise the scalar kernel's result */
 typedef void (*pack_fn)(const uint8_t *codes, int rows, int cols, uint8_t *out);
@@ -587,6 +680,7 @@ int main(void) {
     failures += check_block_multi(BG_TYPE_TQ1_0, 768, 6, pack_tq1, &checks);
     failures += check_i2s_multi(&checks);
     failures += check_quantize(&checks);
+    failures += check_attention(&checks);
     failures += check_x4_levels(&checks);
     failures += check_gemm(&checks);
     failures += check_block_multi(BG_TYPE_TQ2_0, 1280, 7, pack_tq2, &checks);

@@ -293,7 +293,8 @@ static void matmul(const bg_model *m, const bg_tensor *w, const float *x, int xs
 }
 
 /* Causal attention of token t of the batch (at position n_past + t) for query heads h0..h0+n_q of one KV head
- * (GQA: query head h reads KV head h / (n_head / n_head_kv)); att is this thread's scratch of n_q x n_ctx floats. */
+ * (GQA: query head h reads KV head h / (n_head / n_head_kv)); att is this thread's scratch of n_q x n_ctx floats.
+ * The portable path: one dot per score, one axpy per V row. */
 static void attention_heads(const bg_model *m, int layer, int t, int h0, int n_q, float *att) {
     const bg_config *c = &m->w.c;
     const bg_state *s = &m->s;
@@ -302,65 +303,119 @@ static void attention_heads(const bg_model *m, int layer, int t, int h0, int n_q
     const size_t layer_off = (size_t)layer * s->n_ctx * s->kv_pos_bytes;
     const size_t head_off = (size_t)(h0 / group) * hd * s->kv->block_bytes;
     const uint8_t *kl = s->k_cache + layer_off + head_off, *vl = s->v_cache + layer_off + head_off;
-    const float *q0 = s->q + (size_t)t * QD + (size_t)h0 * hd;
     const float sqrt_hd = sqrtf((float)hd);
-#if defined(__x86_64__)
-    const int f16_avx2 = x86_avx2(m) && s->kv->type_id == BG_TYPE_F16 && hd % 32 == 0 && hd <= 256;
-#else
-    const int f16_avx2 = 0;
-#endif
-#if defined(__x86_64__)
-    if (f16_avx2)  /* = the kv_dot loop below, bitwise, with the heads sharing each K row */
-        bg_attn_scores_f16_avx2(kl, s->kv_pos_bytes, pos + 1, q0, n_q, hd, sqrt_hd, att, (size_t)s->n_ctx);
-#endif
     for (int j = 0; j < n_q; j++) {
+        const float *q = s->q + (size_t)t * QD + (size_t)(h0 + j) * hd;
         float *aj = att + (size_t)j * s->n_ctx;
-        if (!f16_avx2)
-            for (int i = 0; i <= pos; i++) aj[i] = s->kv_dot(kl + i * s->kv_pos_bytes, q0 + (size_t)j * hd, hd) / sqrt_hd;
+        for (int i = 0; i <= pos; i++) aj[i] = s->kv_dot(kl + i * s->kv_pos_bytes, q, hd) / sqrt_hd;
         softmax(aj, pos + 1);
         float *o = s->xb2 + (size_t)t * W + (size_t)(h0 + j) * hd;
-#if defined(__x86_64__)
-        if (f16_avx2) {
-            bg_attn_sum_f16_avx2(vl, s->kv_pos_bytes, aj, pos + 1, hd, o);  /* = the axpy loop below, bitwise */
-            continue;
-        }
-#endif
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int i = 0; i <= pos; i++) s->kv_axpy(vl + i * s->kv_pos_bytes, aj[i], o, hd);
     }
 }
 
+static size_t k_tiles_offset(const bg_state *s, int layer, int g, int pos);
+
+#if defined(__x86_64__)
+/* The x86 AVX2 levels' path: tokens t0..t0+n_tok-1 of the batch with query heads h0..h0+n_h-1 of KV head g, as
+ * one block (engine_avx2.h); scratch is this thread's att area. */
+static void attention_block(const bg_model *m, int layer, int g, int h0, int n_h, int t0, int n_tok, float *scratch) {
+    const bg_config *c = &m->w.c;
+    const bg_state *s = &m->s;
+    const int hd = c->head_dim, group = c->n_head / c->n_head_kv, QD = c->n_head * hd, W = MAX(c->n_embd, QD);
+    const size_t v_off = (size_t)layer * s->n_ctx * s->kv_pos_bytes + (size_t)g * hd * s->kv->block_bytes;
+    const size_t head = ((size_t)g * group + h0) * hd;
+    const bg_attn_block b = {
+        .k = s->k_cache + k_tiles_offset(s, layer, g, 0), .v = s->v_cache + v_off, .v_stride = s->kv_pos_bytes,
+        .kv_f16 = s->kv->type_id == BG_TYPE_F16, .hd = hd, .group = n_h,
+        .n_tokens = n_tok, .first_keys = s->n_past + t0 + 1,
+        .q = s->q + (size_t)t0 * QD + head, .q_stride = (size_t)QD,
+        .out = s->xb2 + (size_t)t0 * W + head, .out_stride = (size_t)W,
+        .div = sqrtf((float)hd), .scores = scratch, .scores_stride = s->att_stride,
+    };
+    bg_attention_block_avx2(&b);
+}
+#endif
+
+/* 1 when attention runs as blocks of tokens x query heads (attention_block) */
+static inline int attention_blocked(const bg_model *m) { return x86_avx2(m) && m->w.c.head_dim % 16 == 0; }
+
 typedef struct {
     const bg_model *m;
-    int layer, n;
+    int layer, n, parts;
     atomic_int next;
 } att_job;
 
 /* Work items: (token, pair of query heads of one KV head), so that the heads share K rows and the pairs still
- * spread over the threads. */
+ * spread over the threads. Blocked: (block of att_tokens tokens, KV head, part of its query heads), the last
+ * tokens (the most keys) first; the heads are split in parts only where there would be few items per thread
+ * otherwise (decoding is one block: 2B4T's 5 KV heads alone would leave most cores of a bigger machine idle). */
 static void attention_task(void *ctx, int ith, int nth) {
     att_job *j = ctx;
-    const bg_config *c = &j->m->w.c;
-    const int group = c->n_head / c->n_head_kv, pairs = (group + 1) / 2, items = c->n_head_kv * pairs;
-    float *att = j->m->s.att + (size_t)ith * BG_ATT_HEADS * j->m->s.n_ctx;
+    const bg_model *m = j->m;
+    const bg_config *c = &m->w.c;
+    const int group = c->n_head / c->n_head_kv;
+    float *att = m->s.att + (size_t)ith * m->s.att_floats;
     int b, e;
     (void)nth;
+#if defined(__x86_64__)
+    if (m->s.k_tiles) {
+        const int tb = m->s.att_tokens, blocks = (j->n + tb - 1) / tb, per_block = c->n_head_kv * j->parts;
+        const int part_heads = (group + j->parts - 1) / j->parts;
+        while (bg_pool_chunk(&j->next, blocks * per_block, 1, &b, &e)) {
+            const int t0 = (blocks - 1 - b / per_block) * tb, g = b % per_block / j->parts;
+            const int h0 = b % j->parts * part_heads;
+            if (h0 < group)
+                attention_block(m, j->layer, g, h0, MIN(part_heads, group - h0), t0, MIN(tb, j->n - t0), att);
+        }
+        return;
+    }
+#endif
+    const int pairs = (group + 1) / 2, items = c->n_head_kv * pairs;
     while (bg_pool_chunk(&j->next, j->n * items, 1, &b, &e)) {
         const int item = b % items, h0 = item / pairs * group + item % pairs * 2;
-        attention_heads(j->m, j->layer, b / items, h0, MIN(BG_ATT_HEADS, group - item % pairs * 2), att);
+        attention_heads(m, j->layer, b / items, h0, MIN(BG_ATT_HEADS, group - item % pairs * 2), att);
     }
 }
 
-/* Attention of the batch's n tokens, all (token, head) pairs on the pool: out in s->xb2. */
+/* Attention of the batch's n tokens on the pool: out in s->xb2. */
 static void attention(const bg_model *m, int layer, int n) {
     const bg_config *c = &m->w.c;
-    att_job j = {m, layer, n, 0};
+    const int blocks = (n + m->s.att_tokens - 1) / m->s.att_tokens, group = c->n_head / c->n_head_kv;
+    /* blocked: at least 4 items per thread where the heads allow */
+    const int parts = MIN(group, MAX(1, (4 * m->n_threads + blocks * c->n_head_kv - 1) / (blocks * c->n_head_kv)));
+    att_job j = {m, layer, n, parts, 0};
     atomic_init(&j.next, 0);
     size_t work = (size_t)n * (m->s.n_past + n) * c->n_head * c->head_dim;
     bg_pool_run(m->pool, attention_task, &j, work >= BG_PARALLEL_MIN ? m->n_threads : 1);
 }
 
+/* Byte offset of position pos of KV head g of a layer in a K cache of 16-position tiles (s->k_tiles):
+ * [layer][KV head][pos / 16][head_dim][pos % 16], each (layer, head) padded to k_tiles_pos positions. */
+static size_t k_tiles_offset(const bg_state *s, int layer, int g, int pos) {
+    const size_t hd = s->kv_pos_bytes / s->kv->block_bytes / s->n_head_kv;
+    const size_t head = ((size_t)layer * s->n_head_kv + g) * s->k_tiles_pos * hd;
+    return (head + (size_t)pos / 16 * 16 * hd + pos % 16) * s->kv->block_bytes;
+}
+
 static void kv_store(bg_state *s, uint8_t *cache, int layer, int pos, const float *v, int kv_dim) {
+    if (cache == s->k_cache && s->k_tiles) {  /* element d of head g at 16 elements' distance from d - 1 */
+        const int hd = kv_dim / s->n_head_kv;
+        for (int g = 0; g < s->n_head_kv; g++) {
+            uint8_t *dst = cache + k_tiles_offset(s, layer, g, pos);
+            for (int d = 0; d < hd; d++) {
+                const float x = v[g * hd + d];
+                if (s->kv->type_id == BG_TYPE_F32)
+                    memcpy(dst + (size_t)d * 16 * 4, &x, 4);
+                else {
+                    const uint16_t h = bg_f32_to_f16(x);
+                    memcpy(dst + (size_t)d * 16 * 2, &h, 2);
+                }
+            }
+        }
+        return;
+    }
     uint8_t *dst = cache + ((size_t)layer * s->n_ctx + pos) * s->kv_pos_bytes;
     if (s->kv->type_id == BG_TYPE_F32) {
         memcpy(dst, v, (size_t)kv_dim * sizeof(float));
@@ -431,7 +486,12 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
                 g[i] = r * r * u[i];
             }
         } else {
-            for (int i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+#if defined(__x86_64__)
+            if (x86_avx2(m))
+                bg_silu_mul_avx2(g, u, F);
+            else
+#endif
+                for (int i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
         }
         if (L->ffn_sub_norm) rmsnorm(g, g, L->ffn_sub_norm, F, c->rms_eps);
         if (ternary(&L->ffn_down)) quantize_for(m, &L->ffn_down, 1, g, F, t);
@@ -511,7 +571,7 @@ static int ensure_pool(bg_model *m) {
     if (m->pool && bg_pool_size(m->pool) == m->n_threads) return 0;
     bg_pool_destroy(m->pool);
     free(m->s.att);
-    m->s.att = calloc((size_t)m->n_threads * BG_ATT_HEADS * m->s.n_ctx, sizeof(float));
+    m->s.att = calloc((size_t)m->n_threads * m->s.att_floats, sizeof(float));
     m->pool = bg_pool_create(m->n_threads);
     if (!m->pool || !m->s.att) {
         snprintf(m->error, sizeof m->error, "could not start %d threads", m->n_threads);
@@ -684,6 +744,18 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     s->kv_axpy = bg_kernel_axpy(s->kv, isa);
     s->n_ctx = n_ctx;
     s->kv_pos_bytes = (size_t)KVD * s->kv->block_bytes;
+    /* attention scratch per thread: BG_ATT_HEADS score rows, or for blocks a score row per token and query head
+     * (padded to the 16-key kernel width); blocks of 32 rows, fewer tokens where that would pass
+     * 1 MiB of scores (long contexts) */
+    const int group = c->n_head / c->n_head_kv;
+    s->att_stride = ((size_t)n_ctx + 15) / 16 * 16;
+    s->att_tokens = MAX(1, 32 / group);
+    while (s->att_tokens > 1 && (size_t)s->att_tokens * group * s->att_stride * sizeof(float) > (1u << 20))
+        s->att_tokens /= 2;
+    s->att_floats = MAX((size_t)BG_ATT_HEADS * n_ctx, (size_t)s->att_tokens * group * s->att_stride);
+    s->n_head_kv = c->n_head_kv;
+    s->k_tiles = attention_blocked(m);
+    s->k_tiles_pos = s->att_stride;
 
     const int W = MAX(D, QD), A = MAX(MAX(D, QD), F);
     const size_t B = BG_MAX_BATCH;
@@ -696,7 +768,7 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     s->hb = calloc(B * F, sizeof(float));
     s->hb2 = calloc(B * F, sizeof(float));
     /* calloc: the cache's pages are only touched (and counted in RSS) as the context fills */
-    s->k_cache = calloc((size_t)c->n_layer * n_ctx, s->kv_pos_bytes);
+    s->k_cache = calloc((size_t)c->n_layer * (s->k_tiles ? s->k_tiles_pos : (size_t)n_ctx), s->kv_pos_bytes);
     s->v_cache = calloc((size_t)c->n_layer * n_ctx, s->kv_pos_bytes);
     s->rope_cos = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
     s->rope_sin = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));

@@ -66,7 +66,9 @@ typedef struct {
     float *x, *xb, *xb2;         /* residual stream, normed input, attention output  [B][max(n_embd, q_dim)] */
     float *q, *k, *v;            /* [B][q_dim], [B][kv_dim], [B][kv_dim] */
     float *hb, *hb2;             /* FFN gate and up  [B][n_ff] */
-    float *att;                  /* attention scores, rows per thread  [n_threads][BG_ATT_HEADS][n_ctx] */
+    float *att;                  /* attention scratch, att_floats per thread */
+    size_t att_floats, att_stride;  /* (engine.c's bg_model_init); score rows att_stride floats apart */
+    int att_tokens;              /* tokens per attention block (x86 AVX2 levels) */
     bg_act act[BG_MAX_BATCH];    /* each token's int8 activations for the current ternary matmul */
     bg_q8k q8k[BG_MAX_BATCH];    /* each token's head input as Q8_K, for a K-quant head (else unallocated) */
     uint8_t *tl2_tables;         /* each token's TL2 lookup tables, tl2_stride bytes apart (models with TL2 only) */
@@ -77,7 +79,9 @@ typedef struct {
     const bg_type_traits *kv;    /* KV-cache element type: F16 or F32 */
     bg_dot_f32_fn kv_dot;
     bg_axpy_fn kv_axpy;
-    uint8_t *k_cache, *v_cache;  /* [n_layer][n_ctx][kv_dim] elements of type kv */
+    uint8_t *k_cache, *v_cache;  /* [n_layer][n_ctx][kv_dim] elements of type kv; K in 16-position tiles if k_tiles */
+    int k_tiles, n_head_kv;      /* K: [n_layer][n_head_kv][k_tiles_pos / 16][head_dim][16] (engine.c) */
+    size_t k_tiles_pos;          /* n_ctx rounded up to 16 */
     size_t kv_pos_bytes;         /* bytes of one position of one layer */
     float *rope_cos, *rope_sin;  /* [n_ctx][head_dim/2] */
 } bg_state;

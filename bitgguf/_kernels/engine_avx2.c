@@ -56,58 +56,15 @@ void bg_quantize_act_avx2(const float *x, int n, bg_act *a) {
     a->sum = total;
 }
 
-void bg_attn_sum_f16_avx2(const uint8_t *v, size_t stride, const float *att, int npos, int hd, float *out) {
-    /* 64 outputs (8 registers) at a time over all rows */
-    for (int d0 = 0; d0 < hd; d0 += 64) {
-        const int nr = (hd - d0) / 8 < 8 ? (hd - d0) / 8 : 8;
-        __m256 acc[8];
-        for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_ps();
-        const uint8_t *row = v + (size_t)d0 * 2;
-        if (nr == 8) {
-            for (int i = 0; i < npos; i++, row += stride) {
-                const __m256 w = _mm256_set1_ps(att[i]);
-                const __m128i *h = (const __m128i *)row;
-                for (int k = 0; k < 8; k++) acc[k] = _mm256_fmadd_ps(w, _mm256_cvtph_ps(_mm_loadu_si128(h + k)), acc[k]);
-            }
-        } else {
-            for (int i = 0; i < npos; i++, row += stride) {
-                const __m256 w = _mm256_set1_ps(att[i]);
-                const __m128i *h = (const __m128i *)row;
-                for (int k = 0; k < nr; k++) acc[k] = _mm256_fmadd_ps(w, _mm256_cvtph_ps(_mm_loadu_si128(h + k)), acc[k]);
-            }
-        }
-        for (int k = 0; k < nr; k++) _mm256_storeu_ps(out + d0 + 8 * k, acc[k]);
+void bg_silu_mul_avx2(float *g, const float *u, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 e = bg_exp_f32x8(_mm256_xor_ps(x, sign));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
     }
-}
-
-void bg_attn_scores_f16_avx2(const uint8_t *k, size_t stride, int npos, const float *q, int n_q, int hd, float div,
-                             float *att, size_t att_stride) {
-    for (int j = 0; j < n_q; j += 2) {
-        const int two = j + 1 < n_q;
-        const float *qa = q + (size_t)j * hd, *qb = two ? qa + hd : qa;
-        float *out_a = att + (size_t)j * att_stride, *out_b = two ? out_a + att_stride : out_a;
-        const uint8_t *row = k;
-        for (int i = 0; i < npos; i++, row += stride) {
-            const uint16_t *w = (const uint16_t *)row;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            for (int d = 0; d < hd; d += 32) {
-                const __m256 k0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + d)));
-                const __m256 k1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + d + 8)));
-                const __m256 k2 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + d + 16)));
-                const __m256 k3 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + d + 24)));
-                a0 = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qa + d), a0);
-                a1 = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qa + d + 8), a1);
-                a2 = _mm256_fmadd_ps(k2, _mm256_loadu_ps(qa + d + 16), a2);
-                a3 = _mm256_fmadd_ps(k3, _mm256_loadu_ps(qa + d + 24), a3);
-                b0 = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qb + d), b0);
-                b1 = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qb + d + 8), b1);
-                b2 = _mm256_fmadd_ps(k2, _mm256_loadu_ps(qb + d + 16), b2);
-                b3 = _mm256_fmadd_ps(k3, _mm256_loadu_ps(qb + d + 24), b3);
-            }
-            out_a[i] = bg_hsum_f32x8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) / div;
-            out_b[i] = bg_hsum_f32x8(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3))) / div;
-        }
-    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 #if defined(__clang__)

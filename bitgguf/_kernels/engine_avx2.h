@@ -1,5 +1,6 @@
 /* AVX2 versions of the engine's per-token helpers (engine_avx2.c); the engine uses them at the AVX2 and AVX-512
- * levels. Same results as the portable code: bitwise for the quantization, float order only for attention. */
+ * levels. Same results as the portable code: bitwise for the quantization; float order and the exponential's last bits
+ * for attention and SiLU. */
 #ifndef BITGGUF_ENGINE_AVX2_H
 #define BITGGUF_ENGINE_AVX2_H
 
@@ -9,17 +10,33 @@
 /* bg_quantize_act, bit for bit (the same f32 products, round half to even, clamp, exact sums). */
 void bg_quantize_act_avx2(const float *x, int n, bg_act *a);
 
-/* out[0..hd) = Σ_i att[i] * V_i over npos F16 rows V_i = v + i * stride (hd % 8 == 0, hd <= 256): attention's
- * weighted sum with the output in registers instead of one load and store of out per row. Per element the sum
- * runs over i in order with one fused multiply-add each, as bg_f16_axpy_avx2 would. */
-void bg_attn_sum_f16_avx2(const uint8_t *v, size_t stride, const float *att, int npos, int hd, float *out);
+/* g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i] for i < n, with bg_exp_f32x8 (within 2 ulp of expf). */
+void bg_silu_mul_avx2(float *g, const float *u, int n);
 
-/* att[j * att_stride + i] = (K_i · q_j) / div for i < npos and the n_q query heads q_j = q + j * hd of one KV head
- * (F16 rows K_i = k + i * stride, hd % 32 == 0): two heads per pass share each K row's conversion. Each dot is
- * bg_f16_dot_avx2's operation for operation (four 8-wide accumulators over 32-value steps, the same reduction), so
- * the scores are bitwise those of the one-head path. */
-void bg_attn_scores_f16_avx2(const uint8_t *k, size_t stride, int npos, const float *q, int n_q, int hd, float div,
-                             float *att, size_t att_stride);
+/* V positions per pass of bg_attention_block_avx2 (a chunk of 128-value F16 rows is 16 KiB: it stays in L1) */
+#define BG_ATT_CHUNK 64
+
+/* Causal attention of a block of tokens for query heads of one KV head. Row r of the block is token r / group,
+ * query head r % group; token i sees the keys 0..first_keys + i - 1. */
+typedef struct {
+    const uint8_t *k;          /* this layer's K at this KV head: tiles of 16 positions, [pos / 16][hd][pos % 16] */
+    const uint8_t *v;          /* this layer's V at this KV head, position 0; v_stride bytes per position */
+    size_t v_stride;
+    int kv_f16;                /* cache elements: 1 for F16, 0 for F32 */
+    int hd, group;             /* head size (a multiple of 16), query heads per token in the block */
+    int n_tokens, first_keys;
+    const float *q;            /* token i's head j: q + i * q_stride + j * hd */
+    size_t q_stride;
+    float *out;                /* the same layout: out + i * out_stride + j * hd */
+    size_t out_stride;
+    float div;                 /* scores are q·k / div */
+    float *scores;             /* scratch: n_tokens * group rows, scores_stride floats apart (>= keys rounded up to 16) */
+    size_t scores_stride;
+} bg_attn_block;
+
+/* out = softmax(Q Kᵀ / div) V for the block (attn_avx2.c). Each output is the same operations for any block size,
+ * so a prompt gives bitwise the results of its tokens fed one by one. */
+void bg_attention_block_avx2(const bg_attn_block *b);
 #endif
 
 #endif

@@ -1,0 +1,166 @@
+/* Attention at the x86 AVX2 levels, for a block of query rows that share one KV head (see engine_avx2.h).
+ *
+ * The scores Q·Kᵀ and the weighted sums P·V are small register-blocked matrix products: up to 6 rows (query heads
+ * of one or more tokens) x 16 columns, one broadcast of a row value and one fused multiply-add per column vector.
+ * The K cache is kept in tiles of 16 positions per dimension (dimension-major), so that 16 keys' values of one
+ * dimension are one vector load; V rows are read as they are, a chunk of positions at a time from L1 for all rows.
+ *
+ * Each output is the same chain of operations whatever the block: a score is one fused multiply-add per dimension
+ * in order, a softmax depends only on its row, and an output element adds its weighted V rows in position order.
+ * So a prompt gives bitwise the logits of the same tokens fed one at a time.
+ */
+#include "engine_avx2.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC target("avx2,fma,f16c")
+#endif
+#include "x86_avx2.h"
+
+#define CHUNK BG_ATT_CHUNK
+#define MAX_R 6 /* rows per register block: 6 x 2 accumulators + 2 loads + 1 broadcast of 16 registers */
+
+/* 16 consecutive cache elements (F16 or F32) as two f32 vectors */
+static inline __attribute__((always_inline)) void load16(const uint8_t *p, int f16, __m256 *lo, __m256 *hi) {
+    if (f16) {
+        const __m256i h = _mm256_loadu_si256((const __m256i *)p);
+        *lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+        *hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+    } else {
+        *lo = _mm256_loadu_ps((const float *)p);
+        *hi = _mm256_loadu_ps((const float *)p + 8);
+    }
+}
+
+/* c[r][0..16) = (accumulate ? c[r][0..16) : 0) + Σ_k a[r][k] * B_k[0..16), for r < R, where B_k is 16 cache
+ * elements at b + k * ldb elements: the one kernel of both products. R and f16 are constants in each inlined copy,
+ * so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void rows_x16(const int R, const int f16, const float *const *a, int K,
+                                                           const uint8_t *b, size_t ldb, float *const *c,
+                                                           int accumulate) {
+    const size_t step = ldb * (f16 ? 2 : 4);
+    __m256 acc[MAX_R][2];
+    for (int r = 0; r < R; r++) {
+        acc[r][0] = accumulate ? _mm256_loadu_ps(c[r]) : _mm256_setzero_ps();
+        acc[r][1] = accumulate ? _mm256_loadu_ps(c[r] + 8) : _mm256_setzero_ps();
+    }
+    for (int k = 0; k < K; k++, b += step) {
+        __m256 b0, b1;
+        load16(b, f16, &b0, &b1);
+        for (int r = 0; r < R; r++) {
+            const __m256 x = _mm256_broadcast_ss(a[r] + k);
+            acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        _mm256_storeu_ps(c[r], acc[r][0]);
+        _mm256_storeu_ps(c[r] + 8, acc[r][1]);
+    }
+}
+
+#define ROWS_CASES(F)                                                                                                  \
+    switch (R) {                                                                                                      \
+    case 1: rows_x16(1, F, a, K, b, ldb, c, accumulate); break;                                                       \
+    case 2: rows_x16(2, F, a, K, b, ldb, c, accumulate); break;                                                       \
+    case 3: rows_x16(3, F, a, K, b, ldb, c, accumulate); break;                                                       \
+    case 4: rows_x16(4, F, a, K, b, ldb, c, accumulate); break;                                                       \
+    case 5: rows_x16(5, F, a, K, b, ldb, c, accumulate); break;                                                       \
+    default: rows_x16(6, F, a, K, b, ldb, c, accumulate); break;                                                      \
+    }
+
+static void rows_x16_any(int R, int f16, const float *const *a, int K, const uint8_t *b, size_t ldb, float *const *c,
+                         int accumulate) {
+    if (f16) {
+        ROWS_CASES(1)
+    } else {
+        ROWS_CASES(0)
+    }
+}
+#undef ROWS_CASES
+
+/* x[0..n) = softmax(x[0..n) / div), and x[n..n_zero) = 0. Lanes past n in the last vector read -inf, so the max,
+ * the exponentials and the 8 lane sums depend on n and the row only. */
+static void softmax_row(float *x, int n, int n_zero, float div) {
+    const __m256 vdiv = _mm256_set1_ps(div), ninf = _mm256_set1_ps(-INFINITY);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 vmax = ninf;
+    for (int i = 0; i < n; i += 8) {
+        const __m256 valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - i), lane));
+        const __m256 s = _mm256_blendv_ps(ninf, _mm256_div_ps(_mm256_loadu_ps(x + i), vdiv), valid);
+        _mm256_storeu_ps(x + i, s);  /* x's rows are padded to 16 floats */
+        vmax = _mm256_max_ps(vmax, s);
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const __m256 mx = _mm256_set1_ps(_mm_cvtss_f32(m4));
+    __m256 vsum = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 8) {
+        const __m256 e = bg_exp_f32x8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mx));  /* exp(-inf) = 0 */
+        _mm256_storeu_ps(x + i, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    const __m256 sum = _mm256_set1_ps(bg_hsum_f32x8(vsum));
+    for (int i = 0; i < n; i += 8) _mm256_storeu_ps(x + i, _mm256_div_ps(_mm256_loadu_ps(x + i), sum));
+    for (int i = n; i < n_zero; i++) x[i] = 0.0f;
+}
+
+void bg_attention_block_avx2(const bg_attn_block *b) {
+    const int hd = b->hd, rows = b->n_tokens * b->group, f16 = b->kv_f16;
+    const size_t esz = f16 ? 2 : 4, v_ld = b->v_stride / esz;
+    const int n_keys = b->first_keys + b->n_tokens - 1;  /* keys the block's last token sees */
+    const float *a[MAX_R];
+    float *c[MAX_R];
+#define Q_ROW(r) (b->q + (size_t)((r) / b->group) * b->q_stride + (size_t)((r) % b->group) * hd)
+#define OUT_ROW(r) (b->out + (size_t)((r) / b->group) * b->out_stride + (size_t)((r) % b->group) * hd)
+#define SCORES(r) (b->scores + (size_t)(r) * b->scores_stride)
+#define KEYS(r) (b->first_keys + (r) / b->group) /* keys row r sees */
+
+    /* scores: S[r][i] = q_r · K_i, 16 keys (one tile of the cache) at a time; a row block is skipped once all its
+     * rows' keys are behind */
+    for (int i0 = 0; i0 < n_keys; i0 += 16) {
+        const uint8_t *tile = b->k + (size_t)i0 * hd * esz;
+        for (int r0 = 0; r0 < rows; r0 += MAX_R) {
+            const int R = rows - r0 < MAX_R ? rows - r0 : MAX_R;
+            if (KEYS(r0 + R - 1) <= i0) continue;
+            for (int r = 0; r < R; r++) {
+                a[r] = Q_ROW(r0 + r);
+                c[r] = SCORES(r0 + r) + i0;
+            }
+            rows_x16_any(R, f16, a, hd, tile, 16, c, 0);
+        }
+    }
+    for (int r = 0; r < rows; r++) softmax_row(SCORES(r), KEYS(r), n_keys, b->div);
+
+    /* outputs: O[r] = Σ_i P[r][i] V_i in position order, a chunk of V rows at a time (from L1) for all the rows */
+    for (int r = 0; r < rows; r++) memset(OUT_ROW(r), 0, (size_t)hd * sizeof(float));
+    for (int c0 = 0; c0 < n_keys; c0 += CHUNK) {
+        const int cn = n_keys - c0 < CHUNK ? n_keys - c0 : CHUNK;
+        for (int r0 = 0; r0 < rows; r0 += MAX_R) {
+            const int R = rows - r0 < MAX_R ? rows - r0 : MAX_R;
+            if (KEYS(r0 + R - 1) <= c0) continue;
+            for (int d = 0; d < hd; d += 16) {
+                for (int r = 0; r < R; r++) {
+                    a[r] = SCORES(r0 + r) + c0;
+                    c[r] = OUT_ROW(r0 + r) + d;
+                }
+                rows_x16_any(R, f16, a, cn, b->v + (size_t)c0 * b->v_stride + d * esz, v_ld, c, 1);
+            }
+        }
+    }
+#undef Q_ROW
+#undef OUT_ROW
+#undef SCORES
+#undef KEYS
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#endif
