@@ -121,13 +121,17 @@ void bg_attention_block_avx2(const bg_attn_block *b) {
 #define OUT_ROW(r) (b->out + (size_t)((r) / b->group) * b->out_stride + (size_t)((r) % b->group) * hd)
 #define SCORES(r) (b->scores + (size_t)(r) * b->scores_stride)
 #define KEYS(r) (b->first_keys + (r) / b->group) /* keys row r sees */
+    /* rows in blocks of at most MAX_R, as even as can be (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2: a block of two
+     * rows has too few independent sums to fill the FMA units) */
+    const int blocks = (rows + MAX_R - 1) / MAX_R;
+#define BLOCK_ROWS(bi) (rows / blocks + ((bi) < rows % blocks))
 
     /* scores: S[r][i] = q_r · K_i, 16 keys (one tile of the cache) at a time; a row block is skipped once all its
      * rows' keys are behind */
     for (int i0 = 0; i0 < n_keys; i0 += 16) {
         const uint8_t *tile = b->k + (size_t)i0 * hd * esz;
-        for (int r0 = 0; r0 < rows; r0 += MAX_R) {
-            const int R = rows - r0 < MAX_R ? rows - r0 : MAX_R;
+        for (int bi = 0, r0 = 0, R; bi < blocks; bi++, r0 += R) {
+            R = BLOCK_ROWS(bi);
             if (KEYS(r0 + R - 1) <= i0) continue;
             for (int r = 0; r < R; r++) {
                 a[r] = Q_ROW(r0 + r);
@@ -142,8 +146,8 @@ void bg_attention_block_avx2(const bg_attn_block *b) {
     for (int r = 0; r < rows; r++) memset(OUT_ROW(r), 0, (size_t)hd * sizeof(float));
     for (int c0 = 0; c0 < n_keys; c0 += CHUNK) {
         const int cn = n_keys - c0 < CHUNK ? n_keys - c0 : CHUNK;
-        for (int r0 = 0; r0 < rows; r0 += MAX_R) {
-            const int R = rows - r0 < MAX_R ? rows - r0 : MAX_R;
+        for (int bi = 0, r0 = 0, R; bi < blocks; bi++, r0 += R) {
+            R = BLOCK_ROWS(bi);
             if (KEYS(r0 + R - 1) <= c0) continue;
             for (int d = 0; d < hd; d += 16) {
                 for (int r = 0; r < R; r++) {
@@ -158,6 +162,7 @@ void bg_attention_block_avx2(const bg_attn_block *b) {
 #undef OUT_ROW
 #undef SCORES
 #undef KEYS
+#undef BLOCK_ROWS
 }
 
 #if defined(__clang__)

@@ -37,7 +37,7 @@
 /* ---- the building blocks ---------------------------------------------------------------------------------- */
 
 /* o = x / sqrt(mean(x^2) + eps) * w (the sum of squares in double: long rows, and o may alias x). */
-static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+static void rmsnorm_portable(float *o, const float *x, const float *w, int n, float eps) {
     /* four running sums (one chain of dependent double adds was ~4 cycles per value, on the decode's serial
      * path), combined in a fixed order: every run gives the same value */
     double s4[4] = {0.0, 0.0, 0.0, 0.0};
@@ -91,6 +91,16 @@ static void softmax(float *x, int n) {
 
 /* 1 when the engine runs at an x86 level with AVX2 (avx2, avx512, amx): engine_avx2.c's helpers apply. */
 static inline int x86_avx2(const bg_model *m) { return bg_isa_x86_avx2(m->isa); }
+
+static void rmsnorm(const bg_model *m, float *o, const float *x, const float *w, int n, float eps) {
+#if defined(__x86_64__)
+    if (x86_avx2(m)) {
+        bg_rmsnorm_avx2(o, x, w, n, eps);  /* bit for bit rmsnorm_portable */
+        return;
+    }
+#endif
+    rmsnorm_portable(o, x, w, n, eps);
+}
 
 /* Quantize one token's activations (bit for bit the same at every level). */
 static void quantize(const bg_model *m, const float *x, int n, bg_act *a) {
@@ -457,7 +467,7 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
     case ST_OUT:
         if (stage != ST_ATTN_IN || l > 0)
             for (int i = 0; i < D; i++) x[i] += xb[i];
-        rmsnorm(xb, x, stage == ST_OUT ? m->w.output_norm : stage == ST_ATTN_IN ? L->attn_norm : L->ffn_norm, D,
+        rmsnorm(m, xb, x, stage == ST_OUT ? m->w.output_norm : stage == ST_ATTN_IN ? L->attn_norm : L->ffn_norm, D,
                 c->rms_eps);
         if (stage != ST_OUT) {
             const bg_tensor *w = stage == ST_ATTN_IN ? &L->wq : &L->ffn_gate;
@@ -475,7 +485,7 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
         break;
     }
     case ST_ATTN_OUT:
-        if (L->attn_sub_norm) rmsnorm(xb2, xb2, L->attn_sub_norm, QD, c->rms_eps);
+        if (L->attn_sub_norm) rmsnorm(m, xb2, xb2, L->attn_sub_norm, QD, c->rms_eps);
         if (ternary(&L->wo)) quantize_for(m, &L->wo, 1, xb2, QD, t);
         break;
     case ST_FFN_MID: {
@@ -493,7 +503,7 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
 #endif
                 for (int i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
         }
-        if (L->ffn_sub_norm) rmsnorm(g, g, L->ffn_sub_norm, F, c->rms_eps);
+        if (L->ffn_sub_norm) rmsnorm(m, g, g, L->ffn_sub_norm, F, c->rms_eps);
         if (ternary(&L->ffn_down)) quantize_for(m, &L->ffn_down, 1, g, F, t);
         break;
     }

@@ -56,6 +56,24 @@ void bg_quantize_act_avx2(const float *x, int n, bg_act *a) {
     a->sum = total;
 }
 
+void bg_rmsnorm_avx2(float *o, const float *x, const float *w, int n, float eps) {
+    __m256d s4 = _mm256_setzero_pd();  /* lane k: engine.c's s4[k], the same products and adds in the same order */
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
+        s4 = _mm256_add_pd(s4, _mm256_mul_pd(v, v));
+    }
+    double lanes[4];
+    _mm256_storeu_pd(lanes, s4);
+    for (; i < n; i++) lanes[0] += (double)x[i] * x[i];
+    const double ss = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    const float inv = 1.0f / sqrtf((float)(ss / n) + eps);
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv), _mm256_loadu_ps(w + i)));
+    for (; i < n; i++) o[i] = x[i] * inv * w[i];
+}
+
 void bg_silu_mul_avx2(float *g, const float *u, int n) {
     const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
     int i = 0;

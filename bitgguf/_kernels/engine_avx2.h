@@ -10,6 +10,9 @@
 /* bg_quantize_act, bit for bit (the same f32 products, round half to even, clamp, exact sums). */
 void bg_quantize_act_avx2(const float *x, int n, bg_act *a);
 
+/* engine.c's rmsnorm, bit for bit: the same four double sums (one per lane), the same float scaling (o may be x). */
+void bg_rmsnorm_avx2(float *o, const float *x, const float *w, int n, float eps);
+
 /* g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i] for i < n, with bg_exp_f32x8 (within 2 ulp of expf). */
 void bg_silu_mul_avx2(float *g, const float *u, int n);
 
