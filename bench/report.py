@@ -16,8 +16,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def markdown_table(rows: list[dict], tests: list[str], header: bool = True) -> str:
     cols = ["model", "type", "head", "isa", "thr", "load ms", "peak RSS MB"] + [f"{t} tok/s" for t in tests]
-    if any(t.startswith("tg") for t in tests):
+    tg = [t for t in tests if t.startswith("tg")]
+    mapped = bool(tg) and any("file_map_bandwidth" in r for r in rows)
+    if tg:
         cols += ["read BW GB/s", "tg % of BW limit"]
+    if mapped:  # the weights' own memory: the file's page cache pages under a memory map
+        cols += ["file map BW GB/s", "tg % of map limit"]
     lines = []
     if header:
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -28,9 +32,12 @@ def markdown_table(rows: list[dict], tests: list[str], header: bool = True) -> s
         for t in tests:
             s = r[t]
             cells.append(f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})")
-        tg = [t for t in tests if t.startswith("tg")]
         if tg:
             cells += [f"{r['read_bandwidth'] / 1e9:.1f}", f"{r[tg[0]]['pct_of_limit']:.0f}%"]
+        if mapped and "file_map_bandwidth" in r:
+            cells += [f"{r['file_map_bandwidth'] / 1e9:.1f}", f"{r[tg[0]]['pct_of_file_map_limit']:.0f}%"]
+        elif mapped:
+            cells += ["-", "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

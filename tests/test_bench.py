@@ -71,8 +71,12 @@ def test_a_failing_engine_leaves_out_its_rows_only(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "skipped" in proc.stderr and "unknown model architecture" in proc.stderr
     (result,) = list((tmp_path / "out").glob("*-quick.json"))
-    engines = [r["isa"] for r in json.loads(result.read_text())["results"]]
+    rows = json.loads(result.read_text())["results"]
+    engines = [r["isa"] for r in rows]
     assert engines and "llama-bench" not in engines
+    # a memory-mapped run also measures the model file's own map, and decode against that
+    assert rows[0]["mmap"] is True and rows[0]["file_map_bandwidth"] > 0
+    assert rows[0]["tg16"]["pct_of_file_map_limit"] > 0 and "tg % of map limit" in proc.stderr
 
 
 def test_history_report_lists_the_run(quick_run):
