@@ -66,9 +66,10 @@ def _read_bandwidth(n_bytes: int, n_threads: int, repeats: int = 5) -> float:
 def _file_map_bandwidth(path: str, n_threads: int) -> float:
     """Read bandwidth over the model file's memory map (its page cache pages: in the VMs we measured, slower than
     fresh anonymous memory), in a child process like _read_bandwidth."""
-    code = f"from bitgguf import _core; print(_core.read_bandwidth_file({path!r}, {int(n_threads)}))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=HERE)
-    return float(out.stdout.strip())
+    code = f"from bitgguf import _core; print(_core.read_bandwidth_file({os.path.abspath(path)!r}, {int(n_threads)}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(HERE))
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def _weight_bytes(path: str, tl2_in_place: bool = True) -> int:
