@@ -12,6 +12,10 @@
 #endif
 #include "x86_avx2.h"
 
+/* Prefetch distance in the weight stream (into the next rows), as I2_S's; the base-3 unpack leaves the hardware
+ * prefetcher too little of the memory latency hidden */
+#define BG_TQ1_PREFETCH 4096
+
 /* (3v) >> 8 of each byte v: 0, 1 or 2 */
 static inline __m256i tq1_digit(__m256i v) {
     const __m256i flip = _mm256_set1_epi8((char)0x80), t1 = _mm256_set1_epi8(85 - 128), t2 = _mm256_set1_epi8(170 - 128);
@@ -58,6 +62,7 @@ static inline double tq1_d(const uint8_t *blk) { return (double)bg_f16c_at(blk +
 float bg_tq1_dot_avx2(const uint8_t *row, const bg_act *a) {
     double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
     for (int b = 0; b < a->n / BG_TQ1_BLOCK; b++, row += BG_TQ1_BYTES) {
+        bg_prefetch(row + BG_TQ1_PREFETCH);  /* a line per 54-byte block: from DRAM 2.8 -> 4.5-4.9 GB/s */
         __m256i d[8];
         tq1_unpack(row, d);
         sum += tq1_d(row) * tq1_isum(d, a->q + b * BG_TQ1_BLOCK, a->gsum + b * (BG_TQ1_BLOCK / BG_ACT_GROUP));

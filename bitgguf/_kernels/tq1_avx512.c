@@ -20,6 +20,9 @@ static inline __m512i tq1_digits512(__m512i b, __m512i p) {
     return _mm512_or_si512(lo, _mm512_slli_epi16(hi, 8));
 }
 
+/* Prefetch distance in the weight stream, as tq1_avx2.c's: from DRAM 3.3 -> 6.1 GB/s, as fast as from cache */
+#define BG_TQ1_PREFETCH 4096
+
 static inline __m512i pair256(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
@@ -36,6 +39,7 @@ float bg_tq1_dot_avx512(const uint8_t *row, const bg_act *a) {
     double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
     for (int b = 0; b < a->n / BG_TQ1_BLOCK; b++, row += BG_TQ1_BYTES) {
         const int8_t *q = a->q + b * BG_TQ1_BLOCK;
+        _mm_prefetch((const char *)(row + BG_TQ1_PREFETCH), _MM_HINT_T0);  /* a line per 54-byte block covers it */
         __m256i a32 = _mm256_loadu_si256((const __m256i *)row);
         __m256i a2 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + 32)));
         uint32_t qh;
