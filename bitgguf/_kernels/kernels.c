@@ -63,7 +63,8 @@ static const bg_type_traits TYPE_TRAITS[] = {
     {"TQ1_0", BG_TYPE_TQ1_0, BG_TQ1_BLOCK, BG_TQ1_BYTES, 1, 0, NULL, {NULL}, {NULL},
      {bg_tq1_dot_scalar, X86(bg_tq1_dot_avx2), X86(bg_tq1_dot_avx512), ARM(bg_tq1_dot_neon),
       ARM(bg_tq1_dot_neon_dotprod)},
-     {NULL, X86(bg_tq1_dot_multi_avx2), NULL, NULL, NULL}, {NULL}, {NULL}, {NULL}, {[BG_ISA_AMX] = AMX(bg_tq1_gemm_amx)}},
+     {NULL, X86(bg_tq1_dot_multi_avx2), X86(bg_tq1_dot_multi_avx512), NULL, NULL}, {NULL}, {NULL}, {NULL},
+     {[BG_ISA_AMX] = AMX(bg_tq1_gemm_amx)}},
     /* TL1 / TL2 after the load-time repack (tlr.c): I2_S blocks plus a short tail, 2 bits per weight */
     {"I2_ROWS", BG_TYPE_I2_ROWS, BG_I2R_GRAIN, BG_I2R_GRAIN / 4, 1, 1, NULL, {NULL}, {NULL},
      {bg_i2r_dot_scalar, X86(bg_i2r_dot_avx2), X86(bg_i2r_dot_avx512), ARM(bg_i2r_dot_neon),

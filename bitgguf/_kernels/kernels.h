@@ -260,6 +260,7 @@ void bg_tq2_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float 
 float bg_tq1_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_tq1_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_tq1_dot_avx512(const uint8_t *row, const bg_act *a);
+void bg_tq1_dot_multi_avx512(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_i2r_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_i2r_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out);
 void bg_i2r_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);

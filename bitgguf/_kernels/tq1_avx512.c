@@ -27,7 +27,16 @@ static inline __m512i pair256(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-float bg_tq1_dot_avx512(const uint8_t *row, const bg_act *a) {
+static inline uint16_t tq1_scale_bits(const uint8_t *blk) {
+    uint16_t d;
+    memcpy(&d, blk + 52, 2);
+    return d;
+}
+
+/* A block's 256 digits (c = w + 1) as four zmm vectors, in the order of the activations they meet: weights 0..63,
+ * 64..127, then 128..159 (digit 4 of qs[0..31]) with 160..191 (digits 0 | 1 of qs[32..47]), then 192..223 (digits
+ * 2 | 3 of qs[32..47]) with 224..255 (digit 4 | qh). */
+static inline void tq1_block_digits(const uint8_t *blk, __m512i d[4]) {
     /* 16-bit lane multipliers; each zmm holds two 32-byte digit vectors (lanes 0-15 and 16-31) */
     const __m512i p01 = pair256(_mm256_set1_epi16(1), _mm256_set1_epi16(3));
     const __m512i p23 = pair256(_mm256_set1_epi16(9), _mm256_set1_epi16(27));
@@ -36,30 +45,59 @@ float bg_tq1_dot_avx512(const uint8_t *row, const bg_act *a) {
     /* qs[32..47] digits 2 | 3, then digit 4 | qh (byte k = qh[k % 4] times 3^(k / 4)) */
     const __m512i pbc = pair256(_mm256_setr_epi16(9, 9, 9, 9, 9, 9, 9, 9, 27, 27, 27, 27, 27, 27, 27, 27),
                                 _mm256_setr_epi16(81, 81, 81, 81, 81, 81, 81, 81, 1, 1, 3, 3, 9, 9, 27, 27));
+    const __m256i a32 = _mm256_loadu_si256((const __m256i *)blk);
+    const __m256i a2 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 32)));
+    uint32_t qh;
+    memcpy(&qh, blk + 48, 4);
+    const __m256i c = _mm256_inserti128_si256(a2, _mm_set1_epi32((int)qh), 1);
+    const __m512i aa = pair256(a32, a32);
+    d[0] = tq1_digits512(aa, p01);
+    d[1] = tq1_digits512(aa, p23);
+    d[2] = tq1_digits512(pair256(a32, a2), p4b);
+    d[3] = tq1_digits512(pair256(a2, c), pbc);
+}
+
+/* d * (Σcq - Σq) of one block for the activations q of its 256 weights (gs: their 8 group sums), in double: exact */
+static inline double tq1_block_dot(const __m512i d[4], const int8_t *q, const int32_t *gs, double scale) {
+    __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), d[0], _mm512_loadu_si512((const void *)q));
+    acc = _mm512_dpbusd_epi32(acc, d[1], _mm512_loadu_si512((const void *)(q + 64)));
+    acc = _mm512_dpbusd_epi32(acc, d[2], _mm512_loadu_si512((const void *)(q + 128)));
+    acc = _mm512_dpbusd_epi32(acc, d[3], _mm512_loadu_si512((const void *)(q + 192)));
+    const int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
+    return scale * (_mm512_reduce_add_epi32(acc) - qsum);
+}
+
+float bg_tq1_dot_avx512(const uint8_t *row, const bg_act *a) {
     double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
     for (int b = 0; b < a->n / BG_TQ1_BLOCK; b++, row += BG_TQ1_BYTES) {
-        const int8_t *q = a->q + b * BG_TQ1_BLOCK;
         _mm_prefetch((const char *)(row + BG_TQ1_PREFETCH), _MM_HINT_T0);  /* a line per 54-byte block covers it */
-        __m256i a32 = _mm256_loadu_si256((const __m256i *)row);
-        __m256i a2 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + 32)));
-        uint32_t qh;
-        memcpy(&qh, row + 48, 4);
-        __m256i c = _mm256_inserti128_si256(a2, _mm_set1_epi32((int)qh), 1);
-        __m512i aa = pair256(a32, a32);
-        __m512i acc = _mm512_setzero_si512();
-        /* weights 0..63, 64..127, then 128..159 (digit 4 of qs[0..31]) with 160..191 (digits 0 | 1 of qs[32..47]) */
-        acc = _mm512_dpbusd_epi32(acc, tq1_digits512(aa, p01), _mm512_loadu_si512((const void *)q));
-        acc = _mm512_dpbusd_epi32(acc, tq1_digits512(aa, p23), _mm512_loadu_si512((const void *)(q + 64)));
-        acc = _mm512_dpbusd_epi32(acc, tq1_digits512(pair256(a32, a2), p4b), _mm512_loadu_si512((const void *)(q + 128)));
-        /* weights 192..223 (digits 2 | 3 of qs[32..47]) and 224..255 (digit 4 | qh) */
-        acc = _mm512_dpbusd_epi32(acc, tq1_digits512(pair256(a2, c), pbc), _mm512_loadu_si512((const void *)(q + 192)));
-        const int32_t *gs = a->gsum + b * (BG_TQ1_BLOCK / BG_ACT_GROUP);
-        int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
-        uint16_t d;
-        memcpy(&d, row + 52, 2);
-        sum += (double)bg_f16_to_f32(d) * (_mm512_reduce_add_epi32(acc) - qsum);
+        __m512i d[4];
+        tq1_block_digits(row, d);
+        sum += tq1_block_dot(d, a->q + b * BG_TQ1_BLOCK, a->gsum + b * (BG_TQ1_BLOCK / BG_ACT_GROUP),
+                             (double)bg_f16_to_f32(tq1_scale_bits(row)));
     }
     return (float)sum;
+}
+
+/* Up to four tokens per pass: each block's digits (the expensive part of TQ1_0) are computed once and used for all
+ * of them; per token the same block integers and double sums as bg_tq1_dot_avx512, so the same floats. Without it
+ * the AVX-512 levels ran the one-row kernel per token, slower than AVX2's multi-token kernel. */
+void bg_tq1_dot_multi_avx512(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride) {
+    const int nb = acts[0].n / BG_TQ1_BLOCK;
+    for (int t = 0; t < n; t += 4) {
+        const int k = n - t < 4 ? n - t : 4;
+        double sum[4] = {0.0, 0.0, 0.0, 0.0};
+        const uint8_t *blk = row;
+        for (int b = 0; b < nb; b++, blk += BG_TQ1_BYTES) {
+            __m512i d[4];
+            tq1_block_digits(blk, d);
+            const double scale = (double)bg_f16_to_f32(tq1_scale_bits(blk));
+            for (int i = 0; i < k; i++)
+                sum[i] += tq1_block_dot(d, acts[t + i].q + b * BG_TQ1_BLOCK,
+                                        acts[t + i].gsum + b * (BG_TQ1_BLOCK / BG_ACT_GROUP), scale);
+        }
+        for (int i = 0; i < k; i++) out[(size_t)(t + i) * stride] = (float)sum[i];
+    }
 }
 
 #if defined(__clang__)
