@@ -99,6 +99,7 @@ static void rmsnorm(const bg_model *m, float *o, const float *x, const float *w,
         return;
     }
 #endif
+    (void)m;
     rmsnorm_portable(o, x, w, n, eps);
 }
 

@@ -1,6 +1,6 @@
-/* AVX2 versions of the engine's per-token helpers (engine_avx2.c); the engine uses them at the AVX2 and AVX-512
- * levels. Same results as the portable code: bitwise for the quantization; float order and the exponential's last bits
- * for attention and SiLU. */
+/* AVX2 versions of the engine's per-token helpers (engine_avx2.c) and its attention (attn_avx2.c); the engine uses
+ * them at every x86 level with AVX2 (avx2, avx512, amx). Same results as the portable code: bitwise for the
+ * quantization and RMSNorm; float order and the exponential's last bits for attention and SiLU. */
 #ifndef BITGGUF_ENGINE_AVX2_H
 #define BITGGUF_ENGINE_AVX2_H
 
