@@ -287,7 +287,7 @@ static int check_quantize(int *checks) {
     return failures;
 }
 
-/* The AVX2 attention blocks (attn_avx2.c) against attention in double over the same cache values, for F16 and F32
+/* The attention blocks (attn_avx2.c, with AVX2's and AVX-512's row kernels) against attention in double over the same cache values, for F16 and F32
  * caches, GQA groups of 1 and 3, heads of 16 and 48, and keys across several V chunks and not whole 16-key tiles;
  * and a block of tokens bitwise equal to the same tokens one at a time. Also SiLU with bg_exp_f32x8 against double. */
 static int check_attention(int *checks) {
@@ -347,6 +347,17 @@ static int check_attention(int *checks) {
         if (worst > 2e-5 * 10.0) { /* values up to 10: float order over <= 150 keys */
             printf("FAIL attention block case %zu: off by %.3g from double\n", ci, worst);
             failures++;
+        }
+        if (bg_cpu_supports(BG_ISA_AVX512)) {  /* the 512-bit row kernel: bitwise the same outputs */
+            float wide[MAX_TOK * MAX_G * MAX_HD];
+            bg_attn_block bw = b;
+            bw.out = wide, bw.avx512 = 1;
+            bg_attention_block_avx2(&bw);
+            *checks += 1;
+            if (memcmp(wide, out, (size_t)nt * group * hd * sizeof(float)) != 0) {
+                printf("FAIL attention block case %zu: the AVX-512 row kernel differs from AVX2's\n", ci);
+                failures++;
+            }
         }
         for (int t = 0; t < nt; t++) {  /* token t alone */
             bg_attn_block b1 = b;

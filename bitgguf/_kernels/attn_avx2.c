@@ -84,6 +84,14 @@ static void rows_x16_any(int R, int f16, const float *const *a, int K, const uin
 }
 #undef ROWS_CASES
 
+static void row_block(const bg_attn_block *blk, int R, const float *const *a, int K, const uint8_t *b, size_t ldb,
+                      float *const *c, int accumulate) {
+    if (blk->avx512)
+        bg_attn_rows_avx512(R, blk->kv_f16, a, K, b, ldb, c, accumulate);
+    else
+        rows_x16_any(R, blk->kv_f16, a, K, b, ldb, c, accumulate);
+}
+
 /* x[0..n) = softmax(x[0..n) / div), and x[n..n_zero) = 0. Lanes past n in the last vector read -inf, so the max,
  * the exponentials and the 8 lane sums depend on n and the row only. */
 static void softmax_row(float *x, int n, int n_zero, float div) {
@@ -115,15 +123,16 @@ void bg_attention_block_avx2(const bg_attn_block *b) {
     const int hd = b->hd, rows = b->n_tokens * b->group, f16 = b->kv_f16;
     const size_t esz = f16 ? 2 : 4, v_ld = b->v_stride / esz;
     const int n_keys = b->first_keys + b->n_tokens - 1;  /* keys the block's last token sees */
-    const float *a[MAX_R];
-    float *c[MAX_R];
+    const int max_r = b->avx512 ? BG_ATT_ROWS_AVX512 : MAX_R;
+    const float *a[MAX_R > BG_ATT_ROWS_AVX512 ? MAX_R : BG_ATT_ROWS_AVX512];
+    float *c[MAX_R > BG_ATT_ROWS_AVX512 ? MAX_R : BG_ATT_ROWS_AVX512];
 #define Q_ROW(r) (b->q + (size_t)((r) / b->group) * b->q_stride + (size_t)((r) % b->group) * hd)
 #define OUT_ROW(r) (b->out + (size_t)((r) / b->group) * b->out_stride + (size_t)((r) % b->group) * hd)
 #define SCORES(r) (b->scores + (size_t)(r) * b->scores_stride)
 #define KEYS(r) (b->first_keys + (r) / b->group) /* keys row r sees */
-    /* rows in blocks of at most MAX_R, as even as can be (32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2: a block of two
-     * rows has too few independent sums to fill the FMA units) */
-    const int blocks = (rows + MAX_R - 1) / MAX_R;
+    /* rows in blocks of at most max_r, as even as can be (AVX2, 32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2: a block of
+     * two rows has too few independent sums to fill the FMA units) */
+    const int blocks = (rows + max_r - 1) / max_r;
 #define BLOCK_ROWS(bi) (rows / blocks + ((bi) < rows % blocks))
 
     /* scores: S[r][i] = q_r · K_i, 16 keys (one tile of the cache) at a time; a row block is skipped once all its
@@ -137,7 +146,7 @@ void bg_attention_block_avx2(const bg_attn_block *b) {
                 a[r] = Q_ROW(r0 + r);
                 c[r] = SCORES(r0 + r) + i0;
             }
-            rows_x16_any(R, f16, a, hd, tile, 16, c, 0);
+            row_block(b, R, a, hd, tile, 16, c, 0);
         }
     }
     for (int r = 0; r < rows; r++) softmax_row(SCORES(r), KEYS(r), n_keys, b->div);
@@ -154,7 +163,7 @@ void bg_attention_block_avx2(const bg_attn_block *b) {
                     a[r] = SCORES(r0 + r) + c0;
                     c[r] = OUT_ROW(r0 + r) + d;
                 }
-                rows_x16_any(R, f16, a, cn, b->v + (size_t)c0 * b->v_stride + d * esz, v_ld, c, 1);
+                row_block(b, R, a, cn, b->v + (size_t)c0 * b->v_stride + d * esz, v_ld, c, 1);
             }
         }
     }

@@ -35,7 +35,15 @@ typedef struct {
     float div;                 /* scores are q·k / div */
     float *scores;             /* scratch: n_tokens * group rows, scores_stride floats apart (>= keys rounded up to 16) */
     size_t scores_stride;
+    int avx512;                /* 1: the row kernel in 512-bit registers (attn_avx512.c; bitwise the same results) */
 } bg_attn_block;
+
+/* The row kernel of the blocks: c[r][0..16) = (accumulate ? c[r][0..16) : 0) + Σ_k a[r][k] * B_k[0..16) for r < R,
+ * B_k being 16 cache elements (F16 if f16, else F32) at b + k * ldb elements; per lane one fused multiply-add per k,
+ * in order. The AVX-512 one takes up to BG_ATT_ROWS_AVX512 rows (attn_avx2.c's: 6). */
+#define BG_ATT_ROWS_AVX512 8
+void bg_attn_rows_avx512(int R, int f16, const float *const *a, int K, const uint8_t *b, size_t ldb, float *const *c,
+                         int accumulate);
 
 /* out = softmax(Q Kᵀ / div) V for the block (attn_avx2.c). Each output is the same operations for any block size,
  * so a prompt gives bitwise the results of its tokens fed one by one. */
