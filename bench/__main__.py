@@ -54,22 +54,24 @@ def _git_commit() -> str | None:
         return None
 
 
-def _read_bandwidth(n_bytes: int, n_threads: int, repeats: int = 5) -> float:
-    """The bandwidth probe in a child process: its buffer (1 GiB) would otherwise raise this process's peak RSS,
-    which Linux hands on to every child as the start of its own ru_maxrss (the workers' and llama-bench's)."""
-    code = f"from bitgguf import _core; print(_core.read_bandwidth({int(n_bytes)}, {int(n_threads)}, {int(repeats)}))"
+def _probe(call: str) -> float:
+    """`_core.<call>` in a child process, from the checkout's folder: a probe's buffer or map (1 GiB) would otherwise
+    raise this process's peak RSS, which Linux hands on to every child as the start of its own ru_maxrss (the
+    workers' and llama-bench's)."""
+    code = f"from bitgguf import _core; print(_core.{call})"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(HERE))
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def _read_bandwidth(n_bytes: int, n_threads: int, repeats: int = 5) -> float:
+    return _probe(f"read_bandwidth({int(n_bytes)}, {int(n_threads)}, {int(repeats)})")
 
 
 def _file_map_bandwidth(path: str, n_threads: int) -> float:
     """Read bandwidth over the model file's memory map (its page cache pages: in the VMs we measured, slower than
-    fresh anonymous memory), in a child process like _read_bandwidth."""
-    code = f"from bitgguf import _core; print(_core.read_bandwidth_file({os.path.abspath(path)!r}, {int(n_threads)}))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(HERE))
-    return float(out.stdout.strip().splitlines()[-1])
+    fresh anonymous memory)."""
+    return _probe(f"read_bandwidth_file({os.path.abspath(path)!r}, {int(n_threads)})")
 
 
 def _weight_bytes(path: str, tl2_in_place: bool = True) -> int:

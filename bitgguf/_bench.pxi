@@ -5,48 +5,45 @@ cdef extern from "membw.h" nogil:
     uint64_t bg_membw_read(const uint64_t *buf, size_t n_words, int n_threads)
 
 
+cdef double _best_pass(const uint64_t *buf, size_t n, int n_threads, int repeats):
+    """Bytes/s of the fastest of `repeats` timed passes over n words (the pages already faulted in)."""
+    import time
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        with nogil:
+            bg_membw_read(buf, n, n_threads)
+        best = max(best, n * 8 / (time.perf_counter() - start))
+    return best
+
+
 def read_bandwidth(size_t n_bytes=1 << 30, int n_threads=1, int repeats=5):
     """Measured read bandwidth in bytes/s: the best of `repeats` passes over a buffer of `n_bytes` (bench only)."""
-    import time
     import numpy as np
     cdef uint64_t[::1] buf = np.ones(n_bytes // 8, dtype=np.uint64)
     cdef size_t n = buf.shape[0]
     cdef uint64_t total
-    best = 0.0
     with nogil:
         total = bg_membw_read(&buf[0], n, n_threads)  # warm: fault the pages in
     if total != n:
         raise RuntimeError(f"bandwidth probe summed {total}, expected {n}")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        with nogil:
-            total = bg_membw_read(&buf[0], n, n_threads)
-        elapsed = time.perf_counter() - start
-        best = max(best, n * 8 / elapsed)
-    return best
+    return _best_pass(&buf[0], n, n_threads, repeats)
 
 
 def read_bandwidth_file(path, int n_threads=1, int repeats=3):
     """Read bandwidth in bytes/s over a file's memory map, as the runtime maps a model: its page cache pages, which
     on some machines read slower than fresh anonymous memory (bench only; the first pass faults the pages in)."""
     import mmap
-    import time
     import numpy as np
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     words = np.frombuffer(mm, dtype=np.uint64, count=len(mm) // 8)
     cdef const uint64_t[::1] buf = words
     cdef size_t n = buf.shape[0]
-    best = 0.0
     try:
         with nogil:
             bg_membw_read(&buf[0], n, n_threads)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            with nogil:
-                bg_membw_read(&buf[0], n, n_threads)
-            best = max(best, n * 8 / (time.perf_counter() - start))
+        return _best_pass(&buf[0], n, n_threads, repeats)
     finally:
         del buf, words
         mm.close()
-    return best
