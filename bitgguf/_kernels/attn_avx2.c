@@ -74,23 +74,17 @@ static inline __attribute__((always_inline)) void rows_x16(const int R, const in
     default: rows_x16(6, F, a, K, b, ldb, c, accumulate); break;                                                      \
     }
 
-static void rows_x16_any(int R, int f16, const float *const *a, int K, const uint8_t *b, size_t ldb, float *const *c,
-                         int accumulate) {
-    if (f16) {
-        ROWS_CASES(1)
-    } else {
-        ROWS_CASES(0)
-    }
-}
-#undef ROWS_CASES
-
+/* One register block of rows: AVX-512's kernel where the block asks for it (the same results), else AVX2's. */
 static void row_block(const bg_attn_block *blk, int R, const float *const *a, int K, const uint8_t *b, size_t ldb,
                       float *const *c, int accumulate) {
     if (blk->avx512)
         bg_attn_rows_avx512(R, blk->kv_f16, a, K, b, ldb, c, accumulate);
+    else if (blk->kv_f16)
+        ROWS_CASES(1)
     else
-        rows_x16_any(R, blk->kv_f16, a, K, b, ldb, c, accumulate);
+        ROWS_CASES(0)
 }
+#undef ROWS_CASES
 
 /* x[0..n) = softmax(x[0..n) / div), and x[n..n_zero) = 0. Lanes past n in the last vector read -inf, so the max,
  * the exponentials and the 8 lane sums depend on n and the row only. */

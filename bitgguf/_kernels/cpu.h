@@ -22,10 +22,11 @@ typedef enum {
 #define BG_BUILD_AMX 0
 #endif
 
+/* 1 for the x86 levels that include AVX-512 (avx512, amx). */
+static inline int bg_isa_x86_avx512(bg_isa isa) { return isa == BG_ISA_AVX512 || isa == BG_ISA_AMX; }
+
 /* 1 for the x86 levels that include AVX2 (avx2, avx512, amx): their AVX2 helpers apply. */
-static inline int bg_isa_x86_avx2(bg_isa isa) {
-    return isa == BG_ISA_AVX2 || isa == BG_ISA_AVX512 || isa == BG_ISA_AMX;
-}
+static inline int bg_isa_x86_avx2(bg_isa isa) { return isa == BG_ISA_AVX2 || bg_isa_x86_avx512(isa); }
 
 /* Name of an ISA level ("scalar", "avx2", ...). */
 const char *bg_isa_name(bg_isa isa);

@@ -344,7 +344,7 @@ static void attention_block(const bg_model *m, int layer, int g, int h0, int n_h
         .q = s->q + (size_t)t0 * QD + head, .q_stride = (size_t)QD,
         .out = s->xb2 + (size_t)t0 * W + head, .out_stride = (size_t)W,
         .div = sqrtf((float)hd), .scores = scratch, .scores_stride = s->att_stride,
-        .avx512 = m->isa == BG_ISA_AVX512 || m->isa == BG_ISA_AMX,
+        .avx512 = bg_isa_x86_avx512(m->isa),
     };
     bg_attention_block_avx2(&b);
 }
