@@ -86,14 +86,15 @@ def test_i2s_matvec_extremes_fit_the_int16_sums(isa, code, sign):
 @pytest.mark.parametrize("rows,cols,n", [(32, 128, 16), (7, 384, 1), (45, 768, 33), (64, 2560, 64), (33, 4224, 20),
                                          (40, 256, 70)])
 def test_i2s_batch_path_is_exact(isa, rows, cols, n):
-    # the prompt path: AMX's GEMM over 32-row panels, 16-token tiles and 2048-column blocks (rows, tokens and columns
-    # that do not fill them), the multi-token kernels elsewhere; every path the exact integers
+    # the prompt path: the GEMM of AMX and of AVX-512 VNNI over 32-row panels, 16-token tiles and 256-column blocks
+    # (rows, tokens and columns that do not fill them), the multi-token kernels elsewhere; every path the exact
+    # integers
     rng = np.random.default_rng(rows * 7 + cols + n)
     codes = _codes(rng, rows, cols)
     data = TYPES["I2_S"].pack_ternary(codes, np.float32(0.5))
     x = np.stack([_x(rng, cols) for _ in range(n)])
     dots, path = _core.ternary_matmul(data, 36, rows, cols, x, isa)
-    assert path == {"scalar": "dot", "amx": "gemm"}.get(isa, "multi" if isa != "neon" else "dot")
+    assert path == {"scalar": "dot", "avx512": "gemm", "amx": "gemm"}.get(isa, "multi" if isa != "neon" else "dot")
     q, _ = quantize_activations(x)
     np.testing.assert_array_equal(dots, (q.astype(np.int64) @ codes.T.astype(np.int64)).astype(np.float32))
 
@@ -102,7 +103,7 @@ def test_i2s_batch_path_is_exact(isa, rows, cols, n):
 @pytest.mark.parametrize("type_name,type_id", [("TQ2_0", 35), ("TQ1_0", 34)])
 @pytest.mark.parametrize("rows,cols,n", [(32, 256, 16), (7, 512, 1), (45, 768, 33), (64, 2560, 64), (40, 256, 70)])
 def test_tq_batch_path_is_exact(isa, type_name, type_id, rows, cols, n):
-    # AMX's TQ2_0 / TQ1_0 GEMM (per-block f16 scales applied in double, block by block) against the one-token kernel
+    # the TQ2_0 / TQ1_0 GEMMs (per-block f16 scales applied in double, block by block) against the one-token kernel
     # at scalar, which test_tq2_0_matvec_is_exact / test_tq1_0_matvec_is_exact check against numpy; scales differ
     # per block, and one row has every base-3 digit at 2 (the largest TQ1_0 bytes)
     rng = np.random.default_rng(rows * 5 + cols + n)
@@ -112,8 +113,7 @@ def test_tq_batch_path_is_exact(isa, type_name, type_id, rows, cols, n):
                                      rng.uniform(0.5, 2, size=(rows, cols // 256)).repeat(256, 1))
     x = np.stack([_x(rng, cols) for _ in range(n)])
     dots, path = _core.ternary_matmul(data, type_id, rows, cols, x, isa)
-    # TQ1_0 at avx512 has its own multi-token kernel; TQ2_0 there runs AVX2's kernels, the multi-token one included
-    assert path == {"scalar": "dot", "amx": "gemm", "avx2": "multi", "avx512": "multi"}.get(isa, "dot")
+    assert path == {"scalar": "dot", "amx": "gemm", "avx2": "multi", "avx512": "gemm"}.get(isa, "dot")
     want = np.stack([_core.ternary_matvec(data, type_id, rows, cols, xt, "scalar")[0] for xt in x])
     np.testing.assert_array_equal(dots, want)
 

@@ -154,14 +154,14 @@ def test_i2_rows_matvec_is_exact(isa, rows, cols):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("rows,cols,n", [(40, 2560, 20), (33, 640, 64), (9, 2568, 17), (5, 200, 33)])
 def test_i2_rows_batch_path_is_exact(isa, rows, cols, n):
-    # TL1 / TL2 after the repack in a prompt: AMX's I2_S GEMM where the rows are whole 128-weight blocks, the
-    # multi-token or one-token kernels where they have a tail
+    # TL1 / TL2 after the repack in a prompt: the I2_S GEMM (AMX, AVX-512) where the rows are whole 128-weight
+    # blocks, the multi-token or one-token kernels where they have a tail
     rng = np.random.default_rng(rows + cols + n)
     codes = _codes(rng, rows, cols)
     data = pack_i2_rows(codes, np.float32(0.25))
     x = np.stack([_x(rng, cols) for _ in range(n)])
     dots, path = _core.ternary_matmul(data, I2_ROWS_ID, rows, cols, x, isa)
-    assert (path == "gemm") == (isa == "amx" and cols % 128 == 0)
+    assert (path == "gemm") == (isa in ("avx512", "amx") and cols % 128 == 0)
     q, _ = quantize_activations(x)
     np.testing.assert_array_equal(dots, (q.astype(np.int64) @ codes.T.astype(np.int64)).astype(np.float32))
 

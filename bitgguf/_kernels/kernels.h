@@ -275,6 +275,12 @@ void bg_tq2_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const in
                      int n, float *out, size_t stride);
 void bg_i2s_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
                      int n, float *out, size_t stride);
+void bg_i2s_gemm_avx512(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
+                        int n, float *out, size_t stride);
+void bg_tq2_gemm_avx512(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
+                        int n, float *out, size_t stride);
+void bg_tq1_gemm_avx512(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
+                        int n, float *out, size_t stride);
 float bg_f32_dot_avx2(const void *row, const float *x, int n);
 float bg_f16_dot_avx2(const void *row, const float *x, int n);
 float bg_bf16_dot_avx2(const void *row, const float *x, int n);

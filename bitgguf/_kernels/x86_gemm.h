@@ -1,0 +1,193 @@
+/* Shared pieces of the x86 prompt GEMMs (gemm_amx.c, gemm_avx512.c); include after the file selects its target.
+ *
+ * Both levels run the same loops: 32 weight rows' codes c = w + 1 are unpacked into a panel (row r's codes at
+ * panel + r * cols), and a step multiplies the panel by a pair of token tiles (bg_gemm_put_token's layout) into
+ * 32 x 32 exact int32 sums Σcq, kept as acc[token tile][row half][16 x 16] (row-major: 16 tokens per row). The
+ * steps differ only in the instructions: AMX's TDPBUSD (gemm_amx.c) or AVX-512 VNNI's vpdpbusd (gemm_avx512.c). */
+#ifndef BITGGUF_X86_GEMM_H
+#define BITGGUF_X86_GEMM_H
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define PANEL_ROWS 32     /* weight rows per panel: two 16-row tiles */
+#define PANEL_COLS 256    /* I2_S: columns per panel block, 8 KiB of codes */
+#define I2S_GROUP_TOKENS (8 * BG_GEMM_TILE_TOKENS)  /* tokens whose sums acc holds (the engine's batch is <= 128) */
+/* TQ types: 64 tokens (a 128-token batch goes through in two groups; the double sums are 16 KiB of stack, and 128
+ * measured no faster) */
+#define TQ_GROUP_TOKENS (4 * BG_GEMM_TILE_TOKENS)
+
+/* The 32 x 32 sums of a panel's rows and token tiles T, T+1 over `cols` columns (chunks kc0.. of the tiles), added
+ * to acc[0..1] (first: from zero). */
+typedef void (*bg_panel_step_fn)(const uint8_t *panel, int cols, const int8_t *tiles, int chunks, int kc0, int T,
+                                 int first, int32_t (*acc)[2][256]);
+
+/* Into L2: `bytes` bytes at `offset` in each of 32 rows, the next panel block, read while this one's products run
+ * (without it the unpack waited on memory for a third of the AMX GEMM's time in a prompt). Rows past the call's
+ * are the next call's, and prefetches do not fault. */
+static inline void prefetch_panel(const uint8_t *rows, size_t row_bytes, size_t offset, size_t bytes) {
+    for (int r = 0; r < PANEL_ROWS; r++)
+        for (size_t b = 0; b < bytes; b += 64)
+            _mm_prefetch((const char *)(rows + r * row_bytes + offset + b), _MM_HINT_T1);
+}
+
+/* ---- I2_S (and I2_ROWS of whole blocks): one f32 scale per tensor, applied by the caller ---- */
+
+/* Codes of columns k0..k0+cols of n_rows rows into panel rows of `cols` bytes; rows n_rows..31 zero (they add 0). */
+static inline void i2s_unpack_panel(const uint8_t *rows, size_t row_bytes, int n_rows, int k0, int cols,
+                                    uint8_t *panel) {
+    const __m512i mask = _mm512_set1_epi8(3);
+    /* a block's 32 bytes in both halves, shifted by (6, 4) and (2, 0): weights 0-63 and 64-127 in order */
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(6)), _mm256_set1_epi16(4), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(2)), _mm256_set1_epi16(0), 1);
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *src = rows + (size_t)r * row_bytes + k0 / 4;
+        uint8_t *dst = panel + (size_t)r * cols;
+        for (int b = 0; b < cols / BG_I2S_BLOCK; b++) {
+            const __m512i p = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(src + 32 * b)));
+            _mm512_storeu_si512((void *)(dst + 128 * b), _mm512_and_si512(_mm512_srlv_epi16(p, sh01), mask));
+            _mm512_storeu_si512((void *)(dst + 128 * b + 64), _mm512_and_si512(_mm512_srlv_epi16(p, sh23), mask));
+        }
+    }
+    memset(panel + (size_t)n_rows * cols, 0, (size_t)(PANEL_ROWS - n_rows) * cols);
+}
+
+/* out[t * stride + r] = Σcq - Σq for n_rows rows and n tokens, panel block by panel block through `step`. */
+static inline void i2s_gemm(bg_panel_step_fn step, const uint8_t *rows, size_t row_bytes, int n_rows,
+                            const int8_t *tiles, const bg_act *acts, int n, float *out, size_t stride) {
+    const int K = acts[0].n, chunks = K / 64;
+    uint8_t panel[PANEL_ROWS * PANEL_COLS] __attribute__((aligned(64)));
+    int32_t acc[I2S_GROUP_TOKENS / BG_GEMM_TILE_TOKENS][2][256] __attribute__((aligned(64)));
+    for (int r0 = 0; r0 < n_rows; r0 += PANEL_ROWS) {
+        const int nr = n_rows - r0 < PANEL_ROWS ? n_rows - r0 : PANEL_ROWS;
+        for (int t0 = 0; t0 < n; t0 += I2S_GROUP_TOKENS) {
+            const int nt = n - t0 < I2S_GROUP_TOKENS ? n - t0 : I2S_GROUP_TOKENS;
+            const int T0 = t0 / BG_GEMM_TILE_TOKENS, n_tiles = (nt + 2 * BG_GEMM_TILE_TOKENS - 1) / 32 * 2;
+            for (int k0 = 0; k0 < K; k0 += PANEL_COLS) {
+                const int cols = K - k0 < PANEL_COLS ? K - k0 : PANEL_COLS;
+                i2s_unpack_panel(rows + (size_t)r0 * row_bytes, row_bytes, nr, k0, cols, panel);
+                const int next_k0 = k0 + PANEL_COLS < K ? k0 + PANEL_COLS : 0, next_r0 = next_k0 ? r0 : r0 + PANEL_ROWS;
+                prefetch_panel(rows + (size_t)next_r0 * row_bytes, row_bytes, (size_t)next_k0 / 4,
+                               (size_t)(K - next_k0 < PANEL_COLS ? K - next_k0 : PANEL_COLS) / 4);
+                for (int T = 0; T < n_tiles; T += 2) step(panel, cols, tiles, chunks, k0 / 64, T0 + T, k0 == 0, acc + T);
+            }
+            for (int t = 0; t < nt; t++) {
+                const int32_t *sums = acc[t / BG_GEMM_TILE_TOKENS][0] + t % BG_GEMM_TILE_TOKENS;
+                const int32_t sum_q = acts[t0 + t].sum;
+                float *o = out + (size_t)(t0 + t) * stride + r0;
+                for (int r = 0; r < nr; r++) o[r] = (float)(sums[(r / 16) * 256 + (r % 16) * 16] - sum_q);
+            }
+        }
+    }
+}
+
+/* ---- TQ2_0 and TQ1_0: one 256-weight block at a time, each with its f16 scale ---- */
+
+/* One row's TQ2_0 block (qs[64], f16 d) -> 256 codes in order. In half h byte m holds weights 128h + 32l + m at
+ * bits 2l (LSB first): shifts (0, 2) and (4, 6) give weights in order. */
+static inline void unpack_tq2(const uint8_t *blk, uint8_t *codes) {
+    const __m512i mask = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(0)), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(4)), _mm256_set1_epi16(6), 1);
+    for (int h = 0; h < 2; h++) {
+        const __m512i p = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 32 * h)));
+        _mm512_storeu_si512((void *)(codes + 128 * h), _mm512_and_si512(_mm512_srlv_epi16(p, sh01), mask));
+        _mm512_storeu_si512((void *)(codes + 128 * h + 64), _mm512_and_si512(_mm512_srlv_epi16(p, sh23), mask));
+    }
+}
+
+/* Base-3 digits of 32 bytes w (tq1_scalar.c: digit = (w * 3) >> 8, then w = 3w mod 256 for the next one). */
+static inline __m256i tq1_digits32(__m256i w) {
+    const __m512i z = _mm512_cvtepu8_epi16(w);
+    return _mm512_cvtepi16_epi8(_mm512_srli_epi16(_mm512_add_epi16(z, _mm512_add_epi16(z, z)), 8));
+}
+
+static inline __m128i tq1_digits16(__m128i w) {
+    const __m256i z = _mm256_cvtepu8_epi16(w);
+    return _mm256_cvtepi16_epi8(_mm256_srli_epi16(_mm256_add_epi16(z, _mm256_add_epi16(z, z)), 8));
+}
+
+/* One row's TQ1_0 block (qs[48], qh[4], f16 d) -> 256 codes in order (the layout in tq1_scalar.c). */
+static inline void unpack_tq1(const uint8_t *blk, uint8_t *codes) {
+    __m256i w = _mm256_loadu_si256((const __m256i *)blk);
+    __m128i v = _mm_loadu_si128((const __m128i *)(blk + 32));
+    for (int n = 0; n < 5; n++) {
+        _mm256_storeu_si256((__m256i *)(codes + 32 * n), tq1_digits32(w));
+        _mm_storeu_si128((__m128i *)(codes + 160 + 16 * n), tq1_digits16(v));
+        w = _mm256_add_epi8(w, _mm256_add_epi8(w, w));
+        v = _mm_add_epi8(v, _mm_add_epi8(v, v));
+    }
+    for (int j = 0; j < 4; j++) {
+        uint8_t b = blk[48 + j];
+        for (int n = 0; n < 4; n++, b = (uint8_t)(3 * b)) codes[240 + j + 4 * n] = (uint8_t)((b * 3) >> 8);
+    }
+}
+
+/* Codes of block b of n_rows rows into a 32 x 256 panel (rows past n_rows zero) and their scales into d. */
+static inline void tq_unpack_block(int tq1, const uint8_t *rows, size_t row_bytes, int n_rows, int b, uint8_t *panel,
+                                   float *d) {
+    const int block_bytes = tq1 ? BG_TQ1_BYTES : 66, d_at = block_bytes - 2;
+    for (int r = 0; r < n_rows; r++) {
+        const uint8_t *blk = rows + (size_t)r * row_bytes + (size_t)block_bytes * b;
+        if (tq1)
+            unpack_tq1(blk, panel + (size_t)r * 256);
+        else
+            unpack_tq2(blk, panel + (size_t)r * 256);
+        d[r] = bg_f16_at(blk + d_at);
+    }
+    memset(panel + (size_t)n_rows * 256, 0, (size_t)(PANEL_ROWS - n_rows) * 256);
+    for (int r = n_rows; r < PANEL_ROWS; r++) d[r] = 0.0f;
+}
+
+/* The GEMM of either type (tq1: TQ1_0, else TQ2_0); inlined into each with the type a constant. A block's panel
+ * times each token pair gives the exact block sums Σcq; each row's sum then gets its block's scale in double,
+ * d * (Σcq - Σq), added block by block in order: the bits of the scalar kernels. The per-block scaling is
+ * vectorized over 16 tokens. */
+static inline void tq_gemm(int tq1, bg_panel_step_fn step, const uint8_t *rows, size_t row_bytes, int n_rows,
+                           const int8_t *tiles, const bg_act *acts, int n, float *out, size_t stride) {
+    const int block_bytes = tq1 ? BG_TQ1_BYTES : 66;
+    const int K = acts[0].n, chunks = K / 64, n_blocks = K / 256;
+    uint8_t panel[PANEL_ROWS * 256] __attribute__((aligned(64)));
+    int32_t acc[TQ_GROUP_TOKENS / BG_GEMM_TILE_TOKENS][2][256] __attribute__((aligned(64)));
+    double sum[PANEL_ROWS][TQ_GROUP_TOKENS];
+    int32_t qsum[TQ_GROUP_TOKENS];
+    float d[PANEL_ROWS];
+    for (int r0 = 0; r0 < n_rows; r0 += PANEL_ROWS) {
+        const int nr = n_rows - r0 < PANEL_ROWS ? n_rows - r0 : PANEL_ROWS;
+        const uint8_t *panel_rows = rows + (size_t)r0 * row_bytes;
+        for (int t0 = 0; t0 < n; t0 += TQ_GROUP_TOKENS) {
+            const int nt = n - t0 < TQ_GROUP_TOKENS ? n - t0 : TQ_GROUP_TOKENS;
+            const int T0 = t0 / BG_GEMM_TILE_TOKENS, n_tiles = (nt + 2 * BG_GEMM_TILE_TOKENS - 1) / 32 * 2;
+            memset(sum, 0, sizeof sum);
+            for (int b = 0; b < n_blocks; b++) {
+                tq_unpack_block(tq1, panel_rows, row_bytes, nr, b, panel, d);
+                prefetch_panel(panel_rows, row_bytes, (size_t)block_bytes * (b + 1), 128);  /* the next block */
+                for (int T = 0; T < n_tiles; T += 2) step(panel, 256, tiles, chunks, b * 4, T0 + T, 1, acc + T);
+                for (int t = 0; t < n_tiles * BG_GEMM_TILE_TOKENS; t++) {  /* padding tokens: any value */
+                    const int32_t *gs = acts[t0 + (t < nt ? t : 0)].gsum + b * (256 / BG_ACT_GROUP);
+                    qsum[t] = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
+                }
+                /* sum += d * (Σcq - Σq) for 16 tokens at a time: the scalar kernel's double ops, lane by lane */
+                for (int r = 0; r < nr; r++) {
+                    const __m512d dr = _mm512_set1_pd((double)d[r]);
+                    for (int T = 0; T < n_tiles; T++) {
+                        const __m512i c = _mm512_sub_epi32(
+                            _mm512_load_si512((const void *)&acc[T][r / 16][(r % 16) * 16]),
+                            _mm512_loadu_si512((const void *)&qsum[16 * T]));
+                        double *s = &sum[r][16 * T];
+                        _mm512_storeu_pd(s, _mm512_add_pd(_mm512_loadu_pd(s),
+                                                          _mm512_mul_pd(dr, _mm512_cvtepi32_pd(_mm512_castsi512_si256(c)))));
+                        _mm512_storeu_pd(s + 8, _mm512_add_pd(_mm512_loadu_pd(s + 8),
+                                                              _mm512_mul_pd(dr, _mm512_cvtepi32_pd(
+                                                                                    _mm512_extracti64x4_epi64(c, 1)))));
+                    }
+                }
+            }
+            for (int t = 0; t < nt; t++)
+                for (int r = 0; r < nr; r++) out[(size_t)(t0 + t) * stride + r0 + r] = (float)sum[r][t];
+        }
+    }
+}
+
+#endif
