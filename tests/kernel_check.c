@@ -509,8 +509,12 @@ static int check_gemm(int *checks) {
         const bg_type_traits *t = bg_type_traits_of(cases[ci].type_id);
         for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
             if (!bg_kernel_gemm_i8(t, (bg_isa)isa, 256) || !bg_cpu_supports((bg_isa)isa)) continue;
-            for (size_t si = 0; si < 5; si++) {
-                const int rows = cases[ci].shapes[si][0], cols = cases[ci].shapes[si][1], n = cases[ci].shapes[si][2];
+            /* TQ types twice: a scale per block, then one per row (the GEMMs' integer path over whole rows) with
+             * row 5's last block off it (that row's panel goes block by block after all) */
+            const int n_modes = t->block_bytes == 32 ? 1 : 2;
+            for (size_t si = 0; si < 5 * (size_t)n_modes; si++) {
+                const int rows = cases[ci].shapes[si % 5][0], cols = cases[ci].shapes[si % 5][1];
+                const int n = cases[ci].shapes[si % 5][2], row_scales = si >= 5;
                 const size_t row_bytes = bg_row_bytes(t, cols);
                 bg_gemm_i8_fn gemm = bg_kernel_gemm_i8(t, (bg_isa)isa, cols);
                 uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * row_bytes);
@@ -519,6 +523,14 @@ static int check_gemm(int *checks) {
                 bg_act *acts = malloc((size_t)n * sizeof *acts);
                 for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
                 cases[ci].pack(codes, rows, cols, w);
+                if (row_scales) {
+                    const int nb = cols / 256, bb = t->block_bytes;
+                    for (int r = 0; r < rows; r++)
+                        for (int b = 1; b < nb; b++)
+                            memcpy(w + (size_t)r * row_bytes + (size_t)b * bb + bb - 2, w + (size_t)r * row_bytes + bb - 2,
+                                   2);
+                    if (rows > 5 && nb > 1) w[5 * row_bytes + (size_t)nb * bb - 2] ^= 1;
+                }
                 for (int k = 0; k < n; k++) {
                     acts[k].q = malloc((size_t)cols);
                     acts[k].gsum = malloc((size_t)(cols / 32 + 1) * sizeof(int32_t));

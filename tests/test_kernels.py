@@ -102,15 +102,17 @@ def test_i2s_batch_path_is_exact(isa, rows, cols, n):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("type_name,type_id", [("TQ2_0", 35), ("TQ1_0", 34)])
 @pytest.mark.parametrize("rows,cols,n", [(32, 256, 16), (7, 512, 1), (45, 768, 33), (64, 2560, 64), (40, 256, 70)])
-def test_tq_batch_path_is_exact(isa, type_name, type_id, rows, cols, n):
+@pytest.mark.parametrize("row_scales", [False, True])
+def test_tq_batch_path_is_exact(isa, type_name, type_id, rows, cols, n, row_scales):
     # the TQ2_0 / TQ1_0 GEMMs (per-block f16 scales applied in double, block by block) against the one-token kernel
-    # at scalar, which test_tq2_0_matvec_is_exact / test_tq1_0_matvec_is_exact check against numpy; scales differ
-    # per block, and one row has every base-3 digit at 2 (the largest TQ1_0 bytes)
+    # at scalar, which test_tq2_0_matvec_is_exact / test_tq1_0_matvec_is_exact check against numpy. Scales differ
+    # per block, or are one per row as in llama.cpp's files (the GEMMs then sum whole rows in int32); the last row's
+    # weights are all +1 (every base-3 digit at 2: the largest TQ1_0 bytes)
     rng = np.random.default_rng(rows * 5 + cols + n)
     codes = _codes(rng, rows, cols)
     codes[-1] = 1
-    data = TYPES[type_name].quantize(codes.astype(np.float32) *
-                                     rng.uniform(0.5, 2, size=(rows, cols // 256)).repeat(256, 1))
+    scales = rng.uniform(0.5, 2, size=(rows, 1 if row_scales else cols // 256))
+    data = TYPES[type_name].quantize(codes.astype(np.float32) * scales.repeat(cols // scales.shape[1], 1))
     x = np.stack([_x(rng, cols) for _ in range(n)])
     dots, path = _core.ternary_matmul(data, type_id, rows, cols, x, isa)
     assert path == {"scalar": "dot", "amx": "gemm", "avx2": "multi", "avx512": "gemm"}.get(isa, "dot")

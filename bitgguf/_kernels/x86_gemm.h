@@ -154,12 +154,12 @@ static inline void tq_unpack_block(int tq1, const uint8_t *rows, size_t row_byte
     for (int r = n_rows; r < PANEL_ROWS; r++) d[r] = 0.0f;
 }
 
-/* The GEMM of either type (tq1: TQ1_0, else TQ2_0); inlined into each with the type a constant. A block's panel
- * times each token pair gives the exact block sums Σcq; each row's sum then gets its block's scale in double,
- * d * (Σcq - Σq), added block by block in order: the bits of the scalar kernels. The per-block scaling is
- * vectorized over 16 tokens. */
-static inline void tq_gemm(int tq1, bg_panel_step_fn step, const uint8_t *rows, size_t row_bytes, int n_rows,
-                           const int8_t *tiles, const bg_act *acts, int n, float *out, size_t stride) {
+/* One panel of nr rows (panel_rows) against n tokens, block by block: a block's panel times each token pair gives
+ * the exact block sums Σcq; each row's sum then gets its block's scale in double, d * (Σcq - Σq), added block by
+ * block in order: the bits of the scalar kernels. The per-block scaling is vectorized over 16 tokens. */
+static inline void tq_panel_by_blocks(int tq1, bg_panel_step_fn step, const uint8_t *panel_rows, size_t row_bytes,
+                                      int nr, const int8_t *tiles, const bg_act *acts, int n, float *out,
+                                      size_t stride) {
     const int block_bytes = tq1 ? BG_TQ1_BYTES : 66;
     const int K = acts[0].n, chunks = K / 64, n_blocks = K / 256;
     uint8_t panel[PANEL_ROWS * 256] __attribute__((aligned(64)));
@@ -167,40 +167,79 @@ static inline void tq_gemm(int tq1, bg_panel_step_fn step, const uint8_t *rows, 
     double sum[PANEL_ROWS][TQ_GROUP_TOKENS];
     int32_t qsum[TQ_GROUP_TOKENS];
     float d[PANEL_ROWS];
+    for (int t0 = 0; t0 < n; t0 += TQ_GROUP_TOKENS) {
+        const int nt = n - t0 < TQ_GROUP_TOKENS ? n - t0 : TQ_GROUP_TOKENS;
+        const int T0 = t0 / BG_GEMM_TILE_TOKENS, n_tiles = (nt + 2 * BG_GEMM_TILE_TOKENS - 1) / 32 * 2;
+        memset(sum, 0, sizeof sum);
+        for (int b = 0; b < n_blocks; b++) {
+            tq_unpack_block(tq1, panel_rows, row_bytes, nr, b, panel, d);
+            prefetch_panel(panel_rows, row_bytes, (size_t)block_bytes * (b + 1), 128);  /* the next block */
+            for (int T = 0; T < n_tiles; T += 2) step(panel, 256, tiles, chunks, b * 4, T0 + T, 1, acc + T);
+            for (int t = 0; t < n_tiles * BG_GEMM_TILE_TOKENS; t++) {  /* padding tokens: any value */
+                const int32_t *gs = acts[t0 + (t < nt ? t : 0)].gsum + b * (256 / BG_ACT_GROUP);
+                qsum[t] = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
+            }
+            /* sum += d * (Σcq - Σq) for 16 tokens at a time: the scalar kernel's double ops, lane by lane */
+            for (int r = 0; r < nr; r++) {
+                const __m512d dr = _mm512_set1_pd((double)d[r]);
+                for (int T = 0; T < n_tiles; T++) {
+                    const __m512i c = _mm512_sub_epi32(_mm512_load_si512((const void *)&acc[T][r / 16][(r % 16) * 16]),
+                                                       _mm512_loadu_si512((const void *)&qsum[16 * T]));
+                    double *s = &sum[r][16 * T];
+                    _mm512_storeu_pd(s, _mm512_add_pd(_mm512_loadu_pd(s),
+                                                      _mm512_mul_pd(dr, _mm512_cvtepi32_pd(_mm512_castsi512_si256(c)))));
+                    _mm512_storeu_pd(s + 8, _mm512_add_pd(_mm512_loadu_pd(s + 8),
+                                                          _mm512_mul_pd(dr, _mm512_cvtepi32_pd(
+                                                                                _mm512_extracti64x4_epi64(c, 1)))));
+                }
+            }
+        }
+        for (int t = 0; t < nt; t++)
+            for (int r = 0; r < nr; r++) out[(size_t)(t0 + t) * stride + r] = (float)sum[r][t];
+    }
+}
+
+/* The same panel when each of its rows has one scale d_r in every block (every TQ file seen so far: llama.cpp and
+ * the converter give a ternary weight's blocks its one scale). Then Σ_b d_r (Σcq - Σq)_b, which the per-block path
+ * adds in double exactly (every term and partial sum is d_r times an integer below 2^31: within 53 bits), equals
+ * d_r (Σcq - Σq) over the whole row, so the integer sums run over all blocks, as I2_S's do, and are scaled once:
+ * the same bits. 0.0 + d_r * ... keeps the per-block path's +0 for a zero sum. Returns 0, having written nothing,
+ * at the first block whose scales differ from block 0's; the caller then goes block by block. */
+static inline int tq_panel_uniform(int tq1, bg_panel_step_fn step, const uint8_t *panel_rows, size_t row_bytes,
+                                   int nr, const int8_t *tiles, const bg_act *acts, int n, float *out, size_t stride) {
+    const int block_bytes = tq1 ? BG_TQ1_BYTES : 66;
+    const int K = acts[0].n, chunks = K / 64, n_blocks = K / 256;
+    uint8_t panel[PANEL_ROWS * 256] __attribute__((aligned(64)));
+    int32_t acc[I2S_GROUP_TOKENS / BG_GEMM_TILE_TOKENS][2][256] __attribute__((aligned(64)));
+    float d0[PANEL_ROWS], d[PANEL_ROWS];
+    for (int t0 = 0; t0 < n; t0 += I2S_GROUP_TOKENS) {
+        const int nt = n - t0 < I2S_GROUP_TOKENS ? n - t0 : I2S_GROUP_TOKENS;
+        const int T0 = t0 / BG_GEMM_TILE_TOKENS, n_tiles = (nt + 2 * BG_GEMM_TILE_TOKENS - 1) / 32 * 2;
+        for (int b = 0; b < n_blocks; b++) {
+            tq_unpack_block(tq1, panel_rows, row_bytes, nr, b, panel, b ? d : d0);
+            if (b && memcmp(d, d0, sizeof d)) return 0;  /* (in the first token group: the scales stay) */
+            prefetch_panel(panel_rows, row_bytes, (size_t)block_bytes * (b + 1), 128);  /* the next block */
+            for (int T = 0; T < n_tiles; T += 2) step(panel, 256, tiles, chunks, b * 4, T0 + T, b == 0, acc + T);
+        }
+        for (int t = 0; t < nt; t++) {
+            const int32_t *sums = acc[t / BG_GEMM_TILE_TOKENS][0] + t % BG_GEMM_TILE_TOKENS;
+            const int32_t sum_q = acts[t0 + t].sum;
+            for (int r = 0; r < nr; r++)
+                out[(size_t)(t0 + t) * stride + r] =
+                    (float)(0.0 + (double)d0[r] * (double)(sums[(r / 16) * 256 + (r % 16) * 16] - sum_q));
+        }
+    }
+    return 1;
+}
+
+/* The GEMM of either type (tq1: TQ1_0, else TQ2_0); inlined into each with the type a constant. */
+static inline void tq_gemm(int tq1, bg_panel_step_fn step, const uint8_t *rows, size_t row_bytes, int n_rows,
+                           const int8_t *tiles, const bg_act *acts, int n, float *out, size_t stride) {
     for (int r0 = 0; r0 < n_rows; r0 += PANEL_ROWS) {
         const int nr = n_rows - r0 < PANEL_ROWS ? n_rows - r0 : PANEL_ROWS;
         const uint8_t *panel_rows = rows + (size_t)r0 * row_bytes;
-        for (int t0 = 0; t0 < n; t0 += TQ_GROUP_TOKENS) {
-            const int nt = n - t0 < TQ_GROUP_TOKENS ? n - t0 : TQ_GROUP_TOKENS;
-            const int T0 = t0 / BG_GEMM_TILE_TOKENS, n_tiles = (nt + 2 * BG_GEMM_TILE_TOKENS - 1) / 32 * 2;
-            memset(sum, 0, sizeof sum);
-            for (int b = 0; b < n_blocks; b++) {
-                tq_unpack_block(tq1, panel_rows, row_bytes, nr, b, panel, d);
-                prefetch_panel(panel_rows, row_bytes, (size_t)block_bytes * (b + 1), 128);  /* the next block */
-                for (int T = 0; T < n_tiles; T += 2) step(panel, 256, tiles, chunks, b * 4, T0 + T, 1, acc + T);
-                for (int t = 0; t < n_tiles * BG_GEMM_TILE_TOKENS; t++) {  /* padding tokens: any value */
-                    const int32_t *gs = acts[t0 + (t < nt ? t : 0)].gsum + b * (256 / BG_ACT_GROUP);
-                    qsum[t] = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
-                }
-                /* sum += d * (Σcq - Σq) for 16 tokens at a time: the scalar kernel's double ops, lane by lane */
-                for (int r = 0; r < nr; r++) {
-                    const __m512d dr = _mm512_set1_pd((double)d[r]);
-                    for (int T = 0; T < n_tiles; T++) {
-                        const __m512i c = _mm512_sub_epi32(
-                            _mm512_load_si512((const void *)&acc[T][r / 16][(r % 16) * 16]),
-                            _mm512_loadu_si512((const void *)&qsum[16 * T]));
-                        double *s = &sum[r][16 * T];
-                        _mm512_storeu_pd(s, _mm512_add_pd(_mm512_loadu_pd(s),
-                                                          _mm512_mul_pd(dr, _mm512_cvtepi32_pd(_mm512_castsi512_si256(c)))));
-                        _mm512_storeu_pd(s + 8, _mm512_add_pd(_mm512_loadu_pd(s + 8),
-                                                              _mm512_mul_pd(dr, _mm512_cvtepi32_pd(
-                                                                                    _mm512_extracti64x4_epi64(c, 1)))));
-                    }
-                }
-            }
-            for (int t = 0; t < nt; t++)
-                for (int r = 0; r < nr; r++) out[(size_t)(t0 + t) * stride + r0 + r] = (float)sum[r][t];
-        }
+        if (!tq_panel_uniform(tq1, step, panel_rows, row_bytes, nr, tiles, acts, n, out + r0, stride))
+            tq_panel_by_blocks(tq1, step, panel_rows, row_bytes, nr, tiles, acts, n, out + r0, stride);
     }
 }
 
