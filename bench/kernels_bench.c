@@ -62,9 +62,13 @@ static void fill(const bg_type_traits *t, uint8_t *p, size_t rows, size_t row_by
     }
     default: break;
     }
+    /* TQ2_0 / TQ1_0 rows get one scale in every block, as llama.cpp and the converter write ternary weights (the
+     * kernels take a faster path for such rows) */
+    const size_t blocks_per_row = row_bytes / (size_t)t->block_bytes, same_row = t->ternary ? blocks_per_row : 1;
+    uint16_t d = 0;
     if (d_at >= 0)
         for (size_t b = 0; b < n / (size_t)t->block_bytes; b++) {
-            uint16_t d = bg_f32_to_f16(0.01f + (float)(rnd() % 100) / 1000.0f);
+            if (b % same_row == 0) d = bg_f32_to_f16(0.01f + (float)(rnd() % 100) / 1000.0f);
             memcpy(p + b * t->block_bytes + d_at, &d, 2);
             if (t->type_id == BG_TYPE_Q5_K || t->type_id == BG_TYPE_Q4_K) memcpy(p + b * t->block_bytes + 2, &d, 2);
         }

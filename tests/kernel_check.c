@@ -593,6 +593,36 @@ static int check_x4_levels(int *checks) {
     return failures;
 }
 
+/* TQ2_0 and TQ1_0 rows with one scale in every block (as llama.cpp writes them: the kernels sum such rows whole in
+ * int32) and, in row 1, the last block's scale off it: every level bitwise equal to scalar. */
+static int check_row_scales(const uint8_t *tq2, const uint8_t *tq1, int rows, int cols, const bg_act *a, int *checks) {
+    int failures = 0;
+    const int ids[2] = {BG_TYPE_TQ2_0, BG_TYPE_TQ1_0};
+    for (int k = 0; k < 2; k++) {
+        const bg_type_traits *t = bg_type_traits_of(ids[k]);
+        const size_t rb = bg_row_bytes(t, cols), bb = (size_t)t->block_bytes, nb = (size_t)cols / 256;
+        uint8_t *w = malloc((size_t)rows * rb);
+        memcpy(w, k ? tq1 : tq2, (size_t)rows * rb);
+        for (int r = 0; r < rows; r++)
+            for (size_t b = 1; b < nb; b++) memcpy(w + r * rb + b * bb + bb - 2, w + r * rb + bb - 2, 2);
+        if (rows > 1 && nb > 1) w[rb + nb * bb - 2] ^= 1;
+        for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+            if (!bg_cpu_supports((bg_isa)isa)) continue;
+            for (int r = 0; r < rows; r++) {
+                float got = bg_kernel_dot_i8(t, (bg_isa)isa)(w + r * rb, a), want = t->dot_i8[0](w + r * rb, a);
+                *checks += 1;
+                if (got != want) {
+                    printf("FAIL %s %s (%d, %d) one scale per row, row %d: %.9g, scalar %.9g\n",
+                           bg_isa_name((bg_isa)isa), t->name, rows, cols, r, got, want);
+                    failures++;
+                }
+            }
+        }
+        free(w);
+    }
+    return failures;
+}
+
 int main(void) {
     const int shapes[][2] = {{1, 256}, {7, 768}, {3, 1280}, {5, 2560}, {2, 6912}};
     int failures = 0, checks = 0;
@@ -695,6 +725,7 @@ int main(void) {
                 }
             }
         }
+        failures += check_row_scales(tq2, tq1, rows, cols, &a, &checks);
         free(codes), free(i2s), free(tq2), free(tq1), free(f16), free(q8), free(x), free(a.q), free(a.gsum);
     }
     failures += check_i2r(&checks);

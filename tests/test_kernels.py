@@ -161,10 +161,11 @@ def test_tq2_0_matvec_is_exact(isa, rows, cols):
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_ternary_kernels_agree_across_levels_bitwise(isa):
+    # one tensor scale: the TQ types' blocks all get it (the kernels' whole-row integer path)
     rng = np.random.default_rng(11)
     codes = _codes(rng, 9, 2560)
     x = _x(rng, 2560)
-    for name, type_id in (("I2_S", 36), ("TQ2_0", 35)):
+    for name, type_id in (("I2_S", 36), ("TQ2_0", 35), ("TQ1_0", 34)):
         data = TYPES[name].pack_ternary(codes, np.float32(0.37))
         want = _core.ternary_matvec(data, type_id, 9, 2560, x, "scalar")
         got = _core.ternary_matvec(data, type_id, 9, 2560, x, isa)

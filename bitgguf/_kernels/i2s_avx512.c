@@ -18,18 +18,13 @@
  * shift) when reduced. One AND per 64 weights instead of a shift and an AND, and the activations are one contiguous
  * load (the shifted codes had needed two blocks' activations gathered). One core, bench.kernels gemv_cache: 17-19 ->
  * 28-31 GB/s; from DRAM in 2 MiB pages it streams at the read probe's rate. */
-static inline __m512i mask_pair(int lo, int hi) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8((char)lo)), _mm256_set1_epi8((char)hi), 1);
-}
-
-/* Σ (lanes 0-7) / lo_factor + Σ (lanes 8-15) / hi_factor, the factors as shifts */
-static inline int32_t reduce_halves(__m512i acc, int lo_shift, int hi_shift) {
-    const __m256i lo = _mm512_castsi512_si256(acc), hi = _mm512_extracti64x4_epi64(acc, 1);
-    return (bg_hsum256_i32(lo) >> lo_shift) + (bg_hsum256_i32(hi) >> hi_shift);
+/* Σcq - Σq from the sums of the codes masked by 0xC0 | 0x30 and by 0x0C | 0x03 */
+static inline float i2s_result(__m512i s01, __m512i s23, int32_t sum_q) {
+    return (float)(bg_reduce_halves(s01, 6, 4) + bg_reduce_halves(s23, 2, 0) - sum_q);
 }
 
 float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a) {
-    const __m512i m01 = mask_pair(0xC0, 0x30), m23 = mask_pair(0x0C, 0x03);
+    const __m512i m01 = bg_mask_pair(0xC0, 0x30), m23 = bg_mask_pair(0x0C, 0x03);
     const int8_t *q = a->q;
     const int nb = a->n / BG_I2S_BLOCK;
     /* two blocks per pass in separate sums, so that each vpdpbusd waits on the one two steps back */
@@ -51,15 +46,13 @@ float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a) {
         s01a = _mm512_dpbusd_epi32(s01a, _mm512_and_si512(p, m01), _mm512_loadu_si512((const void *)q0));
         s23a = _mm512_dpbusd_epi32(s23a, _mm512_and_si512(p, m23), _mm512_loadu_si512((const void *)(q0 + 64)));
     }
-    const int32_t total = reduce_halves(_mm512_add_epi32(s01a, s01b), 6, 4) +
-                          reduce_halves(_mm512_add_epi32(s23a, s23b), 2, 0);
-    return (float)(total - a->sum);
+    return i2s_result(_mm512_add_epi32(s01a, s01b), _mm512_add_epi32(s23a, s23b), a->sum);
 }
 
 /* Several tokens against one row (prompts shorter than a GEMM's batch), 4 at a time: each block is masked once for
  * the 4 tokens, as in bg_i2s_dot_avx512. Exact int32 sums: the same integers as every other level. */
 void bg_i2s_dot_multi_avx512(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride) {
-    const __m512i m01 = mask_pair(0xC0, 0x30), m23 = mask_pair(0x0C, 0x03);
+    const __m512i m01 = bg_mask_pair(0xC0, 0x30), m23 = bg_mask_pair(0x0C, 0x03);
     const int nb = acts[0].n / BG_I2S_BLOCK;
     int t = 0;
     for (; t + 4 <= n; t += 4) {
@@ -78,10 +71,10 @@ void bg_i2s_dot_multi_avx512(const uint8_t *row, const bg_act *acts, int n, floa
             b2 = _mm512_dpbusd_epi32(b2, c23, _mm512_loadu_si512((const void *)(q2 + o + 64)));
             b3 = _mm512_dpbusd_epi32(b3, c23, _mm512_loadu_si512((const void *)(q3 + o + 64)));
         }
-        out[(size_t)t * stride] = (float)(reduce_halves(a0, 6, 4) + reduce_halves(b0, 2, 0) - acts[t].sum);
-        out[(size_t)(t + 1) * stride] = (float)(reduce_halves(a1, 6, 4) + reduce_halves(b1, 2, 0) - acts[t + 1].sum);
-        out[(size_t)(t + 2) * stride] = (float)(reduce_halves(a2, 6, 4) + reduce_halves(b2, 2, 0) - acts[t + 2].sum);
-        out[(size_t)(t + 3) * stride] = (float)(reduce_halves(a3, 6, 4) + reduce_halves(b3, 2, 0) - acts[t + 3].sum);
+        out[(size_t)t * stride] = i2s_result(a0, b0, acts[t].sum);
+        out[(size_t)(t + 1) * stride] = i2s_result(a1, b1, acts[t + 1].sum);
+        out[(size_t)(t + 2) * stride] = i2s_result(a2, b2, acts[t + 2].sum);
+        out[(size_t)(t + 3) * stride] = i2s_result(a3, b3, acts[t + 3].sum);
     }
     for (; t < n; t++) out[(size_t)t * stride] = bg_i2s_dot_avx512(row, &acts[t]);
 }

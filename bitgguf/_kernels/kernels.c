@@ -54,9 +54,8 @@ static const bg_type_traits TYPE_TRAITS[] = {
       ARM(bg_i2s_dot_neon_dotprod)},
      {NULL, X86(bg_i2s_dot_multi_avx2), X86(bg_i2s_dot_multi_avx512), NULL, ARM(bg_i2s_dot_multi_neon_dotprod)},
      {NULL}, {NULL, X86(bg_i2s_dot_x4_avx2), NULL, NULL, NULL}, {NULL}, {[BG_ISA_AVX512] = X86(bg_i2s_gemm_avx512), [BG_ISA_AMX] = AMX(bg_i2s_gemm_amx)}},
-    /* TQ2_0 at avx512 runs AVX2's kernels: its one-row VNNI kernel decoded 30% slower than AVX2's four-row one */
     {"TQ2_0", BG_TYPE_TQ2_0, BG_TQ2_BLOCK, 66, 1, 0, NULL, {NULL}, {NULL},
-     {bg_tq2_dot_scalar, X86(bg_tq2_dot_avx2), NULL, ARM(bg_tq2_dot_neon),
+     {bg_tq2_dot_scalar, X86(bg_tq2_dot_avx2), X86(bg_tq2_dot_avx512), ARM(bg_tq2_dot_neon),
       ARM(bg_tq2_dot_neon_dotprod)},
      {NULL, X86(bg_tq2_dot_multi_avx2), NULL, NULL, NULL}, {NULL}, {NULL, X86(bg_tq2_dot_x4_avx2), NULL, NULL, NULL},
      {NULL}, {[BG_ISA_AVX512] = X86(bg_tq2_gemm_avx512), [BG_ISA_AMX] = AMX(bg_tq2_gemm_amx)}},

@@ -218,6 +218,16 @@ static inline float bg_f16_at(const void *p) {
     return bg_f16_to_f32(h);
 }
 
+/* 1 when each of a row's nb blocks (TQ2_0, TQ1_0: the f16 scale in its last 2 bytes) has block 0's scale, bitwise:
+ * the rows llama.cpp and the converter write. Σ_b d isum_b, which the scalar kernels add exactly in double (every
+ * partial sum is d times an integer below 2^31: within 53 bits), is then d (Σcq - Σq) over the row, and the SIMD
+ * kernels keep the whole row's sums in int32 lanes. */
+static inline int bg_row_one_scale(const uint8_t *row, int nb, int block_bytes) {
+    for (int b = 1; b < nb; b++)
+        if (memcmp(row + (size_t)b * block_bytes + block_bytes - 2, row + block_bytes - 2, 2)) return 0;
+    return 1;
+}
+
 static inline float bg_bf16_to_f32(uint16_t h) { return bg_bits_to_f32((uint32_t)h << 16); }
 
 /* ---- kernels, one file per family x ISA (declared here, listed in the table in kernels.c) ---- */
@@ -257,6 +267,7 @@ void bg_i2s_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, f
 float bg_tq2_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_tq2_dot_x4_avx2(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out);
 void bg_tq2_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
+float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a);
 float bg_tq1_dot_avx2(const uint8_t *row, const bg_act *a);
 void bg_tq1_dot_multi_avx2(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride);
 float bg_tq1_dot_avx512(const uint8_t *row, const bg_act *a);

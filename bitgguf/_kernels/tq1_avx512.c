@@ -68,8 +68,24 @@ static inline double tq1_block_dot(const __m512i d[4], const int8_t *q, const in
 }
 
 float bg_tq1_dot_avx512(const uint8_t *row, const bg_act *a) {
+    const int nb = a->n / BG_TQ1_BLOCK;
+    if (bg_row_one_scale(row, nb, BG_TQ1_BYTES)) {  /* the row's sums in int32, scaled once (0.0 + keeps +0) */
+        __m512i acc = _mm512_setzero_si512();
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = row + (size_t)b * BG_TQ1_BYTES;
+            const int8_t *q = a->q + b * BG_TQ1_BLOCK;
+            _mm_prefetch((const char *)(blk + BG_TQ1_PREFETCH), _MM_HINT_T0);
+            __m512i d[4];
+            tq1_block_digits(blk, d);
+            acc = _mm512_dpbusd_epi32(acc, d[0], _mm512_loadu_si512((const void *)q));
+            acc = _mm512_dpbusd_epi32(acc, d[1], _mm512_loadu_si512((const void *)(q + 64)));
+            acc = _mm512_dpbusd_epi32(acc, d[2], _mm512_loadu_si512((const void *)(q + 128)));
+            acc = _mm512_dpbusd_epi32(acc, d[3], _mm512_loadu_si512((const void *)(q + 192)));
+        }
+        return (float)(0.0 + (double)bg_f16_to_f32(tq1_scale_bits(row)) * (_mm512_reduce_add_epi32(acc) - a->sum));
+    }
     double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
-    for (int b = 0; b < a->n / BG_TQ1_BLOCK; b++, row += BG_TQ1_BYTES) {
+    for (int b = 0; b < nb; b++, row += BG_TQ1_BYTES) {
         _mm_prefetch((const char *)(row + BG_TQ1_PREFETCH), _MM_HINT_T0);  /* a line per 54-byte block covers it */
         __m512i d[4];
         tq1_block_digits(row, d);

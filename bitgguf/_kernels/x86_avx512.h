@@ -15,4 +15,16 @@ static inline int32_t bg_hsum256_i32(__m256i v) {
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
     return _mm_cvtsi128_si32(s);
 }
+
+/* A zmm whose low half's bytes are lo and high half's hi: masks that leave one 2-bit field of each byte in place */
+static inline __m512i bg_mask_pair(int lo, int hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8((char)lo)), _mm256_set1_epi8((char)hi), 1);
+}
+
+/* Σ (lanes 0-7) >> lo_shift + Σ (lanes 8-15) >> hi_shift: sums of codes masked in place (times 2^shift), divided
+ * exactly by their factor */
+static inline int32_t bg_reduce_halves(__m512i acc, int lo_shift, int hi_shift) {
+    const __m256i lo = _mm512_castsi512_si256(acc), hi = _mm512_extracti64x4_epi64(acc, 1);
+    return (bg_hsum256_i32(lo) >> lo_shift) + (bg_hsum256_i32(hi) >> hi_shift);
+}
 #endif
