@@ -25,13 +25,10 @@ static inline __m512i broadcast_codes(const uint8_t *p) {
     return _mm512_set1_epi32(v);
 }
 
-/* x86_gemm.h's step: the panel's rows STEP_ROWS at a time against both token tiles over all `cols` columns. Kept out
- * of line: inlined into x86_gemm.h's loops, GCC 12 copied every sum register around each vpdpbusd (2B4T pp128 at
- * avx512, 2 threads: 195-208 tok/s inlined, 218-242 not). */
-__attribute__((noinline)) static void vnni_step(const uint8_t *panel, int cols, const int8_t *tiles, int chunks,
-                                                int kc0, int T, int first, int32_t (*acc)[2][256]) {
-    /* column k of a tile pair: row k/4 of chunk k/64, at byte 16 k from the chunk kc0 */
-    const int8_t *b0 = tiles + ((size_t)T * chunks + kc0) * 1024, *b1 = b0 + (size_t)chunks * 1024;
+/* The panel's rows STEP_ROWS at a time against both token tiles over all `cols` columns (column k of a tile pair:
+ * row k/4 of chunk k/64, at byte 16 k from b0 and from b1). */
+static inline void step_two_tiles(const uint8_t *panel, int cols, const int8_t *b0, const int8_t *b1, int first,
+                                  int32_t (*acc)[2][256]) {
     for (int g = 0; g < PANEL_ROWS; g += STEP_ROWS) {
         __m512i s0[STEP_ROWS], s1[STEP_ROWS];
         int32_t *a0 = acc[0][g / 16] + (g % 16) * 16, *a1 = acc[1][g / 16] + (g % 16) * 16;
@@ -54,6 +51,33 @@ __attribute__((noinline)) static void vnni_step(const uint8_t *panel, int cols, 
             _mm512_store_si512((void *)(a1 + 16 * r), s1[r]);
         }
     }
+}
+
+/* The same against one token tile (the other holds no token), 16 rows at a time: as many sums in registers. */
+static inline void step_one_tile(const uint8_t *panel, int cols, const int8_t *b0, int first, int32_t (*acc)[2][256]) {
+    for (int h = 0; h < 2; h++) {
+        __m512i s[16];
+        int32_t *a = acc[0][h];
+        for (int r = 0; r < 16; r++)
+            s[r] = first ? _mm512_setzero_si512() : _mm512_load_si512((const void *)(a + 16 * r));
+        const uint8_t *w = panel + (size_t)16 * h * cols;
+        for (int k = 0; k < cols; k += 4) {
+            const __m512i q0 = _mm512_loadu_si512((const void *)(b0 + 16 * k));
+            for (int r = 0; r < 16; r++) s[r] = _mm512_dpbusd_epi32(s[r], broadcast_codes(w + (size_t)r * cols + k), q0);
+        }
+        for (int r = 0; r < 16; r++) _mm512_store_si512((void *)(a + 16 * r), s[r]);
+    }
+}
+
+/* x86_gemm.h's step. Kept out of line: inlined into x86_gemm.h's loops, GCC 12 copied every sum register around
+ * each vpdpbusd (2B4T pp128 at avx512, 2 threads: 195-208 tok/s inlined, 218-242 not). */
+__attribute__((noinline)) static void vnni_step(const uint8_t *panel, int cols, const int8_t *tiles, int chunks,
+                                                int kc0, int T, int live, int first, int32_t (*acc)[2][256]) {
+    const int8_t *b0 = tiles + ((size_t)T * chunks + kc0) * 1024, *b1 = b0 + (size_t)chunks * 1024;
+    if (live == 2)
+        step_two_tiles(panel, cols, b0, b1, first, acc);
+    else
+        step_one_tile(panel, cols, b0, first, acc);
 }
 
 void bg_i2s_gemm_avx512(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,

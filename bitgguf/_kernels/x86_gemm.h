@@ -23,9 +23,16 @@
 #define TQ_GROUP_TOKENS (4 * BG_GEMM_TILE_TOKENS)
 
 /* The 32 x 32 sums of a panel's rows and token tiles T, T+1 over `cols` columns (chunks kc0.. of the tiles), added
- * to acc[0..1] (first: from zero). */
+ * to acc[0..1] (first: from zero). live: 2, or 1 when tile T+1 holds no token (its sums may then be left as they
+ * are: a prompt of 8 tokens need not cost what 32 do). */
 typedef void (*bg_panel_step_fn)(const uint8_t *panel, int cols, const int8_t *tiles, int chunks, int kc0, int T,
-                                 int first, int32_t (*acc)[2][256]);
+                                 int live, int first, int32_t (*acc)[2][256]);
+
+/* Token tiles that hold tokens: the last pair may have one. */
+static inline int live_tiles(int nt, int T) {
+    const int n = (nt + BG_GEMM_TILE_TOKENS - 1) / BG_GEMM_TILE_TOKENS - T;
+    return n < 2 ? n : 2;
+}
 
 /* Into L2: `bytes` bytes at `offset` in each of 32 rows, a later panel block, read while this one's products run
  * (without it the unpack waited on memory for a third of the AMX GEMM's time in a prompt). Rows past the call's
@@ -75,7 +82,8 @@ static inline void i2s_gemm(bg_panel_step_fn step, const uint8_t *rows, size_t r
                 for (; ahead_k0 >= K; ahead_k0 -= K) ahead_r0 += PANEL_ROWS;
                 prefetch_panel(rows + (size_t)ahead_r0 * row_bytes, row_bytes, (size_t)ahead_k0 / 4,
                                (size_t)(K - ahead_k0 < PANEL_COLS ? K - ahead_k0 : PANEL_COLS) / 4);
-                for (int T = 0; T < n_tiles; T += 2) step(panel, cols, tiles, chunks, k0 / 64, T0 + T, k0 == 0, acc + T);
+                for (int T = 0; T < n_tiles; T += 2)
+                    step(panel, cols, tiles, chunks, k0 / 64, T0 + T, live_tiles(nt, T), k0 == 0, acc + T);
             }
             /* token t's column of sums: a gather of 16 rows 16 ints apart, per row half */
             const __m512i row_at = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2,
@@ -170,19 +178,21 @@ static inline void tq_panel_by_blocks(int tq1, bg_panel_step_fn step, const uint
     for (int t0 = 0; t0 < n; t0 += TQ_GROUP_TOKENS) {
         const int nt = n - t0 < TQ_GROUP_TOKENS ? n - t0 : TQ_GROUP_TOKENS;
         const int T0 = t0 / BG_GEMM_TILE_TOKENS, n_tiles = (nt + 2 * BG_GEMM_TILE_TOKENS - 1) / 32 * 2;
+        const int n_live = (nt + BG_GEMM_TILE_TOKENS - 1) / BG_GEMM_TILE_TOKENS;
         memset(sum, 0, sizeof sum);
         for (int b = 0; b < n_blocks; b++) {
             tq_unpack_block(tq1, panel_rows, row_bytes, nr, b, panel, d);
             prefetch_panel(panel_rows, row_bytes, (size_t)block_bytes * (b + 1), 128);  /* the next block */
-            for (int T = 0; T < n_tiles; T += 2) step(panel, 256, tiles, chunks, b * 4, T0 + T, 1, acc + T);
-            for (int t = 0; t < n_tiles * BG_GEMM_TILE_TOKENS; t++) {  /* padding tokens: any value */
+            for (int T = 0; T < n_tiles; T += 2)
+                step(panel, 256, tiles, chunks, b * 4, T0 + T, live_tiles(nt, T), 1, acc + T);
+            for (int t = 0; t < n_live * BG_GEMM_TILE_TOKENS; t++) {  /* padding tokens: any value */
                 const int32_t *gs = acts[t0 + (t < nt ? t : 0)].gsum + b * (256 / BG_ACT_GROUP);
                 qsum[t] = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
             }
             /* sum += d * (Σcq - Σq) for 16 tokens at a time: the scalar kernel's double ops, lane by lane */
             for (int r = 0; r < nr; r++) {
                 const __m512d dr = _mm512_set1_pd((double)d[r]);
-                for (int T = 0; T < n_tiles; T++) {
+                for (int T = 0; T < n_live; T++) {
                     const __m512i c = _mm512_sub_epi32(_mm512_load_si512((const void *)&acc[T][r / 16][(r % 16) * 16]),
                                                        _mm512_loadu_si512((const void *)&qsum[16 * T]));
                     double *s = &sum[r][16 * T];
@@ -219,7 +229,8 @@ static inline int tq_panel_uniform(int tq1, bg_panel_step_fn step, const uint8_t
             tq_unpack_block(tq1, panel_rows, row_bytes, nr, b, panel, b ? d : d0);
             if (b && memcmp(d, d0, sizeof d)) return 0;  /* (in the first token group: the scales stay) */
             prefetch_panel(panel_rows, row_bytes, (size_t)block_bytes * (b + 1), 128);  /* the next block */
-            for (int T = 0; T < n_tiles; T += 2) step(panel, 256, tiles, chunks, b * 4, T0 + T, b == 0, acc + T);
+            for (int T = 0; T < n_tiles; T += 2)
+                step(panel, 256, tiles, chunks, b * 4, T0 + T, live_tiles(nt, T), b == 0, acc + T);
         }
         for (int t = 0; t < nt; t++) {
             const int32_t *sums = acc[t / BG_GEMM_TILE_TOKENS][0] + t % BG_GEMM_TILE_TOKENS;
