@@ -1,9 +1,9 @@
 /* The prompt path's GEMMs, AVX-512 VNNI (I2_S and I2_ROWS, TQ2_0, TQ1_0): x86_gemm.h's panels and loops, with the
  * 32 x 32 products in vpdpbusd instead of AMX tiles, into the same sums (so the same outputs, bit for bit).
  *
- * One zmm of acc holds one weight row's sums for a tile's 16 tokens, which is the layout of the token tiles: row i
- * of a tile chunk holds values 4i..4i+3 of the 16 tokens, so vpdpbusd of that row (signed) with the row's 4 codes
- * at 4i broadcast (unsigned) adds those 4 products to each token's lane. A weight row's codes are thus unpacked
+ * One zmm of acc holds one weight row's sums for a tile's 16 tokens (a row of an AMX sum tile), which suits the
+ * token tiles: row i of a tile chunk holds values 4i..4i+3 of the 16 tokens, so vpdpbusd of that row (signed) with
+ * the weight row's 4 codes at 4i broadcast (unsigned) adds those 4 products to each token's lane. A weight row's codes are thus unpacked
  * once per batch, and each code load serves two token tiles; the one-row-at-a-time multi-token kernel
  * (i2s_avx512.c) instead reloads every token's activations for each row, from L2 at 128 tokens. */
 #include "kernels.h"
