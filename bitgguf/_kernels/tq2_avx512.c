@@ -17,10 +17,10 @@
 #define TQ2_BYTES 66
 #define TQ2_PREFETCH 4096  /* as i2s_avx512.c's */
 
-static inline uint16_t scale_bits(const uint8_t *blk) {
+static inline float scale_of(const uint8_t *blk) {
     uint16_t d;
     memcpy(&d, blk + 64, 2);
-    return d;
+    return _cvtsh_ss(d);  /* F16C: exact, as bg_f16_to_f32 */
 }
 
 /* A block's two halves added to the sums of the codes masked by 0x03 | 0x0C (s01) and 0x30 | 0xC0 (s23). */
@@ -46,17 +46,23 @@ float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a) {
             _mm_prefetch((const char *)(row + (size_t)b * TQ2_BYTES + TQ2_PREFETCH), _MM_HINT_T0);
             block_sums(row + (size_t)b * TQ2_BYTES, a->q + b * BG_TQ2_BLOCK, &s01, &s23);
         }
-        return (float)(0.0 + (double)bg_f16_to_f32(scale_bits(row)) * (codes_dot(s01, s23) - a->sum));
+        return (float)(0.0 + (double)scale_of(row) * (codes_dot(s01, s23) - a->sum));
     }
+    /* a scale per block: each block's sum on its own, its lanes first divided by their factors (exact shifts) so
+     * that one reduction serves both sums */
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi32(4), _mm256_set1_epi32(6), 1);
     double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = row + (size_t)b * TQ2_BYTES;
         _mm_prefetch((const char *)(blk + TQ2_PREFETCH), _MM_HINT_T0);
         __m512i s01 = _mm512_setzero_si512(), s23 = s01;
         block_sums(blk, a->q + b * BG_TQ2_BLOCK, &s01, &s23);
+        const int32_t cq = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_srav_epi32(s01, sh01),
+                                                                     _mm512_srav_epi32(s23, sh23)));
         const int32_t *gs = a->gsum + b * (BG_TQ2_BLOCK / BG_ACT_GROUP);
         const int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
-        sum += (double)bg_f16_to_f32(scale_bits(blk)) * (codes_dot(s01, s23) - qsum);
+        sum += (double)scale_of(blk) * (cq - qsum);
     }
     return (float)sum;
 }
