@@ -3,7 +3,7 @@
  *   gemv_dram:  one token, weights streamed from memory (copies cycled through >= 256 MiB): GB/s of weights
  *   gemv_cache: one token, a 256-row slice that stays in L2: the kernel's compute ceiling
  *   gemm:       the prompt path, rows from L2/L3: BG_BENCH_TOKENS tokens per row through dot_i8_multi, or where the
- *               level has a GEMM (gemm_i8: AMX), BG_BENCH_GEMM_TOKENS tokens (the engine's batch) through it
+ *               level has a GEMM (gemm_i8: AMX, AVX-512), BG_BENCH_GEMM_TOKENS tokens (the engine's batch) through it
  * each with GMAC/s, timed in this thread's CPU time (a busy machine's preemption does not count). Usage: kernels_bench [seconds per measurement] [type filter, e.g. I2_S]. */
 #include <stdio.h>
 #include <stdlib.h>

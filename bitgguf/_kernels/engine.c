@@ -30,8 +30,9 @@
 
 /* Query heads per attention work item (heads of one KV head, sharing its K rows) */
 #define BG_ATT_HEADS 2
-/* Fewest tokens for which a type's GEMM (AMX, in tiles of 16 tokens) runs instead of its multi-token kernel: 2B4T
- * I2_S at 2 threads, 4 tokens 55 tok/s against AVX-512's 67, 8 tokens 106 against 88, 16 tokens 187 against 104 */
+/* Fewest tokens for which a type's GEMM (in tiles of 16 tokens) runs instead of its multi-token kernel: 2B4T I2_S at
+ * 2 threads, AMX: 4 tokens 55 tok/s against AVX-512's 67, 8 tokens 106 against 88, 16 tokens 187 against 104;
+ * AVX-512 VNNI: 8 tokens 72-75 against 79-81, 10 tokens 88-93 against 72-76 (the multi-token kernel's) */
 #define BG_GEMM_MIN 8
 
 /* ---- the building blocks ---------------------------------------------------------------------------------- */

@@ -43,7 +43,7 @@ typedef struct {
     bg_dot_q8k_x4_fn dot_q8k_x4;     /* K-quant heads, four rows at once (NULL: dot_q8k per row) */
     bg_tl2 tl2;                      /* TL2: its three streams */
     bg_tl2_tile_fn tl2_tile;         /* TL2: BM rows at a time from per-token tables (NULL for other types) */
-    bg_gemm_i8_fn gemm_i8;           /* ternary types, a batch of >= BG_GEMM_MIN tokens (AMX; NULL: dot_i8_multi) */
+    bg_gemm_i8_fn gemm_i8;           /* ternary, batches of >= BG_GEMM_MIN tokens (AMX, AVX-512; NULL: multi) */
 } bg_tensor;
 
 typedef struct {

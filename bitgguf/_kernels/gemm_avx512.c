@@ -3,9 +3,10 @@
  *
  * One zmm of acc holds one weight row's sums for a tile's 16 tokens (a row of an AMX sum tile), which suits the
  * token tiles: row i of a tile chunk holds values 4i..4i+3 of the 16 tokens, so vpdpbusd of that row (signed) with
- * the weight row's 4 codes at 4i broadcast (unsigned) adds those 4 products to each token's lane. A weight row's codes are thus unpacked
- * once per batch, and each code load serves two token tiles; the one-row-at-a-time multi-token kernel
- * (i2s_avx512.c) instead reloads every token's activations for each row, from L2 at 128 tokens. */
+ * the weight row's 4 codes at 4i broadcast (unsigned) adds those 4 products to each token's lane. A weight row's
+ * codes are thus unpacked once per batch, and each code load serves two token tiles; the one-row-at-a-time
+ * multi-token kernel (i2s_avx512.c) instead reloads every token's activations for each row, from L2 at 128 tokens.
+ */
 #include "kernels.h"
 
 #if defined(__x86_64__)
@@ -63,7 +64,8 @@ static inline void step_one_tile(const uint8_t *panel, int cols, const int8_t *b
         const uint8_t *w = panel + (size_t)16 * h * cols;
         for (int k = 0; k < cols; k += 4) {
             const __m512i q0 = _mm512_loadu_si512((const void *)(b0 + 16 * k));
-            for (int r = 0; r < 16; r++) s[r] = _mm512_dpbusd_epi32(s[r], broadcast_codes(w + (size_t)r * cols + k), q0);
+            for (int r = 0; r < 16; r++)
+                s[r] = _mm512_dpbusd_epi32(s[r], broadcast_codes(w + (size_t)r * cols + k), q0);
         }
         for (int r = 0; r < 16; r++) _mm512_store_si512((void *)(a + 16 * r), s[r]);
     }

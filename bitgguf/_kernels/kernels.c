@@ -53,7 +53,8 @@ static const bg_type_traits TYPE_TRAITS[] = {
      {bg_i2s_dot_scalar, X86(bg_i2s_dot_avx2), X86(bg_i2s_dot_avx512), ARM(bg_i2s_dot_neon),
       ARM(bg_i2s_dot_neon_dotprod)},
      {NULL, X86(bg_i2s_dot_multi_avx2), X86(bg_i2s_dot_multi_avx512), NULL, ARM(bg_i2s_dot_multi_neon_dotprod)},
-     {NULL}, {NULL, X86(bg_i2s_dot_x4_avx2), NULL, NULL, NULL}, {NULL}, {[BG_ISA_AVX512] = X86(bg_i2s_gemm_avx512), [BG_ISA_AMX] = AMX(bg_i2s_gemm_amx)}},
+     {NULL}, {NULL, X86(bg_i2s_dot_x4_avx2), NULL, NULL, NULL}, {NULL},
+     {[BG_ISA_AVX512] = X86(bg_i2s_gemm_avx512), [BG_ISA_AMX] = AMX(bg_i2s_gemm_amx)}},
     {"TQ2_0", BG_TYPE_TQ2_0, BG_TQ2_BLOCK, 66, 1, 0, NULL, {NULL}, {NULL},
      {bg_tq2_dot_scalar, X86(bg_tq2_dot_avx2), X86(bg_tq2_dot_avx512), ARM(bg_tq2_dot_neon),
       ARM(bg_tq2_dot_neon_dotprod)},
@@ -70,7 +71,9 @@ static const bg_type_traits TYPE_TRAITS[] = {
       ARM(bg_i2r_dot_neon_dotprod)},
      {NULL, X86(bg_i2r_dot_multi_avx2), X86(bg_i2r_dot_multi_avx512), NULL, NULL}, {NULL},
      {NULL, X86(bg_i2r_dot_x4_avx2), NULL, NULL, NULL},
-     {NULL}, {[BG_ISA_AVX512] = X86(bg_i2s_gemm_avx512), [BG_ISA_AMX] = AMX(bg_i2s_gemm_amx)}},  /* the GEMM: rows of whole blocks (bg_kernel_gemm_i8) */
+     {NULL},
+     /* the I2_S GEMM: rows of whole blocks (bg_kernel_gemm_i8) */
+     {[BG_ISA_AVX512] = X86(bg_i2s_gemm_avx512), [BG_ISA_AMX] = AMX(bg_i2s_gemm_amx)}},
 };
 
 const bg_type_traits *bg_type_traits_of(int type_id) {

@@ -82,9 +82,9 @@ typedef void (*bg_dot_i8_multi_fn)(const uint8_t *row, const bg_act *acts, int n
 /* dot_i8 of 4 consecutive rows (row, row + row_bytes, ...) against one token, out[k] for k < 4 (decode): the
  * token's activations are loaded once for the 4 rows. Same values as 4 calls of dot_i8. */
 typedef void (*bg_dot_i8_x4_fn)(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out);
-/* The prompt path's GEMM (AMX): n_rows consecutive rows against n tokens whose activations bg_gemm_put_token laid
- * out as int8 tiles in `tiles`, out[t * stride + r] for r < n_rows, t < n. Same values as dot_i8. The I2_S one
- * serves I2_ROWS rows of whole blocks too (the same bytes). */
+/* The prompt path's GEMM (AMX, AVX-512 VNNI): n_rows consecutive rows against n tokens whose activations
+ * bg_gemm_put_token laid out as int8 tiles in `tiles`, out[t * stride + r] for r < n_rows, t < n. Same values as
+ * dot_i8. The I2_S one serves I2_ROWS rows of whole blocks too (the same bytes). */
 typedef void (*bg_gemm_i8_fn)(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles,
                               const bg_act *acts, int n, float *out, size_t stride);
 typedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n);

@@ -195,12 +195,11 @@ static inline void tq_panel_by_blocks(int tq1, bg_panel_step_fn step, const uint
                 for (int T = 0; T < n_live; T++) {
                     const __m512i c = _mm512_sub_epi32(_mm512_load_si512((const void *)&acc[T][r / 16][(r % 16) * 16]),
                                                        _mm512_loadu_si512((const void *)&qsum[16 * T]));
+                    const __m512d lo = _mm512_cvtepi32_pd(_mm512_castsi512_si256(c));
+                    const __m512d hi = _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(c, 1));
                     double *s = &sum[r][16 * T];
-                    _mm512_storeu_pd(s, _mm512_add_pd(_mm512_loadu_pd(s),
-                                                      _mm512_mul_pd(dr, _mm512_cvtepi32_pd(_mm512_castsi512_si256(c)))));
-                    _mm512_storeu_pd(s + 8, _mm512_add_pd(_mm512_loadu_pd(s + 8),
-                                                          _mm512_mul_pd(dr, _mm512_cvtepi32_pd(
-                                                                                _mm512_extracti64x4_epi64(c, 1)))));
+                    _mm512_storeu_pd(s, _mm512_add_pd(_mm512_loadu_pd(s), _mm512_mul_pd(dr, lo)));
+                    _mm512_storeu_pd(s + 8, _mm512_add_pd(_mm512_loadu_pd(s + 8), _mm512_mul_pd(dr, hi)));
                 }
             }
         }
