@@ -11,6 +11,12 @@
 #endif
 #include "x86_avx512.h"
 
+/* Σcq - Σq from the sums of the codes masked by 0xC0 | 0x30 and by 0x0C | 0x03 (see bg_i2s_dot_avx512) */
+static inline float i2s_result(__m512i s01, __m512i s23, int32_t sum_q) {
+    const __m512i cq = _mm512_add_epi32(bg_unscale_halves(s01, 6, 4), bg_unscale_halves(s23, 2, 0));
+    return (float)(_mm512_reduce_add_epi32(cq) - sum_q);
+}
+
 /* A block's 32 code bytes broadcast to both halves of a zmm and masked, not shifted: byte j holds weights j, 32 + j,
  * 64 + j and 96 + j at bits 6, 4, 2 and 0, so masks (0xC0 | 0x30 in the high half) and (0x0C | 0x03) leave the codes
  * of weights 0-63 and 64-127 in order, times 64 and 16, 4 and 1 by half. A 16-byte half feeds whole int32 lanes of
@@ -18,11 +24,6 @@
  * shift) when reduced. One AND per 64 weights instead of a shift and an AND, and the activations are one contiguous
  * load (the shifted codes had needed two blocks' activations gathered). One core, bench.kernels gemv_cache: 17-19 ->
  * 28-31 GB/s; from DRAM in 2 MiB pages it streams at the read probe's rate. */
-/* Σcq - Σq from the sums of the codes masked by 0xC0 | 0x30 and by 0x0C | 0x03 */
-static inline float i2s_result(__m512i s01, __m512i s23, int32_t sum_q) {
-    return (float)(bg_reduce_halves(s01, 6, 4) + bg_reduce_halves(s23, 2, 0) - sum_q);
-}
-
 float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a) {
     const __m512i m01 = bg_mask_pair(0xC0, 0x30), m23 = bg_mask_pair(0x0C, 0x03);
     const int8_t *q = a->q;

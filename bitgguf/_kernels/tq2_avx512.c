@@ -34,8 +34,9 @@ static inline void block_sums(const uint8_t *blk, const int8_t *q, __m512i *s01,
     }
 }
 
+/* Σcq from the sums of the codes masked by 0x03 | 0x0C and by 0x30 | 0xC0 */
 static inline int32_t codes_dot(__m512i s01, __m512i s23) {
-    return bg_reduce_halves(s01, 0, 2) + bg_reduce_halves(s23, 4, 6);
+    return _mm512_reduce_add_epi32(_mm512_add_epi32(bg_unscale_halves(s01, 0, 2), bg_unscale_halves(s23, 4, 6)));
 }
 
 float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a) {
@@ -48,18 +49,14 @@ float bg_tq2_dot_avx512(const uint8_t *row, const bg_act *a) {
         }
         return (float)(0.0 + (double)scale_of(row) * (codes_dot(s01, s23) - a->sum));
     }
-    /* a scale per block: each block's sum on its own, its lanes first divided by their factors (exact shifts) so
-     * that one reduction serves both sums */
-    const __m512i sh01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(2), 1);
-    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi32(4), _mm256_set1_epi32(6), 1);
+    /* a scale per block: each block's sum on its own */
     double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
     for (int b = 0; b < nb; b++) {
         const uint8_t *blk = row + (size_t)b * TQ2_BYTES;
         _mm_prefetch((const char *)(blk + TQ2_PREFETCH), _MM_HINT_T0);
         __m512i s01 = _mm512_setzero_si512(), s23 = s01;
         block_sums(blk, a->q + b * BG_TQ2_BLOCK, &s01, &s23);
-        const int32_t cq = _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_srav_epi32(s01, sh01),
-                                                                     _mm512_srav_epi32(s23, sh23)));
+        const int32_t cq = codes_dot(s01, s23);
         const int32_t *gs = a->gsum + b * (BG_TQ2_BLOCK / BG_ACT_GROUP);
         const int32_t qsum = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
         sum += (double)scale_of(blk) * (cq - qsum);
