@@ -287,20 +287,24 @@ static int check_quantize(int *checks) {
     return failures;
 }
 
-/* The attention blocks (attn_avx2.c, with AVX2's and AVX-512's row kernels) against attention in double over the same cache values, for F16 and F32
- * caches, GQA groups of 1 and 3, heads of 16 and 48, and keys across several V chunks and not whole 16-key tiles;
- * and a block of tokens bitwise equal to the same tokens one at a time. Also SiLU with bg_exp_f32x8 against double. */
+/* The attention blocks (attn_avx2.c, with AVX2's and AVX-512's row kernels) against attention in double over the
+ * same cache values, for F16 and F32 caches, GQA groups of 1, 2 and 3, heads of 16, 48 and 128, and keys across
+ * several V chunks and K tiles and not whole 16-key vectors; and a block of tokens bitwise equal to the same tokens
+ * one at a time. Also SiLU with bg_exp_f32x8 against double. */
 static int check_attention(int *checks) {
     int failures = 0;
 #if defined(__x86_64__)
     if (!bg_cpu_supports(BG_ISA_AVX2)) return 0;
-    enum { MAX_POS = 160, MAX_TOK = 9, MAX_G = 3, MAX_HD = 48 };
+    enum { MAX_POS = 160, MAX_TOK = 9, MAX_G = 3, MAX_HD = 128 };
+    enum { K_POS = (MAX_POS + BG_K_TILE - 1) / BG_K_TILE * BG_K_TILE };  /* K is padded to whole tiles */
+    /* the last three are decode-like: one or two rows, where the AVX-512 kernel takes up to 8 column vectors at once */
     const int cases[][5] = {/* kv_f16, group, hd, first_keys, n_tokens */
-                            {1, 3, 48, 1, 9}, {0, 1, 16, 60, 9}, {1, 1, 16, 130, 7}, {0, 3, 48, 57, 1}, {1, 3, 16, 64, 5}};
+                            {1, 3, 48, 1, 9},    {0, 1, 16, 60, 9},   {1, 1, 16, 130, 7}, {0, 3, 48, 57, 1},
+                            {1, 3, 16, 64, 5},   {1, 2, 128, 150, 1}, {0, 1, 128, 139, 2}, {1, 1, 48, 131, 1}};
     const size_t stride_s = MAX_POS;
     float *scores = malloc((size_t)MAX_TOK * MAX_G * stride_s * sizeof(float));
     float *kf = malloc((size_t)MAX_POS * MAX_HD * sizeof(float)), *vf = malloc((size_t)MAX_POS * MAX_HD * sizeof(float));
-    uint8_t *kc = calloc((size_t)MAX_POS * MAX_HD, 4), *vc = malloc((size_t)MAX_POS * 2 * MAX_HD * 4);
+    uint8_t *kc = calloc((size_t)K_POS * MAX_HD, 4), *vc = malloc((size_t)MAX_POS * 2 * MAX_HD * 4);
     float q[MAX_TOK * MAX_G * MAX_HD], out[MAX_TOK * MAX_G * MAX_HD], one[MAX_G * MAX_HD];
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const int f16 = cases[ci][0], group = cases[ci][1], hd = cases[ci][2], first = cases[ci][3];
@@ -308,7 +312,8 @@ static int check_attention(int *checks) {
         const size_t esz = f16 ? 2 : 4, v_stride = (size_t)2 * hd * esz; /* V: two KV heads per row, ours 2nd */
         for (int i = 0; i < npos; i++)
             for (int d = 0; d < hd; d++) {
-                const size_t kat = ((size_t)i / 16 * hd * 16 + (size_t)d * 16 + i % 16) * esz;  /* K in tiles */
+                const size_t kat = ((size_t)i / BG_K_TILE * hd * BG_K_TILE + (size_t)d * BG_K_TILE + i % BG_K_TILE) *
+                                   esz; /* K in tiles */
                 const size_t vat = (size_t)i * v_stride + (size_t)(hd + d) * esz;
                 const float kx = rnd_float() / 4.0f, vx = rnd_float();
                 if (f16) {

@@ -6,6 +6,10 @@
 
 #include "kernels.h"
 
+/* Positions per tile of the K cache at the x86 levels (engine.c): one KV head's keys, BG_K_TILE x head_dim, as
+ * head_dim rows of BG_K_TILE positions. A decode step reads a tile as one sequential stream, 16 keys per vector. */
+#define BG_K_TILE 128
+
 #if defined(__x86_64__)
 /* bg_quantize_act, bit for bit (the same f32 products, round half to even, clamp, exact sums). */
 void bg_quantize_act_avx2(const float *x, int n, bg_act *a);
@@ -22,7 +26,7 @@ void bg_silu_mul_avx2(float *g, const float *u, int n);
 /* Causal attention of a block of tokens for query heads of one KV head. Row r of the block is token r / group,
  * query head r % group; token i sees the keys 0..first_keys + i - 1. */
 typedef struct {
-    const uint8_t *k;          /* this layer's K at this KV head: tiles of 16 positions, [pos / 16][hd][pos % 16] */
+    const uint8_t *k;          /* this layer's K at this KV head: [pos / BG_K_TILE][hd][pos % BG_K_TILE] */
     const uint8_t *v;          /* this layer's V at this KV head, position 0; v_stride bytes per position */
     size_t v_stride;
     int kv_f16;                /* cache elements: 1 for F16, 0 for F32 */
@@ -33,17 +37,20 @@ typedef struct {
     float *out;                /* the same layout: out + i * out_stride + j * hd */
     size_t out_stride;
     float div;                 /* scores are q·k / div */
-    float *scores;             /* scratch: n_tokens * group rows, scores_stride floats apart (>= keys rounded up to 16) */
+    float *scores;             /* scratch: n_tokens * group rows, scores_stride floats apart (>= keys rounded up to
+                                * 16) */
     size_t scores_stride;
     int avx512;                /* 1: the row kernel in 512-bit registers (attn_avx512.c; bitwise the same results) */
 } bg_attn_block;
 
-/* The row kernel of the blocks: c[r][0..16) = (accumulate ? c[r][0..16) : 0) + Σ_k a[r][k] * B_k[0..16) for r < R,
- * B_k being 16 cache elements (F16 if f16, else F32) at b + k * ldb elements; per lane one fused multiply-add per k,
- * in order. The AVX-512 one takes up to BG_ATT_ROWS_AVX512 rows (attn_avx2.c's: 6). */
+/* The kernel of the blocks: c[r][16v..16v+16) = (accumulate ? the same : 0) + Σ_k a[r][k] * B_kv for r < R and
+ * column vectors v < nv, B_kv being 16 cache elements (F16 if f16, else F32) at b + v * vstride bytes + k * ldb
+ * elements; per lane one fused multiply-add per k, in order. The AVX-512 one takes up to BG_ATT_ROWS_AVX512 rows
+ * (attn_avx2.c's: 6) and does as many of the nv vectors as its registers hold at once (a power of two, up to 8 for
+ * 1-2 rows): it returns how many. */
 #define BG_ATT_ROWS_AVX512 8
-void bg_attn_rows_avx512(int R, int f16, const float *const *a, int K, const uint8_t *b, size_t ldb, float *const *c,
-                         int accumulate);
+int bg_attn_cols_avx512(int R, int nv, int f16, const float *const *a, int K, const uint8_t *b, size_t ldb,
+                        size_t vstride, float *const *c, int accumulate);
 
 /* out = softmax(Q Kᵀ / div) V for the block (attn_avx2.c). Each output is the same operations for any block size,
  * so a prompt gives bitwise the results of its tokens fed one by one. */
