@@ -7,10 +7,11 @@ aligned (it aligns large file maps itself). Whether it does depends on how the p
 through a map advised MADV_HUGEPAGE, they are 2 MiB folios; written by a converter or a download, they are mostly
 small ones, and stay so while the cache keeps them.
 
-`map_model_file` therefore maps the file, advises huge pages, faults in a 32 MiB sample from its middle (where
-the weights are) and asks /proc/self/smaps how much of that is in 2 MiB pages. Where less than half is, it drops
-the file from the page cache (POSIX_FADV_DONTNEED leaves pages that other processes map), so that decode reads
-it once more from disk, into 2 MiB folios that later loads find in the cache.
+`map_model_file` therefore maps the file, advises huge pages, faults in a 32 MiB sample (eight pieces spread over
+the file) and asks /proc/self/smaps how much of that is in 2 MiB pages. Where less than 90% is, and the sample
+comes back in 2 MiB pages once dropped and read again, it drops the whole file from the page cache
+(POSIX_FADV_DONTNEED leaves pages that other processes map), so that decode reads it once more from disk, into
+2 MiB folios that later loads find in the cache.
 """
 from __future__ import annotations
 
@@ -21,11 +22,18 @@ import sys
 import numpy as np
 
 HUGE_PAGE = 2 << 20
-# Below this a file has few whole 2 MiB pages and decode hardly walks pages: not worth a second read.
-MIN_FILE_BYTES = 16 * HUGE_PAGE
-SAMPLE_BYTES = 16 * HUGE_PAGE
-# Fewer 2 MiB pages than this share of the sample: drop the file's cached pages and read it again.
-REREAD_BELOW = 0.5
+# Below this a file has few whole 2 MiB pages and decode hardly walks pages: not worth a second read (and the
+# sample's pieces, a sixteenth of the file apart at least, would overlap).
+MIN_FILE_BYTES = 32 * HUGE_PAGE
+# The sample: SAMPLES pieces of SAMPLE_BYTES spread evenly over the file (a file can be cached part in 2 MiB folios,
+# part not: one read through a map, say, and another written).
+SAMPLES = 8
+SAMPLE_BYTES = 2 * HUGE_PAGE
+# Fewer 2 MiB pages than this share of the sample: drop the file's cached pages and read it again, where the sample,
+# dropped and read again, came back at least HUGE_AGAIN in 2 MiB pages (a drop can miss pages that the kernel
+# holds in per-CPU lists, which then come back small, with their neighbours).
+REREAD_BELOW = 0.9
+HUGE_AGAIN = 0.5
 _MADV_POPULATE_READ = 22  # Linux 5.14; not exported by Python 3.11's mmap
 _THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
 
@@ -69,12 +77,19 @@ def huge_page_share(buf: mmap.mmap, faulted: int) -> float | None:
     return None
 
 
-def _fault_sample(buf: mmap.mmap, start: int) -> float | None:
+def sample_starts(size: int) -> list[int]:
+    """Where the sample's pieces start: 2 MiB-aligned, spread evenly over a file of `size` bytes."""
+    last = (size - SAMPLE_BYTES) // HUGE_PAGE * HUGE_PAGE
+    return sorted({min(last, size * (2 * i + 1) // (2 * SAMPLES) // HUGE_PAGE * HUGE_PAGE) for i in range(SAMPLES)})
+
+
+def _fault_sample(buf: mmap.mmap, starts: list[int]) -> float | None:
     try:
-        buf.madvise(_MADV_POPULATE_READ, start, SAMPLE_BYTES)
+        for start in starts:
+            buf.madvise(_MADV_POPULATE_READ, start, SAMPLE_BYTES)
     except OSError:
         return None  # an old kernel: no MADV_POPULATE_READ to sample with
-    return huge_page_share(buf, SAMPLE_BYTES)
+    return huge_page_share(buf, len(starts) * SAMPLE_BYTES)
 
 
 def _drop_cached(buf: mmap.mmap, fd: int, start: int, length: int) -> None:
@@ -90,20 +105,21 @@ def map_model_file(fd: int, size: int) -> tuple[mmap.mmap, float | None]:
     sample, pages are faulted in as they are read, as in any map.
 
     The whole file is dropped from the cache only once the sample, dropped and read again, came back in 2 MiB
-    pages: where the file system keeps small folios whatever we do, a load costs a 32 MiB read, not the file."""
+    pages: where the file system keeps small folios whatever we do, a load costs a 32 MiB read, not the file's."""
     buf = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
     if size < MIN_FILE_BYTES or not huge_pages_possible() or map_address(buf) % HUGE_PAGE:
         return buf, None
-    start = (size - SAMPLE_BYTES) // 2 // HUGE_PAGE * HUGE_PAGE
+    starts = sample_starts(size)
     try:
         buf.madvise(mmap.MADV_HUGEPAGE)
-        share = _fault_sample(buf, start)
+        share = _fault_sample(buf, starts)
         if share is None or share >= REREAD_BELOW:
             return buf, share
         os.fdatasync(fd)  # pages still dirty from the writer cannot be dropped
-        _drop_cached(buf, fd, start, SAMPLE_BYTES)
-        share = _fault_sample(buf, start)
-        if share is not None and share >= REREAD_BELOW:
+        for start in starts:
+            _drop_cached(buf, fd, start, SAMPLE_BYTES)
+        share = _fault_sample(buf, starts)
+        if share is not None and share >= HUGE_AGAIN:
             _drop_cached(buf, fd, 0, size)
     except OSError:
         pass  # advice only: the map reads the same bytes whatever became of it

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from bitgguf import pagecache
-from bitgguf.pagecache import HUGE_PAGE, MIN_FILE_BYTES, SAMPLE_BYTES, huge_page_share, map_model_file
+from bitgguf.pagecache import (HUGE_PAGE, MIN_FILE_BYTES, SAMPLE_BYTES, SAMPLES, huge_page_share, map_model_file,
+                               sample_starts)
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page cache advice is Linux's")
 
@@ -50,8 +51,16 @@ def test_small_file_is_only_mapped(tmp_path):
     buf.close()
 
 
+@pytest.mark.parametrize("size", [MIN_FILE_BYTES, MIN_FILE_BYTES + 3 * HUGE_PAGE + 4096, 751 << 20, 8 << 30])
+def test_sample_pieces_are_whole_huge_pages_inside_the_file(size):
+    starts = sample_starts(size)
+    assert len(starts) == SAMPLES and all(s % HUGE_PAGE == 0 for s in starts)
+    assert all(b - a >= SAMPLE_BYTES for a, b in zip(starts, starts[1:])) and starts[-1] + SAMPLE_BYTES <= size
+
+
 @linux_only
-@pytest.mark.parametrize("shares, drops_whole", [((0.0, 1.0), True), ((0.0, 0.1), False), ((0.9,), False)])
+@pytest.mark.parametrize("shares, drops_whole", [((0.0, 1.0), True), ((0.6, 0.5), True), ((0.0, 0.4), False),
+                                                 ((0.9,), False)])
 def test_whole_file_dropped_only_when_the_sample_comes_back_huge(tmp_path, monkeypatch, shares, drops_whole):
     path = tmp_path / "big.bin"
     size = MIN_FILE_BYTES + 5 * HUGE_PAGE
@@ -59,15 +68,15 @@ def test_whole_file_dropped_only_when_the_sample_comes_back_huge(tmp_path, monke
     answers, dropped = list(shares), []
     monkeypatch.setattr(pagecache, "huge_pages_possible", lambda: True)
     monkeypatch.setattr(pagecache, "map_address", lambda buf: 0)
-    monkeypatch.setattr(pagecache, "_fault_sample", lambda buf, start: answers.pop(0))
+    monkeypatch.setattr(pagecache, "_fault_sample", lambda buf, starts: answers.pop(0))
     real_fadvise = os.posix_fadvise
     monkeypatch.setattr(os, "posix_fadvise", lambda fd, at, n, advice: (dropped.append((at, n)),
                                                                          real_fadvise(fd, at, n, advice)))
     buf, share = _mapped(path)
     try:
         assert not answers and share == shares[-1]
-        sample = ((size - SAMPLE_BYTES) // 2 // HUGE_PAGE * HUGE_PAGE, SAMPLE_BYTES)
-        assert dropped == ([] if len(shares) == 1 else [sample] + [(0, size)] * drops_whole)
+        sample = [(start, SAMPLE_BYTES) for start in sample_starts(size)]
+        assert dropped == ([] if len(shares) == 1 else sample + [(0, size)] * drops_whole)
         assert hashlib.sha256(buf).hexdigest() == digest  # dropped pages read back from the file
     finally:
         buf.close()
@@ -111,6 +120,6 @@ def test_written_file_is_read_again_into_huge_pages(tmp_path):
     buf, share = _mapped(path)
     try:
         buf.madvise(22, 0, size)  # MADV_POPULATE_READ: read it all
-        assert share >= pagecache.REREAD_BELOW and huge_page_share(buf, size) >= 0.9
+        assert share >= pagecache.HUGE_AGAIN and huge_page_share(buf, size) >= 0.8
     finally:
         buf.close()
