@@ -110,6 +110,21 @@ def test_batched_prompt_equals_token_by_token(models):
         np.testing.assert_array_equal(got, batched[min(i + 6, len(ids) - 1)])
 
 
+@pytest.mark.parametrize("isa", [i for i in ISAS if i not in ("scalar", "neon", "neon_dotprod")])
+@pytest.mark.parametrize("kv_type", ["f16", "f32"])
+def test_long_decode_in_three_passes_equals_the_batch(models, isa, kv_type):
+    """With 2+ threads, a decode step's attention at the x86 levels runs in three passes on the pool (scores by K
+    tile, softmax by KV head, outputs by KV head and range of values): the same operations per value as the
+    prompt's blocks, so token by token gives bitwise the batch's logits (300 tokens: three K tiles)."""
+    path, _, _ = models["gqa4-relu2-bf16"]
+    ids = np.random.default_rng(11).integers(0, 263, 300).tolist()
+    with Model(path, n_threads=2, isa=isa, kv_type=kv_type, n_ctx=320) as m:
+        batched = m.logits(ids)
+        m.reset()
+        one_by_one = np.stack([m.eval([t]) for t in ids])
+    np.testing.assert_array_equal(one_by_one, batched)
+
+
 @pytest.mark.parametrize("name", ["gqa2-silu-f32", "gqa4-relu2-bf16"])
 def test_long_context_gives_the_same_logits(models, name):
     """A long n_ctx shrinks the attention blocks (fewer tokens per block, to bound the score scratch): each output is

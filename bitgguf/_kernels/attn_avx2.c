@@ -119,26 +119,33 @@ static void softmax_row(float *x, int n, int n_zero, float div) {
     for (int i = n; i < n_zero; i++) x[i] = 0.0f;
 }
 
-void bg_attention_block_avx2(const bg_attn_block *b) {
-    const int hd = b->hd, rows = b->n_tokens * b->group, f16 = b->kv_f16;
-    const size_t esz = f16 ? 2 : 4, v_ld = b->v_stride / esz;
-    const int n_keys = b->first_keys + b->n_tokens - 1;  /* keys the block's last token sees */
-    const int max_r = b->avx512 ? BG_ATT_ROWS_AVX512 : MAX_R;
-    const float *a[MAX_R > BG_ATT_ROWS_AVX512 ? MAX_R : BG_ATT_ROWS_AVX512];
-    float *c[MAX_R > BG_ATT_ROWS_AVX512 ? MAX_R : BG_ATT_ROWS_AVX512];
+/* What the three parts below share: the block's rows (row r: token r / group, query head r % group), where they
+ * live, and their split into register blocks of at most max_r rows, as even as can be (AVX2, 32 rows: 6 6 5 5 5 5,
+ * not 6 6 6 6 6 2: a block of two rows has too few independent sums to fill the FMA units). At AVX-512, up to 4
+ * rows (a decode step) go in blocks of 2, whose 8 column vectors take whole 256-byte rows of K and V: blocks of 4
+ * took half rows in two passes, which streams badly from DRAM (2048 keys, one core: 8.1 GB/s against 12.6). */
+#define BLOCK_SETUP                                                                                                    \
+    const int hd = b->hd, rows = b->n_tokens * b->group;                                                             \
+    const size_t esz = b->kv_f16 ? 2 : 4;                                                                             \
+    const int n_keys = b->first_keys + b->n_tokens - 1; /* keys the block's last token sees */                       \
+    const int max_r = b->avx512 ? (rows <= 4 ? 2 : BG_ATT_ROWS_AVX512) : MAX_R;                                   \
+    const int blocks = (rows + max_r - 1) / max_r;                                                                    \
+    const float *a[MAX_R > BG_ATT_ROWS_AVX512 ? MAX_R : BG_ATT_ROWS_AVX512];                                         \
+    float *c[MAX_R > BG_ATT_ROWS_AVX512 ? MAX_R : BG_ATT_ROWS_AVX512];                                               \
+    (void)hd, (void)n_keys, (void)a, (void)c, (void)esz
 #define Q_ROW(r) (b->q + (size_t)((r) / b->group) * b->q_stride + (size_t)((r) % b->group) * hd)
 #define OUT_ROW(r) (b->out + (size_t)((r) / b->group) * b->out_stride + (size_t)((r) % b->group) * hd)
 #define SCORES(r) (b->scores + (size_t)(r) * b->scores_stride)
 #define KEYS(r) (b->first_keys + (r) / b->group) /* keys row r sees */
-    /* rows in blocks of at most max_r, as even as can be (AVX2, 32 rows: 6 6 5 5 5 5, not 6 6 6 6 6 2: a block of
-     * two rows has too few independent sums to fill the FMA units) */
-    const int blocks = (rows + max_r - 1) / max_r;
 #define BLOCK_ROWS(bi) (rows / blocks + ((bi) < rows % blocks))
 
-    /* scores: S[r][i] = q_r · K_i, a tile of the cache (BG_K_TILE keys, 16 per column vector, its rows one after
-     * the other) at a time for every row block (from L1); a row block stops at the last 16 keys its last row sees */
+/* scores: S[r][i] = q_r · K_i for the keys of tiles tile0..tile_end-1, a tile of the cache (BG_K_TILE keys, 16 per
+ * column vector, its rows one after the other) at a time for every row block (from L1); a row block stops at the
+ * last 16 keys its last row sees */
+void bg_attention_scores_avx2(const bg_attn_block *b, int tile0, int tile_end) {
+    BLOCK_SETUP;
     const size_t tile_bytes = (size_t)hd * BG_K_TILE * esz;
-    for (int tile = 0; tile * BG_K_TILE < n_keys; tile++) {
+    for (int tile = tile0; tile < tile_end && tile * BG_K_TILE < n_keys; tile++) {
         for (int bi = 0, r0 = 0, R; bi < blocks; bi++, r0 += R) {
             R = BLOCK_ROWS(bi);
             const int v0 = tile * KEY_VECTORS, v_end = MIN_INT((KEYS(r0 + R - 1) + 15) / 16, v0 + KEY_VECTORS);
@@ -152,30 +159,48 @@ void bg_attention_block_avx2(const bg_attn_block *b) {
             }
         }
     }
-    for (int r = 0; r < rows; r++) softmax_row(SCORES(r), KEYS(r), n_keys, b->div);
+}
 
-    /* outputs: O[r] = Σ_i P[r][i] V_i in position order, a chunk of V rows at a time (from L1) for all the rows */
-    for (int r = 0; r < rows; r++) memset(OUT_ROW(r), 0, (size_t)hd * sizeof(float));
+/* the scores of rows row0..row_end-1 turned into weights, in place */
+void bg_attention_softmax_avx2(const bg_attn_block *b, int row0, int row_end) {
+    BLOCK_SETUP;
+    (void)blocks;
+    for (int r = row0; r < row_end && r < rows; r++) softmax_row(SCORES(r), KEYS(r), n_keys, b->div);
+}
+
+/* outputs: O[r][d0..d_end) = Σ_i P[r][i] V_i[d0..d_end) in position order, a chunk of V rows at a time (from L1)
+ * for all the rows; d0 and d_end multiples of 16 */
+void bg_attention_values_avx2(const bg_attn_block *b, int d0, int d_end) {
+    BLOCK_SETUP;
+    const size_t v_ld = b->v_stride / esz;
+    for (int r = 0; r < rows; r++) memset(OUT_ROW(r) + d0, 0, (size_t)(d_end - d0) * sizeof(float));
     for (int c0 = 0; c0 < n_keys; c0 += CHUNK) {
         const int cn = n_keys - c0 < CHUNK ? n_keys - c0 : CHUNK;
         for (int bi = 0, r0 = 0, R; bi < blocks; bi++, r0 += R) {
             R = BLOCK_ROWS(bi);
             if (KEYS(r0 + R - 1) <= c0) continue;
-            for (int d = 0; d < hd;) {
+            for (int d = d0; d < d_end;) {
                 for (int r = 0; r < R; r++) {
                     a[r] = SCORES(r0 + r) + c0;
                     c[r] = OUT_ROW(r0 + r) + d;
                 }
-                d += 16 * row_block(b, R, (hd - d) / 16, a, cn, b->v + (size_t)c0 * b->v_stride + d * esz, v_ld,
+                d += 16 * row_block(b, R, (d_end - d) / 16, a, cn, b->v + (size_t)c0 * b->v_stride + d * esz, v_ld,
                                     16 * esz, c, 1);
             }
         }
     }
+}
+#undef BLOCK_SETUP
 #undef Q_ROW
 #undef OUT_ROW
 #undef SCORES
 #undef KEYS
 #undef BLOCK_ROWS
+
+void bg_attention_block_avx2(const bg_attn_block *b) {
+    bg_attention_scores_avx2(b, 0, (b->first_keys + b->n_tokens - 1 + BG_K_TILE - 1) / BG_K_TILE);
+    bg_attention_softmax_avx2(b, 0, b->n_tokens * b->group);
+    bg_attention_values_avx2(b, 0, b->hd);
 }
 
 #if defined(__clang__)

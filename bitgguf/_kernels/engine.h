@@ -67,6 +67,7 @@ typedef struct {
     float *q, *k, *v;            /* [B][q_dim], [B][kv_dim], [B][kv_dim] */
     float *hb, *hb2;             /* FFN gate and up  [B][n_ff] */
     float *att;                  /* attention scratch, att_floats per thread */
+    float *head_scores;          /* a decode step's scores of every query head, att_stride floats apart (k_tiles) */
     size_t att_floats, att_stride;  /* (engine.c's bg_model_init); score rows att_stride floats apart */
     int att_tokens;              /* tokens per attention block (x86 AVX2 levels) */
     bg_act act[BG_MAX_BATCH];    /* each token's int8 activations for the current ternary matmul */

@@ -55,6 +55,13 @@ int bg_attn_cols_avx512(int R, int nv, int f16, const float *const *a, int K, co
 /* out = softmax(Q Kᵀ / div) V for the block (attn_avx2.c). Each output is the same operations for any block size,
  * so a prompt gives bitwise the results of its tokens fed one by one. */
 void bg_attention_block_avx2(const bg_attn_block *b);
+
+/* The same in three parts, which threads can share: the scores against the keys of K tiles tile0..tile_end-1;
+ * softmax of rows row0..row_end-1 (once all their scores are in); the outputs' values d0..d_end-1 (multiples of
+ * 16). Each value is the same operations as in bg_attention_block_avx2. */
+void bg_attention_scores_avx2(const bg_attn_block *b, int tile0, int tile_end);
+void bg_attention_softmax_avx2(const bg_attn_block *b, int row0, int row_end);
+void bg_attention_values_avx2(const bg_attn_block *b, int d0, int d_end);
 #endif
 
 #endif
