@@ -19,6 +19,7 @@ import sys
 import time
 
 from bench.external import run_llama_bench
+from bench.worker import parse_test
 from bench.models import SHAPES, cached_model
 from bench.report import markdown_table
 
@@ -84,6 +85,15 @@ def _weight_bytes(path: str, tl2_in_place: bool = True) -> int:
                    else t.nbytes for t in r.tensors.values())
 
 
+def _kv_bytes_per_position(path: str) -> int:
+    """Bytes of K and V (the default F16 cache) one position adds, all layers."""
+    from bitgguf.config import ModelConfig
+    from bitgguf.gguf import GGUFReader
+    with GGUFReader(path) as r:
+        c = ModelConfig.from_reader(r)
+    return 2 * c.n_layer * c.n_head_kv * c.head_dim * 2
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="2b4t", help=f"comma list of {', '.join(SHAPES)}")
@@ -94,7 +104,8 @@ def main(argv=None) -> int:
                                                   "f32)")
     ap.add_argument("--threads", default="1,2", help="comma list of thread counts")
     ap.add_argument("--isa", default="all", help="comma list of ISA levels, or 'all' (those this CPU runs)")
-    ap.add_argument("--tests", default="pp128,pp512,tg128", help="comma list of ppN (prefill) / tgN (decode)")
+    ap.add_argument("--tests", default="pp128,pp512,tg128",
+                    help="comma list of ppN (prefill), tgN (decode), tgN@D (decode after a D-token prompt)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cache", default=os.path.join(HERE, "cache"), help="where benchmark models are kept")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="folder for the JSON result")
@@ -112,7 +123,7 @@ def main(argv=None) -> int:
 
     from bitgguf import _core, isa_levels
     if args.quick:
-        args.models, args.tests, args.repeats, args.threads = "tiny", "pp16,tg16", 1, "1"
+        args.models, args.tests, args.repeats, args.threads = "tiny", "pp16,tg16,tg4@16", 1, "1"
     isas = isa_levels() if args.isa == "all" else args.isa.split(",")
     external = {}  # row label -> llama-bench binary
     if args.llama_bench:
@@ -124,8 +135,10 @@ def main(argv=None) -> int:
     threads = [int(t) for t in args.threads.split(",")]
     tests = args.tests.split(",")
     for t in tests:
-        if t[:2] not in ("pp", "tg") or not t[2:].isdigit():
-            ap.error(f"test {t!r} is not ppN or tgN")
+        try:
+            parse_test(t)
+        except ValueError as e:
+            ap.error(str(e))
 
     bw_bytes = (64 << 20) if args.quick else (1 << 30)
     bandwidth = {t: _read_bandwidth(bw_bytes, t) for t in threads}
@@ -138,11 +151,11 @@ def main(argv=None) -> int:
             for isa in isas:
                 # llama-bench (bitnet.cpp) reads TL2 in place; bitgguf does where the level has the kernel
                 tl2_in_place = isa in external or (_core.tl2_in_place(isa) and not args.tl2_repack)
-                nbytes = _weight_bytes(path, tl2_in_place)
+                nbytes, kv_per_position = _weight_bytes(path, tl2_in_place), _kv_bytes_per_position(path)
                 for n_threads in threads:
                     cfg = {"path": path, "threads": n_threads, "isa": isa, "tests": tests, "repeats": args.repeats,
                            "mmap": not args.no_mmap, "tl2_in_place": False if args.tl2_repack else None,
-                           "n_ctx": max(1024, max(int(t[2:]) for t in tests) + 8)}
+                           "n_ctx": max(1024, max(parse_test(t)[1] + parse_test(t)[2] for t in tests) + 8)}
                     # the read bandwidth just before and after this configuration: on a shared machine it moves
                     # with the neighbours' load, so the limit is taken from the same minutes as the timing
                     bw_before = _read_bandwidth(bw_bytes, n_threads, 3)
@@ -172,12 +185,17 @@ def main(argv=None) -> int:
                     if not args.no_mmap:
                         res["file_map_bandwidth"] = _file_map_bandwidth(path, n_threads)
                     for t in tests:
-                        if t.startswith("tg"):
-                            limit = bw_here / nbytes
+                        kind, n, depth = parse_test(t)
+                        if kind == "tg" and t in res:
+                            # a decode step reads every weight, and the K and V of every position so far: on
+                            # average the prompt's, its own and half the test's
+                            step_bytes = nbytes + kv_per_position * (max(depth, 1) + 1 + n / 2)
+                            limit = bw_here / step_bytes
+                            res[t]["bytes_per_token"] = step_bytes
                             res[t]["bandwidth_limit_tok_s"] = limit
                             res[t]["pct_of_limit"] = 100.0 * res[t]["median"] / limit
                             if "file_map_bandwidth" in res:
-                                res[t]["pct_of_file_map_limit"] = 100.0 * res[t]["median"] * nbytes / \
+                                res[t]["pct_of_file_map_limit"] = 100.0 * res[t]["median"] * step_bytes / \
                                     res["file_map_bandwidth"]
                     rows.append(res)
                     print(markdown_table([res], tests, header=len(rows) == 1), file=sys.stderr)

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 
+from bench.worker import parse_test
+
 
 def run_llama_bench(binary: str, path: str, threads: int, tests: list[str], repeats: int, mmap: bool = True,
                     label: str = "llama-bench") -> dict:
@@ -22,8 +24,10 @@ def run_llama_bench(binary: str, path: str, threads: int, tests: list[str], repe
     peak = 0
     unit = 1 if sys.platform == "darwin" else 1024   # ru_maxrss: bytes on macOS, KiB on Linux
     for test in tests:
-        n = int(test[2:])
-        pp, tg = (n, 0) if test.startswith("pp") else (0, n)
+        kind, n, depth = parse_test(test)
+        if depth:
+            continue  # llama-bench's -d is newer than bitnet.cpp's fork: the row leaves such tests out
+        pp, tg = (n, 0) if kind == "pp" else (0, n)
         cmd = [binary, "-m", path, "-p", str(pp), "-n", str(tg), "-t", str(threads), "-r", str(repeats),
                "-mmp", "1" if mmap else "0", "-o", "json"]
         with tempfile.TemporaryFile("w+") as log:

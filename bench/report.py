@@ -30,12 +30,14 @@ def markdown_table(rows: list[dict], tests: list[str], header: bool = True) -> s
         cells = [r["model"], r["type"], r["head"], r["isa"], str(r["threads"]), load,
                  f"{r['peak_rss_bytes'] / 2**20:.0f}"]
         for t in tests:
-            s = r[t]
-            cells.append(f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})")
+            s = r.get(t)  # an external engine may leave a test out (tgN@D)
+            cells.append(f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})" if s else "-")
+        first_tg = r.get(tg[0], {}) if tg else {}
         if tg:
-            cells += [f"{r['read_bandwidth'] / 1e9:.1f}", f"{r[tg[0]]['pct_of_limit']:.0f}%"]
-        if mapped and "file_map_bandwidth" in r:
-            cells += [f"{r['file_map_bandwidth'] / 1e9:.1f}", f"{r[tg[0]]['pct_of_file_map_limit']:.0f}%"]
+            cells += [f"{r['read_bandwidth'] / 1e9:.1f}",
+                      f"{first_tg['pct_of_limit']:.0f}%" if "pct_of_limit" in first_tg else "-"]
+        if mapped and "file_map_bandwidth" in r and "pct_of_file_map_limit" in first_tg:
+            cells += [f"{r['file_map_bandwidth'] / 1e9:.1f}", f"{first_tg['pct_of_file_map_limit']:.0f}%"]
         elif mapped:
             cells += ["-", "-"]
         lines.append("| " + " | ".join(cells) + " |")

@@ -1,6 +1,8 @@
 """One benchmark configuration in its own process (so its peak RSS is its own): prints one JSON line.
 
     python -m bench.worker '{"path": ..., "threads": 2, "isa": "avx2", "tests": ["pp128", "tg128"], "repeats": 3}'
+
+Tests: ppN, tgN, tgN@D (parse_test).
 """
 from __future__ import annotations
 
@@ -11,6 +13,16 @@ import sys
 import time
 
 import numpy as np
+
+
+def parse_test(test: str) -> tuple[str, int, int]:
+    """("pp" | "tg", N, depth) of a test name: ppN (a prompt of N tokens), tgN (decode N tokens after a one-token
+    prompt, as llama-bench does) or tgN@D (the same after a prompt of D tokens: decode at a context of D); ValueError
+    for anything else."""
+    head, at, depth = test.partition("@")
+    if head[:2] not in ("pp", "tg") or not head[2:].isdigit() or (at and (head[:2] == "pp" or not depth.isdigit())):
+        raise ValueError(f"test {test!r} is not ppN, tgN or tgN@D")
+    return head[:2], int(head[2:]), int(depth or 0)
 
 
 def _stats(values: list[float]) -> dict:
@@ -29,17 +41,18 @@ def run(cfg: dict) -> dict:
     result = {"load_s": load_s, "isa": model.isa, "threads": cfg["threads"], "tl2_in_place": model.tl2_in_place}
     n_vocab = model.n_vocab
     for test in cfg["tests"]:
-        kind, n = test[:2], int(test[2:])
+        kind, n, depth = parse_test(test)
         tok_per_s = []
         for _ in range(cfg.get("repeats", 3)):
+            prompt = [int(t) for t in rng.integers(2, n_vocab, size=max(depth, 1))]
             tokens = [int(t) for t in rng.integers(2, n_vocab, size=n)]
             model.reset()
             if kind == "pp":
                 t0 = time.perf_counter()
                 model.eval(tokens)
                 tok_per_s.append(n / (time.perf_counter() - t0))
-            else:  # tg: decode n tokens one at a time after a one-token prompt, like llama-bench
-                model.eval(tokens[:1])
+            else:  # tg: decode n tokens one at a time after the prompt (one token, like llama-bench, or depth)
+                model.eval(prompt)
                 t0 = time.perf_counter()
                 for t in tokens:
                     model.eval([t])

@@ -304,17 +304,22 @@ static int check_attention(int *checks) {
     const size_t stride_s = MAX_POS;
     float *scores = malloc((size_t)MAX_TOK * MAX_G * stride_s * sizeof(float));
     float *kf = malloc((size_t)MAX_POS * MAX_HD * sizeof(float)), *vf = malloc((size_t)MAX_POS * MAX_HD * sizeof(float));
-    uint8_t *kc = calloc((size_t)K_POS * MAX_HD, 4), *vc = malloc((size_t)MAX_POS * 2 * MAX_HD * 4);
+    /* blocks of BG_K_TILE positions with a gap between them, as the engine's blocks hold other layers' and heads' */
+    enum { GAP = 192 };
+    uint8_t *kc = calloc((size_t)K_POS * MAX_HD * 4 + K_POS / BG_K_TILE * GAP, 1);
+    uint8_t *vc = malloc((size_t)K_POS * 2 * MAX_HD * 4 + K_POS / BG_K_TILE * GAP);
     float q[MAX_TOK * MAX_G * MAX_HD], out[MAX_TOK * MAX_G * MAX_HD], one[MAX_G * MAX_HD];
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const int f16 = cases[ci][0], group = cases[ci][1], hd = cases[ci][2], first = cases[ci][3];
         const int nt = cases[ci][4], npos = first + nt - 1;
         const size_t esz = f16 ? 2 : 4, v_stride = (size_t)2 * hd * esz; /* V: two KV heads per row, ours 2nd */
+        const size_t k_tile_stride = (size_t)hd * BG_K_TILE * esz + GAP, v_tile_stride = BG_K_TILE * v_stride + GAP;
         for (int i = 0; i < npos; i++)
             for (int d = 0; d < hd; d++) {
-                const size_t kat = ((size_t)i / BG_K_TILE * hd * BG_K_TILE + (size_t)d * BG_K_TILE + i % BG_K_TILE) *
-                                   esz; /* K in tiles */
-                const size_t vat = (size_t)i * v_stride + (size_t)(hd + d) * esz;
+                const size_t kat =
+                    (size_t)i / BG_K_TILE * k_tile_stride + ((size_t)d * BG_K_TILE + i % BG_K_TILE) * esz;
+                const size_t vat = (size_t)i / BG_K_TILE * v_tile_stride + (size_t)(i % BG_K_TILE) * v_stride +
+                                   (size_t)(hd + d) * esz;
                 const float kx = rnd_float() / 4.0f, vx = rnd_float();
                 if (f16) {
                     const uint16_t hk = bg_f32_to_f16(kx), hv = bg_f32_to_f16(vx);
@@ -327,6 +332,7 @@ static int check_attention(int *checks) {
             }
         for (int i = 0; i < nt * group * hd; i++) q[i] = rnd_float() / 4.0f;
         bg_attn_block b = {.k = kc, .v = vc + hd * esz, .v_stride = v_stride, .kv_f16 = f16, .hd = hd,
+                           .k_tile_stride = k_tile_stride, .v_tile_stride = v_tile_stride,
                            .group = group, .n_tokens = nt, .first_keys = first, .q = q,
                            .q_stride = (size_t)group * hd, .out = out, .out_stride = (size_t)group * hd,
                            .div = sqrtf((float)hd), .scores = scores, .scores_stride = stride_s};

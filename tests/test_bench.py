@@ -47,7 +47,12 @@ def test_quick_run_has_both_engines(quick_run):
         assert r["model"] == "tiny" and r["threads"] == 1 and r["mmap"] is False
         assert r["tg16"]["median"] > 0 and r["pp16"]["median"] > 0 and 0 < r["tg16"]["pct_of_limit"]
         assert r["bytes_per_token"] > 0 and r["read_bandwidth"] > 0
+    # decode after a 16-token prompt: bitgguf's row only (bitnet.cpp's llama-bench has no -d), and its limit counts
+    # the K and V of the longer context
+    own = rows[0]
+    assert own["tg4@16"]["median"] > 0 and own["tg4@16"]["bytes_per_token"] > own["tg16"]["bytes_per_token"]
     ext = rows[engines.index("llama-bench")]
+    assert "tg4@16" not in ext and len(calls) == 2
     assert ext["pp16"] == {"median": 5.0, "min": 4.0, "max": 9.0, "runs": [4.0, 5.0, 9.0]}
     # the same file, thread count and test sizes, and --no-mmap passed on as -mmp 0
     for call, (p, n) in zip(calls, [("16", "0"), ("0", "16")]):
@@ -58,6 +63,15 @@ def test_quick_run_has_both_engines(quick_run):
     # bitgguf's own row: a peak RSS of its own, not the parent's 64 MiB bandwidth buffer carried over
     own = rows[0]
     assert own["peak_rss_bytes"] < own["file_bytes"] + (200 << 20)
+
+
+def test_test_names():
+    from bench.worker import parse_test
+    assert parse_test("pp512") == ("pp", 512, 0) and parse_test("tg128") == ("tg", 128, 0)
+    assert parse_test("tg32@2048") == ("tg", 32, 2048)
+    for bad in ("pp16@8", "tg", "tg16@", "tg16@x", "xx16", "tg1 6"):
+        with pytest.raises(ValueError):
+            parse_test(bad)
 
 
 def test_a_failing_engine_leaves_out_its_rows_only(tmp_path):

@@ -26,6 +26,7 @@
 #define CHUNK BG_ATT_CHUNK
 #define MAX_R 6 /* rows per register block: 6 x 2 accumulators + 2 loads + 1 broadcast of 16 registers */
 #define KEY_VECTORS (BG_K_TILE / 16) /* vectors of 16 keys in a tile of the K cache */
+_Static_assert(BG_K_TILE % CHUNK == 0, "a chunk of V positions lies in one block of the cache");
 #define MIN_INT(a, b) ((a) < (b) ? (a) : (b))
 
 /* 16 consecutive cache elements (F16 or F32) as two f32 vectors */
@@ -144,7 +145,6 @@ static void softmax_row(float *x, int n, int n_zero, float div) {
  * last 16 keys its last row sees */
 void bg_attention_scores_avx2(const bg_attn_block *b, int tile0, int tile_end) {
     BLOCK_SETUP;
-    const size_t tile_bytes = (size_t)hd * BG_K_TILE * esz;
     for (int tile = tile0; tile < tile_end && tile * BG_K_TILE < n_keys; tile++) {
         for (int bi = 0, r0 = 0, R; bi < blocks; bi++, r0 += R) {
             R = BLOCK_ROWS(bi);
@@ -154,7 +154,7 @@ void bg_attention_scores_avx2(const bg_attn_block *b, int tile0, int tile_end) {
                     a[r] = Q_ROW(r0 + r);
                     c[r] = SCORES(r0 + r) + 16 * v;
                 }
-                v += row_block(b, R, v_end - v, a, hd, b->k + tile * tile_bytes + (size_t)(v - v0) * 16 * esz,
+                v += row_block(b, R, v_end - v, a, hd, b->k + tile * b->k_tile_stride + (size_t)(v - v0) * 16 * esz,
                                BG_K_TILE, 16 * esz, c, 0);
             }
         }
@@ -176,6 +176,8 @@ void bg_attention_values_avx2(const bg_attn_block *b, int d0, int d_end) {
     for (int r = 0; r < rows; r++) memset(OUT_ROW(r) + d0, 0, (size_t)(d_end - d0) * sizeof(float));
     for (int c0 = 0; c0 < n_keys; c0 += CHUNK) {
         const int cn = n_keys - c0 < CHUNK ? n_keys - c0 : CHUNK;
+        const uint8_t *chunk =
+            b->v + (size_t)(c0 / BG_K_TILE) * b->v_tile_stride + (size_t)(c0 % BG_K_TILE) * b->v_stride;
         for (int bi = 0, r0 = 0, R; bi < blocks; bi++, r0 += R) {
             R = BLOCK_ROWS(bi);
             if (KEYS(r0 + R - 1) <= c0) continue;
@@ -184,8 +186,7 @@ void bg_attention_values_avx2(const bg_attn_block *b, int d0, int d_end) {
                     a[r] = SCORES(r0 + r) + c0;
                     c[r] = OUT_ROW(r0 + r) + d;
                 }
-                d += 16 * row_block(b, R, (d_end - d) / 16, a, cn, b->v + (size_t)c0 * b->v_stride + d * esz, v_ld,
-                                    16 * esz, c, 1);
+                d += 16 * row_block(b, R, (d_end - d) / 16, a, cn, chunk + d * esz, v_ld, 16 * esz, c, 1);
             }
         }
     }

@@ -343,7 +343,8 @@ static bg_attn_block block_of(const bg_model *m, int layer, int g, int h0, int n
     const size_t head = ((size_t)g * group + h0) * hd;
     const bg_attn_block b = {
         .k = s->k_cache + k_tiles_offset(s, layer, g, 0), .v = s->v_cache + v_heads_offset(s, layer, g, 0),
-        .v_stride = (size_t)hd * s->kv->block_bytes,
+        .v_stride = (size_t)hd * s->kv->block_bytes, .k_tile_stride = s->kv_block_bytes,
+        .v_tile_stride = s->kv_block_bytes,
         .kv_f16 = s->kv->type_id == BG_TYPE_F16, .hd = hd, .group = n_h,
         .n_tokens = n_tok, .first_keys = s->n_past + t0 + 1,
         .q = s->q + (size_t)t0 * QD + head, .q_stride = (size_t)QD,
@@ -488,20 +489,21 @@ static void attention(const bg_model *m, int layer, int n) {
     bg_pool_run(m->pool, attention_task, &j, work >= BG_PARALLEL_MIN ? m->n_threads : 1);
 }
 
-/* Byte offset of position pos of KV head g of a layer in a K cache of BG_K_TILE-position tiles (s->k_tiles):
- * [layer][KV head][pos / BG_K_TILE][head_dim][pos % BG_K_TILE], each (layer, head) padded to k_tiles_pos
- * positions. */
+/* The K and V caches at the x86 levels (s->k_tiles) are blocks of BG_K_TILE positions, each holding those positions
+ * of every layer and KV head (kv_block_bytes), so that memory is touched block by block as the context fills (in
+ * 2 MiB pages, kv_alloc) and RSS grows with it. In a block, K is [layer][KV head][head_dim][BG_K_TILE] (16 keys'
+ * values of one dimension are one vector load, a head's tile one sequential stream) and V [layer][KV head]
+ * [BG_K_TILE][head_dim] (a head's values one stream). */
 static size_t k_tiles_offset(const bg_state *s, int layer, int g, int pos) {
     const size_t hd = s->kv_pos_bytes / s->kv->block_bytes / s->n_head_kv;
-    const size_t head = ((size_t)layer * s->n_head_kv + g) * s->k_tiles_pos * hd;
-    return (head + (size_t)pos / BG_K_TILE * BG_K_TILE * hd + pos % BG_K_TILE) * s->kv->block_bytes;
+    const size_t head = ((size_t)layer * s->n_head_kv + g) * BG_K_TILE * hd;
+    return (size_t)pos / BG_K_TILE * s->kv_block_bytes + (head + pos % BG_K_TILE) * s->kv->block_bytes;
 }
 
-/* Byte offset of position pos of KV head g of a layer in a V cache by KV head (s->k_tiles):
- * [layer][KV head][n_ctx][head_dim], so that a head's values are one sequential stream. */
 static size_t v_heads_offset(const bg_state *s, int layer, int g, int pos) {
     const size_t head_bytes = s->kv_pos_bytes / s->n_head_kv;
-    return (((size_t)layer * s->n_head_kv + g) * s->n_ctx + pos) * head_bytes;
+    return (size_t)pos / BG_K_TILE * s->kv_block_bytes +
+           (((size_t)layer * s->n_head_kv + g) * BG_K_TILE + pos % BG_K_TILE) * head_bytes;
 }
 
 /* n elements of v into the cache at dst, step elements apart */
@@ -719,8 +721,8 @@ void bg_model_reset(bg_model *m) { m->s.n_past = 0; }
 /* ---- setup ------------------------------------------------------------------------------------------------ */
 
 /* The KV cache, zeroed. On Linux in memory advised for 2 MiB pages: a decode step streams every head's keys and
- * values (2B4T, 2 threads, 2048 positions: 21.7-22.2 -> 24.0-24.8 tok/s against 4 KiB pages). The pages are then
- * touched 2 MiB at a time, so the whole cache counts in RSS from the first token, as llama.cpp's does. */
+ * values (2B4T, 2 threads, 2048 positions: 24.7-25.0 -> 26.4-26.8 tok/s against 4 KiB pages). Pages are touched as
+ * the context fills: at the x86 levels a block of BG_K_TILE positions at a time (k_tiles_offset). */
 static uint8_t *kv_alloc(size_t bytes) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -884,7 +886,7 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     s->att_floats = MAX((size_t)BG_ATT_HEADS * n_ctx, (size_t)s->att_tokens * group * s->att_stride);
     s->n_head_kv = c->n_head_kv;
     s->k_tiles = attention_blocked(m);
-    s->k_tiles_pos = ((size_t)n_ctx + BG_K_TILE - 1) / BG_K_TILE * BG_K_TILE;
+    s->kv_block_bytes = (size_t)c->n_layer * BG_K_TILE * s->kv_pos_bytes;
 
     const int W = MAX(D, QD), A = MAX(MAX(D, QD), F);
     const size_t B = BG_MAX_BATCH;
@@ -896,8 +898,9 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     s->v = calloc(B * KVD, sizeof(float));
     s->hb = calloc(B * F, sizeof(float));
     s->hb2 = calloc(B * F, sizeof(float));
-    s->k_cache_bytes = (size_t)c->n_layer * (s->k_tiles ? s->k_tiles_pos : (size_t)n_ctx) * s->kv_pos_bytes;
-    s->v_cache_bytes = (size_t)c->n_layer * n_ctx * s->kv_pos_bytes;
+    s->k_cache_bytes = s->k_tiles ? ((size_t)n_ctx + BG_K_TILE - 1) / BG_K_TILE * s->kv_block_bytes
+                                  : (size_t)c->n_layer * n_ctx * s->kv_pos_bytes;
+    s->v_cache_bytes = s->k_cache_bytes;
     s->k_cache = kv_alloc(s->k_cache_bytes);
     s->v_cache = kv_alloc(s->v_cache_bytes);
     s->head_scores = s->k_tiles ? calloc((size_t)c->n_head * s->att_stride, sizeof(float)) : NULL;

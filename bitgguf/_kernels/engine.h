@@ -80,10 +80,9 @@ typedef struct {
     const bg_type_traits *kv;    /* KV-cache element type: F16 or F32 */
     bg_dot_f32_fn kv_dot;
     bg_axpy_fn kv_axpy;
-    uint8_t *k_cache, *v_cache;  /* [n_layer][n_ctx][kv_dim] elements of type kv, or if k_tiles by KV head: */
-    int k_tiles, n_head_kv;      /* K [n_layer][n_head_kv][k_tiles_pos / BG_K_TILE][head_dim][BG_K_TILE] and
-                                  * V [n_layer][n_head_kv][n_ctx][head_dim] (engine.c) */
-    size_t k_tiles_pos;          /* n_ctx rounded up to BG_K_TILE */
+    uint8_t *k_cache, *v_cache;  /* [n_layer][n_ctx][kv_dim] elements of type kv, or if k_tiles blocks of */
+    int k_tiles, n_head_kv;      /* BG_K_TILE positions of every layer and KV head (engine.c's k_tiles_offset) */
+    size_t kv_block_bytes;       /* bytes of such a block */
     size_t k_cache_bytes, v_cache_bytes;
     size_t kv_pos_bytes;         /* bytes of one position of one layer */
     float *rope_cos, *rope_sin;  /* [n_ctx][head_dim/2] */

@@ -26,9 +26,11 @@ void bg_silu_mul_avx2(float *g, const float *u, int n);
 /* Causal attention of a block of tokens for query heads of one KV head. Row r of the block is token r / group,
  * query head r % group; token i sees the keys 0..first_keys + i - 1. */
 typedef struct {
-    const uint8_t *k;          /* this layer's K at this KV head: [pos / BG_K_TILE][hd][pos % BG_K_TILE] */
+    const uint8_t *k;          /* this layer's K at this KV head, positions 0..BG_K_TILE-1: [hd][BG_K_TILE] */
     const uint8_t *v;          /* this layer's V at this KV head, position 0; v_stride bytes per position */
     size_t v_stride;
+    size_t k_tile_stride;      /* bytes from the K of BG_K_TILE positions to the next BG_K_TILE's */
+    size_t v_tile_stride;      /* the same for V */
     int kv_f16;                /* cache elements: 1 for F16, 0 for F32 */
     int hd, group;             /* head size (a multiple of 16), query heads per token in the block */
     int n_tokens, first_keys;
