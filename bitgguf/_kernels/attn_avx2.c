@@ -68,7 +68,51 @@ static inline __attribute__((always_inline)) void rows_x16(const int R, const in
     }
 }
 
+/* The same for 32 columns (two vectors of 16, vstride bytes apart) and one or two rows: 8 independent sums where
+ * rows_x16 has 4 per row pair, and a pass reads a whole 64-byte line of each F16 row. The sums are named variables:
+ * as an array GCC 12 stored all eight back to the stack on every k. */
+static inline __attribute__((always_inline)) void rows_x32(const int R, const int f16, const float *const *a, int K,
+                                                           const uint8_t *b, size_t ldb, size_t vstride,
+                                                           float *const *c, int accumulate) {
+    const size_t step = ldb * (f16 ? 2 : 4);
+    const float *c0 = c[0], *c1 = c[R - 1];
+    __m256 s0 = accumulate ? _mm256_loadu_ps(c0) : _mm256_setzero_ps();
+    __m256 s1 = accumulate ? _mm256_loadu_ps(c0 + 8) : _mm256_setzero_ps();
+    __m256 s2 = accumulate ? _mm256_loadu_ps(c0 + 16) : _mm256_setzero_ps();
+    __m256 s3 = accumulate ? _mm256_loadu_ps(c0 + 24) : _mm256_setzero_ps();
+    __m256 t0 = accumulate ? _mm256_loadu_ps(c1) : _mm256_setzero_ps();
+    __m256 t1 = accumulate ? _mm256_loadu_ps(c1 + 8) : _mm256_setzero_ps();
+    __m256 t2 = accumulate ? _mm256_loadu_ps(c1 + 16) : _mm256_setzero_ps();
+    __m256 t3 = accumulate ? _mm256_loadu_ps(c1 + 24) : _mm256_setzero_ps();
+    for (int k = 0; k < K; k++, b += step) {
+        __m256 v0, v1, v2, v3;
+        load16(b, f16, &v0, &v1);
+        load16(b + vstride, f16, &v2, &v3);
+        const __m256 x = _mm256_broadcast_ss(a[0] + k);
+        s0 = _mm256_fmadd_ps(x, v0, s0), s1 = _mm256_fmadd_ps(x, v1, s1);
+        s2 = _mm256_fmadd_ps(x, v2, s2), s3 = _mm256_fmadd_ps(x, v3, s3);
+        if (R == 2) {
+            const __m256 y = _mm256_broadcast_ss(a[1] + k);
+            t0 = _mm256_fmadd_ps(y, v0, t0), t1 = _mm256_fmadd_ps(y, v1, t1);
+            t2 = _mm256_fmadd_ps(y, v2, t2), t3 = _mm256_fmadd_ps(y, v3, t3);
+        }
+    }
+    _mm256_storeu_ps(c[0], s0), _mm256_storeu_ps(c[0] + 8, s1);
+    _mm256_storeu_ps(c[0] + 16, s2), _mm256_storeu_ps(c[0] + 24, s3);
+    if (R == 2) {
+        _mm256_storeu_ps(c[1], t0), _mm256_storeu_ps(c[1] + 8, t1);
+        _mm256_storeu_ps(c[1] + 16, t2), _mm256_storeu_ps(c[1] + 24, t3);
+    }
+}
+
 #define ROWS_CASES(F)                                                                                                  \
+    if (R <= 2 && nv >= 2) {                                                                                          \
+        if (R == 1)                                                                                                   \
+            rows_x32(1, F, a, K, b, ldb, vstride, c, accumulate);                                                     \
+        else                                                                                                          \
+            rows_x32(2, F, a, K, b, ldb, vstride, c, accumulate);                                                     \
+        return 2;                                                                                                     \
+    }                                                                                                                 \
     switch (R) {                                                                                                      \
     case 1: rows_x16(1, F, a, K, b, ldb, c, accumulate); break;                                                       \
     case 2: rows_x16(2, F, a, K, b, ldb, c, accumulate); break;                                                       \
@@ -84,11 +128,11 @@ static inline __attribute__((always_inline)) void rows_x16(const int R, const in
 static int row_block(const bg_attn_block *blk, int R, int nv, const float *const *a, int K, const uint8_t *b,
                      size_t ldb, size_t vstride, float *const *c, int accumulate) {
     if (blk->avx512) return bg_attn_cols_avx512(R, nv, blk->kv_f16, a, K, b, ldb, vstride, c, accumulate);
-    (void)nv, (void)vstride;
-    if (blk->kv_f16)
+    if (blk->kv_f16) {
         ROWS_CASES(1)
-    else
+    } else {
         ROWS_CASES(0)
+    }
     return 1;
 }
 #undef ROWS_CASES
@@ -122,14 +166,15 @@ static void softmax_row(float *x, int n, int n_zero, float div) {
 
 /* What the three parts below share: the block's rows (row r: token r / group, query head r % group), where they
  * live, and their split into register blocks of at most max_r rows, as even as can be (AVX2, 32 rows: 6 6 5 5 5 5,
- * not 6 6 6 6 6 2: a block of two rows has too few independent sums to fill the FMA units). At AVX-512, up to 4
- * rows (a decode step) go in blocks of 2, whose 8 column vectors take whole 256-byte rows of K and V: blocks of 4
- * took half rows in two passes, which streams badly from DRAM (2048 keys, one core: 8.1 GB/s against 12.6). */
+ * not 6 6 6 6 6 2: a block of two rows has too few independent sums to fill the FMA units). Up to 4 rows (a decode
+ * step) go in blocks of 2, which take several column vectors at once (AVX-512: 8, whole 256-byte rows of K and V;
+ * blocks of 4 took half rows in two passes, which streams badly from DRAM: 2048 keys, one core, 8.1 GB/s against
+ * 12.6. AVX2: 2, rows_x32). */
 #define BLOCK_SETUP                                                                                                    \
     const int hd = b->hd, rows = b->n_tokens * b->group;                                                             \
     const size_t esz = b->kv_f16 ? 2 : 4;                                                                             \
     const int n_keys = b->first_keys + b->n_tokens - 1; /* keys the block's last token sees */                       \
-    const int max_r = b->avx512 ? (rows <= 4 ? 2 : BG_ATT_ROWS_AVX512) : MAX_R;                                   \
+    const int max_r = rows <= 4 ? 2 : b->avx512 ? BG_ATT_ROWS_AVX512 : MAX_R;                                       \
     const int blocks = (rows + max_r - 1) / max_r;                                                                    \
     const float *a[MAX_R > BG_ATT_ROWS_AVX512 ? MAX_R : BG_ATT_ROWS_AVX512];                                         \
     float *c[MAX_R > BG_ATT_ROWS_AVX512 ? MAX_R : BG_ATT_ROWS_AVX512];                                               \
