@@ -155,7 +155,7 @@ def main(argv=None) -> int:
                 for n_threads in threads:
                     cfg = {"path": path, "threads": n_threads, "isa": isa, "tests": tests, "repeats": args.repeats,
                            "mmap": not args.no_mmap, "tl2_in_place": False if args.tl2_repack else None,
-                           "n_ctx": max(1024, max(parse_test(t)[1] + parse_test(t)[2] for t in tests) + 8)}
+                           "n_ctx": max(1024, max(sum(parse_test(t)[1:]) for t in tests) + 8)}
                     # the read bandwidth just before and after this configuration: on a shared machine it moves
                     # with the neighbours' load, so the limit is taken from the same minutes as the timing
                     bw_before = _read_bandwidth(bw_bytes, n_threads, 3)

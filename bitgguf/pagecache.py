@@ -59,8 +59,8 @@ def map_address(buf: mmap.mmap) -> int:
 
 
 def huge_page_share(buf: mmap.mmap, faulted: int) -> float | None:
-    """How much of the `faulted` bytes of the map that are mapped are mapped as 2 MiB pages (FilePmdMapped), or
-    None where the kernel does not say."""
+    """The share of the map's `faulted` bytes (those faulted in so far) that are mapped as 2 MiB pages
+    (FilePmdMapped), or None where the kernel does not say."""
     if faulted <= 0:
         return None
     start = f"{map_address(buf):x}-"

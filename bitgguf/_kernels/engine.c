@@ -439,7 +439,8 @@ typedef struct {
 /* Work items: (token, pair of query heads of one KV head), so that the heads share K rows and the pairs still
  * spread over the threads. Blocked: (block of att_tokens tokens, KV head, part of its query heads), the last
  * tokens (the most keys) first; the heads are split in parts only where there would be few items per thread
- * otherwise (decoding is one block: 2B4T's 5 KV heads alone would leave most cores of a bigger machine idle). */
+ * otherwise (a short prompt is one block: 2B4T's 5 KV heads alone would leave most cores of a bigger machine
+ * idle). A decode step on 2+ threads goes through attention_decode instead. */
 static void attention_task(void *ctx, int ith, int nth) {
     att_job *j = ctx;
     const bg_model *m = j->m;
@@ -871,14 +872,13 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     s->v = calloc(B * KVD, sizeof(float));
     s->hb = calloc(B * F, sizeof(float));
     s->hb2 = calloc(B * F, sizeof(float));
-    s->k_cache_bytes = s->k_tiles ? ((size_t)n_ctx + BG_K_TILE - 1) / BG_K_TILE * s->kv_block_bytes
-                                  : (size_t)c->n_layer * n_ctx * s->kv_pos_bytes;
-    s->v_cache_bytes = s->k_cache_bytes;
+    const size_t kv_bytes = s->k_tiles ? ((size_t)n_ctx + BG_K_TILE - 1) / BG_K_TILE * s->kv_block_bytes
+                                       : (size_t)c->n_layer * n_ctx * s->kv_pos_bytes;  /* each of K and V */
     /* calloc: the cache's pages are only touched (and counted in RSS) as the context fills; 2 MiB pages measured
      * no faster here with the cache in blocks of positions (2B4T at 2048 positions: 25.6-26.1 tok/s advised for
      * them, 25.7-26.7 not) */
-    s->k_cache = calloc(s->k_cache_bytes, 1);
-    s->v_cache = calloc(s->v_cache_bytes, 1);
+    s->k_cache = calloc(kv_bytes, 1);
+    s->v_cache = calloc(kv_bytes, 1);
     s->head_scores = s->k_tiles ? calloc((size_t)c->n_head * s->att_stride, sizeof(float)) : NULL;
     s->rope_cos = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
     s->rope_sin = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));

@@ -83,7 +83,6 @@ typedef struct {
     uint8_t *k_cache, *v_cache;  /* [n_layer][n_ctx][kv_dim] elements of type kv, or if k_tiles blocks of */
     int k_tiles, n_head_kv;      /* BG_K_TILE positions of every layer and KV head (engine.c's k_tiles_offset) */
     size_t kv_block_bytes;       /* bytes of such a block */
-    size_t k_cache_bytes, v_cache_bytes;
     size_t kv_pos_bytes;         /* bytes of one position of one layer */
     float *rope_cos, *rope_sin;  /* [n_ctx][head_dim/2] */
 } bg_state;
