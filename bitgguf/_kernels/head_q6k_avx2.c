@@ -102,26 +102,11 @@ static inline __m256i shift_bit_to_4(__m256i v, int b) {
     }
 }
 
-/* Σx per 32-value sub-block of Q8_K block b, as int16 (the mins' multipliers) */
-static inline __m128i k_bsum32(const bg_q8k *x, int b) {
-    const int16_t *bs = x->bsum + (size_t)b * 16;
-    return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bs), _mm_loadu_si128((const __m128i *)(bs + 8)));
-}
-
 /* One Q5_K / Q4_K block at p against activations xq: the int32 partial sums of Σ_j scale_j Σ code·x (8 lanes),
  * and in *mins those of Σ_j min_j Σx_j (4 lanes). Both are exact; the callers add the lanes up. */
 static inline __m256i k_block(const uint8_t *p, const int8_t *xq, __m128i bsum32, int five_bit, __m128i *mins) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m16 = _mm256_set1_epi8(0x10);
-    const __m128i shift_m = _mm_setr_epi32(0, 0, 0, 4);
-    const __m128i mask_lo = _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f);
-    const __m128i mask_hi = _mm_setr_epi32(0, 0x30303030, 0, 0x30303030);
-    /* the eight 6-bit (scale, min) pairs as bytes [sc0..7, m0..7], from the 12 packed bytes as 32-bit words
-     * u0, u1, u2 (bg_k_scale_min's rule, 4 at a time): lanes (u0 & 63s, (u2 & 15s) | (u0 >> 2 & 48s),
-     * u1 & 63s, (u2 >> 4 & 15s) | (u1 >> 2 & 48s)). The load reads 4 bytes past the scales, inside the block. */
-    const __m128i u = _mm_loadu_si128((const __m128i *)(p + 4));
-    const __m128i lo = _mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0)), shift_m);
-    const __m128i hi = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0)), 2), mask_hi);
-    const __m128i scm = _mm_or_si128(_mm_and_si128(lo, mask_lo), hi);
+    const __m128i scm = bg_k_scales_mins(p);
     *mins = _mm_madd_epi16(_mm_unpackhi_epi8(scm, _mm_setzero_si128()), bsum32);
     const __m256i sc = _mm256_broadcastq_epi64(scm);  /* scale bytes 0..7 in every 8 */
     const uint8_t *qs = p + (five_bit ? 48 : 16);
@@ -153,7 +138,7 @@ static inline float k_dot_q8k_avx2(const uint8_t *p, const bg_q8k *x, int five_b
         bg_prefetch(p + BG_KQ_PREFETCH + 64);
         bg_prefetch(p + BG_KQ_PREFETCH + 128);
         __m128i mins;
-        const __m256i acc = k_block(p, x->q + (size_t)b * BG_QK_K, k_bsum32(x, b), five_bit, &mins);
+        const __m256i acc = k_block(p, x->q + (size_t)b * BG_QK_K, bg_k_bsum32(x, b), five_bit, &mins);
         __m128i ms = _mm_add_epi32(mins, _mm_shuffle_epi32(mins, 0x4e));
         ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0xb1));
         const int32_t isum = bg_hsum_i32x8(acc), msum = _mm_cvtsi128_si32(ms);
@@ -171,7 +156,7 @@ static inline void k_dot_q8k_x4_avx2(const uint8_t *row, size_t stride, const bg
     __m128 sum = _mm_setzero_ps();
     for (int b = 0; b < x->n / BG_QK_K; b++) {
         const int8_t *xq = x->q + (size_t)b * BG_QK_K;
-        const __m128i bsum32 = k_bsum32(x, b);
+        const __m128i bsum32 = bg_k_bsum32(x, b);
         __m256i acc[4];
         __m128i mins[4];
         uint32_t d_dmin[4];  /* each row's f16 (d, dmin) pair */
@@ -183,17 +168,7 @@ static inline void k_dot_q8k_x4_avx2(const uint8_t *row, size_t stride, const bg
             memcpy(&d_dmin[k], p, 4);
             acc[k] = k_block(p, xq, bsum32, five_bit, &mins[k]);
         }
-        /* lanes of rows 0..3 in order: isum per row, msum per row */
-        const __m128i isum = bg_hsum4_i32x8(acc[0], acc[1], acc[2], acc[3]);
-        const __m128i msum = _mm_hadd_epi32(_mm_hadd_epi32(mins[0], mins[1]), _mm_hadd_epi32(mins[2], mins[3]));
-        /* [d0 dmin0 d1 dmin1 ..] * dx times [isum0 msum0 isum1 msum1 ..], then d·isum - dmin·msum per row */
-        const __m256 dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d_dmin)),
-                                        _mm256_set1_ps(x->d[b]));
-        const __m256i im = _mm256_setr_m128i(_mm_unpacklo_epi32(isum, msum), _mm_unpackhi_epi32(isum, msum));
-        const __m256 ab = _mm256_mul_ps(dm, _mm256_cvtepi32_ps(im));
-        const __m256 diff = _mm256_hsub_ps(ab, ab);  /* [r0 r1 r0 r1 | r2 r3 r2 r3] */
-        sum = _mm_add_ps(sum, _mm_castpd_ps(_mm_unpacklo_pd(_mm_castps_pd(_mm256_castps256_ps128(diff)),
-                                                            _mm_castps_pd(_mm256_extractf128_ps(diff, 1)))));
+        sum = bg_k_combine4(sum, d_dmin, x->d[b], bg_hsum4_i32x8(acc[0], acc[1], acc[2], acc[3]), mins);
     }
     _mm_storeu_ps(out, sum);
 }

@@ -302,6 +302,10 @@ float bg_q5_k_dot_q8k_avx2(const void *row, const bg_q8k *x);
 float bg_q4_k_dot_q8k_avx2(const void *row, const bg_q8k *x);
 void bg_q5_k_dot_q8k_x4_avx2(const void *row, size_t stride, const bg_q8k *x, float *out);
 void bg_q4_k_dot_q8k_x4_avx2(const void *row, size_t stride, const bg_q8k *x, float *out);
+float bg_q5_k_dot_q8k_avx512(const void *row, const bg_q8k *x);
+float bg_q4_k_dot_q8k_avx512(const void *row, const bg_q8k *x);
+void bg_q5_k_dot_q8k_x4_avx512(const void *row, size_t stride, const bg_q8k *x, float *out);
+void bg_q4_k_dot_q8k_x4_avx512(const void *row, size_t stride, const bg_q8k *x, float *out);
 void bg_f32_axpy_avx2(const void *row, float a, float *y, int n);
 void bg_f16_axpy_avx2(const void *row, float a, float *y, int n);
 #endif

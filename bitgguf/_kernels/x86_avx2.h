@@ -2,6 +2,9 @@
 #ifndef BITGGUF_X86_AVX2_H
 #define BITGGUF_X86_AVX2_H
 #include <immintrin.h>
+#include <string.h>
+
+#include "kernels.h"
 
 static inline int32_t bg_hsum_i32x8(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -40,6 +43,42 @@ static inline float bg_f16c_at(const void *p) {
 }
 
 static inline __m256i bg_load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* ---- Q5_K / Q4_K pieces shared by the AVX2 and AVX-512 heads (layouts in head_q6k_scalar.c) ---- */
+
+/* Σx per 32-value sub-block of Q8_K block b, as int16 (the mins' multipliers) */
+static inline __m128i bg_k_bsum32(const bg_q8k *x, int b) {
+    const int16_t *bs = x->bsum + (size_t)b * 16;
+    return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bs), _mm_loadu_si128((const __m128i *)(bs + 8)));
+}
+
+/* The eight 6-bit (scale, min) pairs of the block at p as bytes [sc0..7, m0..7], from the 12 packed bytes as 32-bit
+ * words u0, u1, u2 (bg_k_scale_min's rule, 4 at a time): lanes (u0 & 63s, (u2 & 15s) | (u0 >> 2 & 48s), u1 & 63s,
+ * (u2 >> 4 & 15s) | (u1 >> 2 & 48s)). The load reads 4 bytes past the scales, inside the block. */
+static inline __m128i bg_k_scales_mins(const uint8_t *p) {
+    const __m128i shift_m = _mm_setr_epi32(0, 0, 0, 4);
+    const __m128i mask_lo = _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f);
+    const __m128i mask_hi = _mm_setr_epi32(0, 0x30303030, 0, 0x30303030);
+    const __m128i u = _mm_loadu_si128((const __m128i *)(p + 4));
+    const __m128i lo = _mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0)), shift_m);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0)), 2), mask_hi);
+    return _mm_or_si128(_mm_and_si128(lo, mask_lo), hi);
+}
+
+/* sum + the f32 combine of one block for four rows: isum (Σ scale·code·x per row), mins[k] (row k's partial sums of
+ * Σ min·Σx, added here), d_dmin[k] (row k's f16 d and dmin), dx (the block's activation scale). Per lane the
+ * one-row kernel's operations, (d·dx)·isum - (dmin·dx)·msum, so each row gets its value bit for bit. */
+static inline __m128 bg_k_combine4(__m128 sum, const uint32_t d_dmin[4], float dx, __m128i isum,
+                                   const __m128i mins[4]) {
+    const __m128i msum = _mm_hadd_epi32(_mm_hadd_epi32(mins[0], mins[1]), _mm_hadd_epi32(mins[2], mins[3]));
+    /* [d0 dmin0 d1 dmin1 ..] * dx times [isum0 msum0 isum1 msum1 ..], then d·isum - dmin·msum per row */
+    const __m256 dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d_dmin)), _mm256_set1_ps(dx));
+    const __m256i im = _mm256_setr_m128i(_mm_unpacklo_epi32(isum, msum), _mm_unpackhi_epi32(isum, msum));
+    const __m256 ab = _mm256_mul_ps(dm, _mm256_cvtepi32_ps(im));
+    const __m256 diff = _mm256_hsub_ps(ab, ab);  /* [r0 r1 r0 r1 | r2 r3 r2 r3] */
+    return _mm_add_ps(sum, _mm_castpd_ps(_mm_unpacklo_pd(_mm_castps_pd(_mm256_castps256_ps128(diff)),
+                                                         _mm_castps_pd(_mm256_extractf128_ps(diff, 1)))));
+}
 /* e^x for 8 floats by Cephes' expf method: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, and 2^n
  * in the exponent bits; within 2 ulp of expf. x < -87.34 (where e^x leaves the normal floats) gives 0, and -inf
  * too; x > 88 gives e^88; NaN stays NaN (max and min return their second operand, x, for a NaN). */
