@@ -165,10 +165,17 @@ typedef struct {
 
 /* y[t][r] = dot / act_t.scale * tensor_scale over rows r0..r1 of token t: the ternary kernels' raw dots to outputs,
  * as one vectorizable pass (the division is off the kernel calls' path: ~4% of a decode step when done per row) */
-static void scale_dots(float *y, size_t ys, int t, int r0, int r1, const bg_act *act, float scale) {
+static void scale_dots(const bg_model *m, float *y, size_t ys, int t, int r0, int r1, const bg_act *act,
+                       float scale) {
+#if defined(__x86_64__)
+    if (x86_avx2(m)) {
+        bg_scale_dots_avx2(y + t * ys + r0, r1 - r0, act[t].scale, scale);
+        return;
+    }
+#endif
+    (void)m;
     for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * scale;
 }
-
 static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int r1) {
     const bg_tensor *w = p->w;
     const bg_act *act = m->s.act;
@@ -176,7 +183,7 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
     const size_t ys = (size_t)p->ystride;
     if (w->gemm_i8 && n >= BG_GEMM_MIN) {
         w->gemm_i8(w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0, m->s.gemm_tiles, act, n, y + r0, ys);
-        for (int t = 0; t < n; t++) scale_dots(y, ys, t, r0, r1, act, w->scale);
+        for (int t = 0; t < n; t++) scale_dots(m, y, ys, t, r0, r1, act, w->scale);
         return;
     }
     if (w->tl2_tile) {
@@ -204,14 +211,14 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
             for (int r = r0; r < r1; r++)
                 w->dot_i8_multi(w->data + (size_t)r * w->row_bytes, act + t0, nt, y + t0 * ys + r, ys);
         }
-        for (int t = 0; t < n; t++) scale_dots(y, ys, t, r0, r1, act, w->scale);
+        for (int t = 0; t < n; t++) scale_dots(m, y, ys, t, r0, r1, act, w->scale);
         return;
     }
     if (w->dot_i8) {  /* the raw dots first, then the scaling */
         for (int t = 0; t < n; t++) {
             bg_dot_i8_rows(w->dot_i8, w->dot_i8_x4, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0,
                            &act[t], y + t * ys + r0);
-            scale_dots(y, ys, t, r0, r1, act, w->scale);
+            scale_dots(m, y, ys, t, r0, r1, act, w->scale);
         }
         return;
     }
@@ -505,28 +512,39 @@ static size_t v_heads_offset(const bg_state *s, int layer, int g, int pos) {
 }
 
 /* n elements of v into the cache at dst, step elements apart */
-static void kv_put(const bg_state *s, uint8_t *dst, const float *v, int n, size_t step) {
-    for (int i = 0; i < n; i++) {
-        if (s->kv->type_id == BG_TYPE_F32)
-            memcpy(dst + (size_t)i * step * 4, &v[i], 4);
-        else {
-            const uint16_t h = bg_f32_to_f16(v[i]);
-            memcpy(dst + (size_t)i * step * 2, &h, 2);
-        }
+static void kv_put(const bg_model *m, uint8_t *dst, const float *v, int n, size_t step) {
+    if (m->s.kv->type_id == BG_TYPE_F32) {
+        for (int i = 0; i < n; i++) memcpy(dst + (size_t)i * step * 4, &v[i], 4);
+        return;
+    }
+    uint16_t h[256];  /* F16: converted 256 at a time (F16C at the x86 levels: the scalar rounding was ~2% of a prompt) */
+    for (int i0 = 0; i0 < n; i0 += 256) {
+        const int k = MIN(256, n - i0);
+#if defined(__x86_64__)
+        if (x86_avx2(m))
+            bg_f32_to_f16_avx2(v + i0, h, k);
+        else
+#endif
+            for (int i = 0; i < k; i++) h[i] = bg_f32_to_f16(v[i0 + i]);
+        if (step == 1)
+            memcpy(dst + (size_t)i0 * 2, h, (size_t)k * 2);
+        else
+            for (int i = 0; i < k; i++) memcpy(dst + (size_t)(i0 + i) * step * 2, &h[i], 2);
     }
 }
 
-static void kv_store(bg_state *s, uint8_t *cache, int layer, int pos, const float *v, int kv_dim) {
+static void kv_store(const bg_model *m, uint8_t *cache, int layer, int pos, const float *v, int kv_dim) {
+    const bg_state *s = &m->s;
     if (!s->k_tiles) {
-        kv_put(s, cache + ((size_t)layer * s->n_ctx + pos) * s->kv_pos_bytes, v, kv_dim, 1);
+        kv_put(m, cache + ((size_t)layer * s->n_ctx + pos) * s->kv_pos_bytes, v, kv_dim, 1);
         return;
     }
     const int hd = kv_dim / s->n_head_kv;
     for (int g = 0; g < s->n_head_kv; g++) {
         if (cache == s->k_cache)  /* element d of head g at BG_K_TILE elements' distance from d - 1 */
-            kv_put(s, cache + k_tiles_offset(s, layer, g, pos), v + (size_t)g * hd, hd, BG_K_TILE);
+            kv_put(m, cache + k_tiles_offset(s, layer, g, pos), v + (size_t)g * hd, hd, BG_K_TILE);
         else
-            kv_put(s, cache + v_heads_offset(s, layer, g, pos), v + (size_t)g * hd, hd, 1);
+            kv_put(m, cache + v_heads_offset(s, layer, g, pos), v + (size_t)g * hd, hd, 1);
     }
 }
 
@@ -575,8 +593,8 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
         const int pos = s->n_past + t;
         rope(s, s->q + (size_t)t * QD, c->n_head, hd, pos);
         rope(s, s->k + (size_t)t * KVD, c->n_head_kv, hd, pos);
-        kv_store(s, s->k_cache, l, pos, s->k + (size_t)t * KVD, KVD);
-        kv_store(s, s->v_cache, l, pos, s->v + (size_t)t * KVD, KVD);
+        kv_store(m, s->k_cache, l, pos, s->k + (size_t)t * KVD, KVD);
+        kv_store(m, s->v_cache, l, pos, s->v + (size_t)t * KVD, KVD);
         break;
     }
     case ST_ATTN_OUT:

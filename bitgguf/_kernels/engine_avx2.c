@@ -85,6 +85,20 @@ void bg_silu_mul_avx2(float *g, const float *u, int n) {
     for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+void bg_scale_dots_avx2(float *y, int n, float div, float mul) {
+    const __m256 vd = _mm256_set1_ps(div), vm = _mm256_set1_ps(mul);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_div_ps(_mm256_loadu_ps(y + i), vd), vm));
+    for (; i < n; i++) y[i] = y[i] / div * mul;
+}
+
+void bg_f32_to_f16_avx2(const float *x, uint16_t *h, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) h[i] = bg_f32_to_f16(x[i]);
+}
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

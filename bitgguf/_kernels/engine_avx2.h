@@ -20,6 +20,12 @@ void bg_rmsnorm_avx2(float *o, const float *x, const float *w, int n, float eps)
 /* g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i] for i < n, with bg_exp_f32x8 (within 2 ulp of expf). */
 void bg_silu_mul_avx2(float *g, const float *u, int n);
 
+/* y[i] = y[i] / div * mul for i < n: the ternary matmuls' raw dots to outputs, the same two roundings as in C. */
+void bg_scale_dots_avx2(float *y, int n, float div, float mul);
+
+/* h[i] = x[i] as f16 (round to nearest even), bg_f32_to_f16's value for every number (NaN payloads may differ). */
+void bg_f32_to_f16_avx2(const float *x, uint16_t *h, int n);
+
 /* V positions per pass of bg_attention_block_avx2 (a chunk of 128-value F16 rows is 16 KiB: it stays in L1) */
 #define BG_ATT_CHUNK 64
 
