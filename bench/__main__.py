@@ -70,8 +70,9 @@ def _read_bandwidth(n_bytes: int, n_threads: int, repeats: int = 5) -> float:
 
 
 def _file_map_bandwidth(path: str, n_threads: int) -> float:
-    """Read bandwidth over the model file's memory map (its page cache pages: in the VMs we measured, slower than
-    fresh anonymous memory)."""
+    """Read bandwidth over the model file's memory map, mapped as the runtime maps it (its page cache pages, in 2 MiB
+    pages where the OS gives them: in the VMs we measured, a plain map of a freshly written file read 10-20% slower
+    than anonymous memory)."""
     return _probe(f"read_bandwidth_file({os.path.abspath(path)!r}, {int(n_threads)})")
 
 

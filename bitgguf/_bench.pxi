@@ -31,12 +31,14 @@ def read_bandwidth(size_t n_bytes=1 << 30, int n_threads=1, int repeats=5):
 
 
 def read_bandwidth_file(path, int n_threads=1, int repeats=3):
-    """Read bandwidth in bytes/s over a file's memory map, as the runtime maps a model: its page cache pages, which
-    on some machines read slower than fresh anonymous memory (bench only; the first pass faults the pages in)."""
-    import mmap
+    """Read bandwidth in bytes/s over a file's memory map, mapped as the runtime maps a model (pagecache.py: through
+    2 MiB pages where the OS gives them): its page cache pages, which on some machines read slower than fresh
+    anonymous memory (bench only; the first pass faults the pages in)."""
+    import os
     import numpy as np
+    from bitgguf.pagecache import map_model_file
     with open(path, "rb") as f:
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        mm, _ = map_model_file(f.fileno(), os.fstat(f.fileno()).st_size)
     words = np.frombuffer(mm, dtype=np.uint64, count=len(mm) // 8)
     cdef const uint64_t[::1] buf = words
     cdef size_t n = buf.shape[0]
