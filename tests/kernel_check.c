@@ -134,9 +134,11 @@ static int check_i2r(int *checks) {
 
 /* TL2 read in place (tl2.c): random valid TL2 bytes (magnitudes 0..13, any signs, tail pair indices 0..8), decoded
  * independently by the load-time repack (repack.c) into 2-bit rows; each level's tables and tile kernel, for one
- * token and for three at once, must give the direct integer sums of those rows. */
+ * token and for three at once, and its prompt GEMM where it has one, must give the direct integer sums of those
+ * rows. */
 static int check_tl2(int *checks) {
-    const int shapes[][4] = {{64, 160, 64, 96}, {96, 288, 96, 96}, {256, 2560, 256, 96}, {128, 1536, 128, 192}};
+    const int shapes[][4] = {{64, 160, 64, 96},    {96, 288, 96, 96},     {256, 2560, 256, 96},
+                             {128, 1536, 128, 192}, {512, 640, 256, 96}};  /* the last: two M-tiles */
     int failures = 0;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int M = shapes[si][0], K = shapes[si][1], BM = shapes[si][2], BK = shapes[si][3];
@@ -188,6 +190,56 @@ static int check_tl2(int *checks) {
                         }
                     }
             }
+        }
+#if defined(__x86_64__)
+        /* the GEMMs' vector decoder writes the portable one's codes */
+        if (bg_cpu_supports(BG_ISA_AVX512)) {
+            const size_t ld = bg_tl2_codes_ld(K);
+            uint8_t *c0 = malloc(32 * ld), *c1 = malloc(32 * ld);
+            for (int mt = 0; mt < M / BM; mt++)
+                for (int sub = 0; sub < BM / 32; sub++) {
+                    bg_tl2_sub_tile_codes(&w, mt, sub, c0, ld);
+                    bg_tl2_sub_tile_codes_avx512(&w, mt, sub, c1, ld);
+                    for (int r = 0; r < 32; r++) {
+                        *checks += 1;
+                        if (memcmp(c0 + r * ld, c1 + r * ld, (size_t)K)) {
+                            printf("FAIL TL2 (%d, %d) BK %d: the AVX-512 decoder's codes of row %d of sub-tile %d of "
+                                   "M-tile %d differ\n", M, K, BK, r, sub, mt);
+                            failures++;
+                            r = 32, sub = BM, mt = M;
+                        }
+                    }
+                }
+            free(c0), free(c1);
+        }
+#endif
+        /* the prompt GEMM (AMX, AVX-512): each sub-tile decoded into codes, then I2_S's panels; 20 tokens (two token
+         * tiles), token k with the activations of token k % 3 */
+        for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+            const bg_tl2_gemm_fn gemm = bg_tl2_gemm_kernel((bg_isa)isa, K);
+            if (!gemm || !bg_cpu_supports((bg_isa)isa)) continue;
+            enum { N = 20 };
+            bg_act acts[N];
+            int8_t *gtiles = calloc(bg_gemm_tiles_bytes(K, N), 1);
+            uint8_t *codes = malloc(32 * bg_tl2_codes_ld(K));
+            float *y = malloc((size_t)N * M * sizeof(float));
+            for (int k = 0; k < N; k++) {
+                acts[k].n = K, acts[k].q = q + (k % 3) * K, acts[k].sum = 0;
+                for (int i = 0; i < K; i++) acts[k].sum += acts[k].q[i];
+                bg_gemm_put_token(acts[k].q, K, k, gtiles);
+            }
+            for (int mt = 0; mt < M / BM; mt++) gemm(&w, mt, codes, gtiles, acts, N, y + mt * BM, (size_t)M);
+            for (int k = 0; k < N; k++)
+                for (int r = 0; r < M; r++) {
+                    *checks += 1;
+                    if (y[(size_t)k * M + r] != (float)want[(k % 3) * M + r]) {
+                        printf("FAIL %s TL2 GEMM (%d, %d) BK %d: row %d token %d: %g, expected %d\n",
+                               bg_isa_name((bg_isa)isa), M, K, BK, r, k, y[(size_t)k * M + r], want[(k % 3) * M + r]);
+                        failures++;
+                        r = M, k = N;
+                    }
+                }
+            free(gtiles), free(codes), free(y);
         }
         free(data), free(rows), free(q), free(tables), free(want), free(got);
     }

@@ -119,18 +119,21 @@ static void quantize(const bg_model *m, const float *x, int n, bg_act *a) {
 
 static inline int ternary(const bg_tensor *w) { return w->dot_i8 || w->tl2_tile; }
 
+/* 1 when a batch of n tokens goes through the tensor's GEMM (bg_gemm_put_token's tiles, no TL2 tables) */
+static inline int uses_gemm(const bg_tensor *w, int n) { return (w->gemm_i8 || w->tl2_gemm) && n >= BG_GEMM_MIN; }
+
 /* Token t's input x (n values) to the n_w matmuls w[0..n_w) (consecutive in bg_layer: q, k, v or gate, up): int8
  * activations, and the TL2 tables when one of them is TL2 (bg_model_init checks they agree on the tables). */
 static void quantize_for(bg_model *m, const bg_tensor *w, int n_w, const float *x, int n, int t) {
     bg_state *s = &m->s;
     quantize(m, x, n, &s->act[t]);
     for (int i = 0; i < n_w; i++)
-        if (w[i].gemm_i8 && s->batch_n >= BG_GEMM_MIN) {
+        if (uses_gemm(&w[i], s->batch_n)) {
             bg_gemm_put_token(s->act[t].q, n, t, s->gemm_tiles);
             break;
         }
     for (int i = 0; i < n_w; i++)
-        if (w[i].tl2_tile) {
+        if (w[i].tl2_tile && !uses_gemm(&w[i], s->batch_n)) {
             s->tl2_build(s->act[t].q, n, w[i].tl2.BK, s->tl2_tables + (size_t)t * s->tl2_stride);
             return;
         }
@@ -176,7 +179,7 @@ static void scale_dots(const bg_model *m, float *y, size_t ys, int t, int r0, in
     (void)m;
     for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * scale;
 }
-static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int r1) {
+static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int r1, int ith) {
     const bg_tensor *w = p->w;
     const bg_act *act = m->s.act;
     float *y = p->y;
@@ -184,6 +187,15 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
     if (w->gemm_i8 && n >= BG_GEMM_MIN) {
         w->gemm_i8(w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0, m->s.gemm_tiles, act, n, y + r0, ys);
         for (int t = 0; t < n; t++) scale_dots(m, y, ys, t, r0, r1, act, w->scale);
+        return;
+    }
+    if (w->tl2_tile && uses_gemm(w, n)) {  /* whole tiles of BM rows, as below */
+        const int BM = w->tl2.BM;
+        uint8_t *codes = m->s.tl2_codes + (size_t)ith * m->s.tl2_codes_bytes;
+        for (int mt = (r0 + BM - 1) / BM; mt * BM < r1; mt++) {
+            w->tl2_gemm(&w->tl2, mt, codes, m->s.gemm_tiles, act, n, y + (size_t)mt * BM, ys);
+            for (int t = 0; t < n; t++) scale_dots(m, y, ys, t, mt * BM, (mt + 1) * BM, act, w->scale);
+        }
         return;
     }
     if (w->tl2_tile) {
@@ -244,13 +256,13 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
 }
 
 /* Rows [b, e) of the concatenated parts. */
-static void matmul_span(const mm_job *j, int b, int e) {
+static void matmul_span(const mm_job *j, int b, int e, int ith) {
     int base = 0;
     for (int i = 0; i < j->n_parts && b < e; i++) {  /* a span may straddle two parts */
         int rows = j->part[i].w->rows;
         if (b < base + rows) {
             int hi = MIN(e, base + rows);
-            matmul_rows(j->m, &j->part[i], j->n, b - base, hi - base);
+            matmul_rows(j->m, &j->part[i], j->n, b - base, hi - base, ith);
             b = hi;
         }
         base += rows;
@@ -263,7 +275,7 @@ static void matmul_task(void *ctx, int ith, int nth) {
     for (int k = 0; k < j->n_ranges; k++) {  /* its own range first, then the others' leftovers */
         const int r = (ith + k) % j->n_ranges, end = j->range_end[r];
         int b, e;
-        while (bg_pool_chunk(&j->cursor[r], end, j->chunk, &b, &e)) matmul_span(j, b, e);
+        while (bg_pool_chunk(&j->cursor[r], end, j->chunk, &b, &e)) matmul_span(j, b, e, ith);
     }
 }
 
@@ -517,7 +529,8 @@ static void kv_put(const bg_model *m, uint8_t *dst, const float *v, int n, size_
         for (int i = 0; i < n; i++) memcpy(dst + (size_t)i * step * 4, &v[i], 4);
         return;
     }
-    uint16_t h[256];  /* F16: converted 256 at a time (F16C at the x86 levels: the scalar rounding was ~2% of a prompt) */
+    /* F16: converted 256 at a time (F16C at the x86 levels: the scalar rounding was ~2% of a prompt) */
+    uint16_t h[256];
     for (int i0 = 0; i0 < n; i0 += 256) {
         const int k = MIN(256, n - i0);
 #if defined(__x86_64__)
@@ -694,9 +707,11 @@ static int ensure_pool(bg_model *m) {
     if (m->pool && bg_pool_size(m->pool) == m->n_threads) return 0;
     bg_pool_destroy(m->pool);
     free(m->s.att);
+    free(m->s.tl2_codes);
     m->s.att = calloc((size_t)m->n_threads * m->s.att_floats, sizeof(float));
+    m->s.tl2_codes = m->s.tl2_codes_bytes ? malloc((size_t)m->n_threads * m->s.tl2_codes_bytes) : NULL;
     m->pool = bg_pool_create(m->n_threads);
-    if (!m->pool || !m->s.att) {
+    if (!m->pool || !m->s.att || (m->s.tl2_codes_bytes && !m->s.tl2_codes)) {
         snprintf(m->error, sizeof m->error, "could not start %d threads", m->n_threads);
         return -1;
     }
@@ -756,6 +771,7 @@ static int setup_tl2(bg_model *m, bg_tensor *t, const char *name) {
     t->row_bytes = (size_t)t->cols * 5 / 24 + 1;  /* about: for the matmul's chunk size only */
     memcpy(&t->scale, t->data + bg_gguf_tl_scale_offset(1, t->rows, t->cols), sizeof(float));
     t->tl2_tile = bg_tl2_tile_kernel(m->isa);
+    t->tl2_gemm = bg_tl2_gemm_kernel(m->isa, t->cols);
     t->gemm_i8 = NULL;
     return 0;
 }
@@ -766,6 +782,7 @@ static int setup_tensor(bg_model *m, bg_tensor *t, const char *name, int rows, i
     if (t->rows != rows || t->cols != cols)
         return init_fail(m, "tensor %s has shape (%d, %d), expected (%d, %d)", name, t->rows, t->cols, rows, cols);
     t->tl2_tile = NULL;
+    t->tl2_gemm = NULL;
     if (t->type == BG_TYPE_TL2) return setup_tl2(m, t, name);
     t->traits = bg_type_traits_of(t->type);
     if (!t->traits) {
@@ -852,9 +869,11 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
             }
         }
         for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
-            gemm = gemm || lin[i].t->gemm_i8;
+            gemm = gemm || lin[i].t->gemm_i8 || lin[i].t->tl2_gemm;
         for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
             if (lin[i].t->tl2_tile) s->tl2_stride = MAX(s->tl2_stride, bg_tl2_table_bytes(lin[i].cols, lin[i].t->tl2.BK));
+        for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
+            if (lin[i].t->tl2_gemm) s->tl2_codes_bytes = MAX(s->tl2_codes_bytes, 32 * bg_tl2_codes_ld(lin[i].cols));
     }
     /* tokens' tables 4 KiB + 1088 bytes apart: a tile call reads the same K-tile's tables (1 KiB) of 8 tokens, which
      * at a multiple of 4 KiB apart would fall in the same L1 sets */
@@ -949,6 +968,8 @@ void bg_model_free(bg_model *m) {
     free(s->v_cache);
     s->k_cache = s->v_cache = NULL;
     free(s->tl2_tables);
+    free(s->tl2_codes);
+    s->tl2_codes = NULL;
     s->tl2_tables = NULL;
     free(s->gemm_tiles);
     s->gemm_tiles = NULL;

@@ -43,6 +43,8 @@ typedef struct {
     bg_dot_q8k_x4_fn dot_q8k_x4;     /* K-quant heads, four rows at once (NULL: dot_q8k per row) */
     bg_tl2 tl2;                      /* TL2: its three streams */
     bg_tl2_tile_fn tl2_tile;         /* TL2: BM rows at a time from per-token tables (NULL for other types) */
+    bg_tl2_gemm_fn tl2_gemm;         /* TL2, batches of >= BG_GEMM_MIN tokens: decoded codes x the batch (AMX,
+                                      * AVX-512; NULL: tl2_tile) */
     bg_gemm_i8_fn gemm_i8;           /* ternary, batches of >= BG_GEMM_MIN tokens (AMX, AVX-512; NULL: multi) */
 } bg_tensor;
 
@@ -75,6 +77,8 @@ typedef struct {
     uint8_t *tl2_tables;         /* each token's TL2 lookup tables, tl2_stride bytes apart (models with TL2 only) */
     size_t tl2_stride;
     bg_tl2_tables_fn tl2_build;
+    uint8_t *tl2_codes;          /* TL2 GEMM scratch, tl2_codes_bytes per thread: the decoded codes of 32 rows */
+    size_t tl2_codes_bytes;
     int8_t *gemm_tiles;          /* the batch's activations in bg_gemm_put_token's layout (models with a GEMM only) */
     int batch_n;                 /* tokens in the batch being evaluated */
     const bg_type_traits *kv;    /* KV-cache element type: F16 or F32 */

@@ -1,6 +1,6 @@
-/* The prompt path's GEMMs, AMX-INT8 (I2_S and I2_ROWS, TQ2_0, TQ1_0): rows against a batch of tokens as tile matrix
- * products. TDPBUSD multiplies a 16 x 64 tile of unsigned bytes (16 weight rows' codes c = w + 1, 64 weights each)
- * by a 64 x 16 tile of int8 activations (16 tokens, bg_gemm_put_token's layout) into 16 x 16 int32 sums Σcq,
+/* The prompt path's GEMMs, AMX-INT8 (I2_S and I2_ROWS, TQ2_0, TQ1_0, TL2): rows against a batch of tokens as tile
+ * matrix products. TDPBUSD multiplies a 16 x 64 tile of unsigned bytes (16 weight rows' codes c = w + 1, 64 weights
+ * each) by a 64 x 16 tile of int8 activations (16 tokens, bg_gemm_put_token's layout) into 16 x 16 int32 sums Σcq,
  * exactly; Σ(c-1)q = Σcq - Σq as at every other level. Each weight byte is unpacked once per batch and used for
  * every token: one core does 1.4-1.7 T MAC/s at the 2B4T shapes with 64 tokens from L2 (python -m bench.kernels).
  *
@@ -74,6 +74,13 @@ void bg_tq1_gemm_amx(const uint8_t *rows, size_t row_bytes, int n_rows, const in
                      int n, float *out, size_t stride) {
     _tile_loadconfig(&amx_tiles);
     tq_gemm(1, amx_step, rows, row_bytes, n_rows, tiles, acts, n, out, stride);
+    _tile_release();
+}
+
+void bg_tl2_gemm_amx(const bg_tl2 *w, int mt, uint8_t *codes, const int8_t *tiles, const bg_act *acts, int n,
+                     float *out, size_t stride) {
+    _tile_loadconfig(&amx_tiles);
+    tl2_gemm(amx_step, w, mt, codes, tiles, acts, n, out, stride);
     _tile_release();
 }
 

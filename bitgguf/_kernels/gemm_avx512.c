@@ -1,4 +1,4 @@
-/* The prompt path's GEMMs, AVX-512 VNNI (I2_S and I2_ROWS, TQ2_0, TQ1_0): x86_gemm.h's panels and loops, with the
+/* The prompt path's GEMMs, AVX-512 VNNI (I2_S and I2_ROWS, TQ2_0, TQ1_0, TL2): x86_gemm.h's panels and loops, with the
  * 32 x 32 products in vpdpbusd instead of AMX tiles, into the same sums (so the same outputs, bit for bit).
  *
  * One zmm of acc holds one weight row's sums for a tile's 16 tokens (a row of an AMX sum tile), which suits the
@@ -95,6 +95,11 @@ void bg_tq2_gemm_avx512(const uint8_t *rows, size_t row_bytes, int n_rows, const
 void bg_tq1_gemm_avx512(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles, const bg_act *acts,
                         int n, float *out, size_t stride) {
     tq_gemm(1, vnni_step, rows, row_bytes, n_rows, tiles, acts, n, out, stride);
+}
+
+void bg_tl2_gemm_avx512(const bg_tl2 *w, int mt, uint8_t *codes, const int8_t *tiles, const bg_act *acts, int n,
+                        float *out, size_t stride) {
+    tl2_gemm(vnni_step, w, mt, codes, tiles, acts, n, out, stride);
 }
 
 #if defined(__clang__)

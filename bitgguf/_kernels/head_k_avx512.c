@@ -58,8 +58,10 @@ static inline __m512i k_block(const uint8_t *p, const k_acts *a, __m128i bsum32,
         const __m512i v = _mm512_loadu_si512((const void *)(qs + 64 * m));
         __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         if (five_bit) {  /* sub-block j's fifth bits are bit j of qh[0..31] */
-            lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh, bg_mask_pair(1 << (4 * m), 1 << (4 * m + 2))), lo, b4);
-            hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh, bg_mask_pair(2 << (4 * m), 2 << (4 * m + 2))), hi, b4);
+            const __mmask64 lo5 = _mm512_test_epi8_mask(qh, bg_mask_pair(1 << (4 * m), 1 << (4 * m + 2)));
+            const __mmask64 hi5 = _mm512_test_epi8_mask(qh, bg_mask_pair(2 << (4 * m), 2 << (4 * m + 2)));
+            lo = _mm512_mask_add_epi8(lo, lo5, lo, b4);
+            hi = _mm512_mask_add_epi8(hi, hi5, hi, b4);
         }
         const __m512i dlo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, a->lo[m]);
         const __m512i dhi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, a->hi[m]);

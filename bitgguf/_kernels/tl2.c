@@ -117,3 +117,64 @@ bg_tl2_tables_fn bg_tl2_tables_kernel(bg_isa isa) {
 }
 
 int bg_tl2_in_place(bg_isa isa) { return bg_tl2_tile_kernel(isa) != bg_tl2_tile_scalar || isa == BG_ISA_SCALAR; }
+
+/* u = 9 c0 + 3 c1 + c2 (0..26) -> its codes, and a fourth byte that the next write covers */
+#define CODES_OF(u) {(u) / 9, (u) / 3 % 3, (u) % 3, 0}
+static const uint8_t CODES_OF_U[27][4] = {
+    CODES_OF(0),  CODES_OF(1),  CODES_OF(2),  CODES_OF(3),  CODES_OF(4),  CODES_OF(5),  CODES_OF(6),
+    CODES_OF(7),  CODES_OF(8),  CODES_OF(9),  CODES_OF(10), CODES_OF(11), CODES_OF(12), CODES_OF(13),
+    CODES_OF(14), CODES_OF(15), CODES_OF(16), CODES_OF(17), CODES_OF(18), CODES_OF(19), CODES_OF(20),
+    CODES_OF(21), CODES_OF(22), CODES_OF(23), CODES_OF(24), CODES_OF(25), CODES_OF(26)};
+#undef CODES_OF
+
+/* The layout walk of tile_one, writing codes instead of looking entries up: a run's byte b holds row
+ * row_of_byte(b)'s magnitudes of two triples; the sign words give each row's signs. Columns go up within a row, so
+ * each 4-byte write's last byte is covered by the next one (or lies in the row's slack). */
+void bg_tl2_sub_tile_codes(const bg_tl2 *w, int mt, int sub, uint8_t *codes, size_t ld) {
+    const int BM = w->BM, n_sub = BM / 32, n_pos = w->BK / 6, n_sign = w->BK / 24;
+    const uint8_t *mag0 = w->mag + (size_t)mt * BM * w->K3 / 6, *sign0 = w->sign + (size_t)mt * BM * w->K3 / 24;
+    for (int kt = 0; kt < w->K3 / w->BK; kt++) {
+        const uint8_t *mag = mag0 + ((size_t)kt * n_sub + sub) * n_pos * 32;
+        const uint8_t *sign = sign0 + ((size_t)kt * n_sub + sub) * n_sign * 32;
+        for (int q = 0; q < n_sign; q++) {
+            unsigned word[16];  /* row r's signs (and row 16 + r's) of triples 8q..8q+7 */
+            for (int r = 0; r < 16; r++) word[r] = sign[q * 32 + 2 * r] | (unsigned)sign[q * 32 + 2 * r + 1] << 8;
+            for (int pp = 0; pp < 4; pp++) {
+                const uint8_t *run = mag + (size_t)(4 * q + pp) * 32;
+                const int col = kt * w->BK + 3 * (8 * q + 2 * pp);  /* of triple 8q + 2pp; 8q + 2pp + 1 follows */
+                for (int b = 0; b < 32; b++) {
+                    const int r = row_of_byte(b), h = r >> 4;
+                    const int m0 = run[b] >> 4, m1 = run[b] & 15;
+                    const int neg0 = (word[r & 15] >> (15 - 4 * pp - h)) & 1;
+                    const int neg1 = (word[r & 15] >> (13 - 4 * pp - h)) & 1;
+                    uint8_t *c = codes + (size_t)r * ld + col;
+                    memcpy(c, CODES_OF_U[neg0 ? 13 - m0 : 13 + m0], 4);
+                    memcpy(c + 3, CODES_OF_U[neg1 ? 13 - m1 : 13 + m1], 4);
+                }
+            }
+        }
+    }
+    const uint8_t *tail0 = w->tail + (size_t)mt * BM * w->K2 / 4;
+    for (int kt = 0; kt < w->K2 / 32; kt++) {
+        const uint8_t *tail = tail0 + ((size_t)kt * n_sub + sub) * 8 * 32;
+        for (int p = 0; p < 8; p++)  /* pairs 2p (high nibble) and 2p + 1: idx = 3 c0 + c1 */
+            for (int b = 0; b < 32; b++) {
+                const int idx0 = tail[p * 32 + b] >> 4, idx1 = tail[p * 32 + b] & 15;
+                uint8_t *c = codes + (size_t)row_of_byte(b) * ld + w->K3 + kt * 32 + 4 * p;
+                c[0] = (uint8_t)(idx0 / 3), c[1] = (uint8_t)(idx0 % 3);
+                c[2] = (uint8_t)(idx1 / 3), c[3] = (uint8_t)(idx1 % 3);
+            }
+    }
+}
+
+bg_tl2_gemm_fn bg_tl2_gemm_kernel(bg_isa isa, int cols) {
+    if (cols % 64) return NULL;
+#if defined(__x86_64__)
+#if BG_BUILD_AMX
+    if (isa == BG_ISA_AMX) return bg_tl2_gemm_amx;
+#endif
+    if (bg_isa_x86_avx512(isa)) return bg_tl2_gemm_avx512;
+#endif
+    (void)isa;
+    return NULL;
+}

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "cpu.h"
+#include "kernels.h"
 
 typedef struct {
     const uint8_t *mag, *sign, *tail;
@@ -58,5 +59,27 @@ bg_tl2_tables_fn bg_tl2_tables_kernel(bg_isa isa);
 /* 1 when isa has a SIMD tile kernel. Loaders read TL2 in place there, and repack it into 2-bit rows elsewhere (where
  * only the scalar tile kernel would run it). */
 int bg_tl2_in_place(bg_isa isa);
+
+/* ---- the prompt path (AMX, AVX-512 VNNI): TL2 tiles decoded into codes and multiplied as I2_S rows ---- */
+
+/* Bytes from one row of decoded codes to the next (bg_tl2_sub_tile_codes writes 4 bytes at a time: past the end) */
+static inline size_t bg_tl2_codes_ld(int cols) { return (size_t)cols + 16; }
+
+/* Codes c = w + 1 (0..2) of all the columns of the 32 rows of sub-tile sub of M-tile mt: row r's at codes + r * ld
+ * (ld >= bg_tl2_codes_ld(cols)). The data must be valid (bg_tl2_valid). */
+void bg_tl2_sub_tile_codes(const bg_tl2 *w, int mt, int sub, uint8_t *codes, size_t ld);
+/* The same bytes by AVX2 shuffles in AVX-512VL's 32 registers (tl2_codes_avx512.c; the x86 GEMMs' decoder) */
+void bg_tl2_sub_tile_codes_avx512(const bg_tl2 *w, int mt, int sub, uint8_t *codes, size_t ld);
+
+/* out[t * stride + r] = Σ_k w[mt * BM + r][k] q_t[k] (exact, as float) for the BM rows of M-tile mt and n tokens
+ * laid out in `tiles` by bg_gemm_put_token (acts: their sums); codes: 32 * bg_tl2_codes_ld(cols) bytes of scratch. */
+typedef void (*bg_tl2_gemm_fn)(const bg_tl2 *w, int mt, uint8_t *codes, const int8_t *tiles, const bg_act *acts,
+                               int n, float *out, size_t stride);
+void bg_tl2_gemm_avx512(const bg_tl2 *w, int mt, uint8_t *codes, const int8_t *tiles, const bg_act *acts, int n,
+                        float *out, size_t stride);
+void bg_tl2_gemm_amx(const bg_tl2 *w, int mt, uint8_t *codes, const int8_t *tiles, const bg_act *acts, int n,
+                     float *out, size_t stride);
+/* The GEMM for isa and a tensor of `cols` columns, or NULL (other levels; cols not a multiple of 64) */
+bg_tl2_gemm_fn bg_tl2_gemm_kernel(bg_isa isa, int cols);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "tl2.h"
 
 #define PANEL_ROWS 32     /* weight rows per panel: two 16-row tiles */
 #define PANEL_COLS 256    /* I2_S: columns per panel block, 8 KiB of codes */
@@ -64,9 +65,33 @@ static inline void i2s_unpack_panel(const uint8_t *rows, size_t row_bytes, int n
     memset(panel + (size_t)n_rows * cols, 0, (size_t)(PANEL_ROWS - n_rows) * cols);
 }
 
+/* Where a GEMM's panels come from: I2_S rows (unpacked block by block, a later block prefetched), or rows of codes
+ * already decoded (TL2: row r's codes at codes + r * ld). */
+typedef struct {
+    const uint8_t *rows;
+    size_t row_bytes;
+    const uint8_t *codes;
+    size_t ld;
+} panel_source;
+
+/* Panel of rows r0..r0+nr-1 (rows nr..31 zero), columns k0..k0+cols of K */
+static inline void fill_panel(const panel_source *src, int K, int r0, int nr, int k0, int cols, uint8_t *panel) {
+    if (src->codes) {
+        for (int r = 0; r < nr; r++)
+            memcpy(panel + (size_t)r * cols, src->codes + (size_t)(r0 + r) * src->ld + k0, (size_t)cols);
+        memset(panel + (size_t)nr * cols, 0, (size_t)(PANEL_ROWS - nr) * cols);
+        return;
+    }
+    i2s_unpack_panel(src->rows + (size_t)r0 * src->row_bytes, src->row_bytes, nr, k0, cols, panel);
+    int ahead_k0 = k0 + PREFETCH_BLOCKS * PANEL_COLS, ahead_r0 = r0;
+    for (; ahead_k0 >= K; ahead_k0 -= K) ahead_r0 += PANEL_ROWS;
+    prefetch_panel(src->rows + (size_t)ahead_r0 * src->row_bytes, src->row_bytes, (size_t)ahead_k0 / 4,
+                   (size_t)(K - ahead_k0 < PANEL_COLS ? K - ahead_k0 : PANEL_COLS) / 4);
+}
+
 /* out[t * stride + r] = Σcq - Σq for n_rows rows and n tokens, panel block by panel block through `step`. */
-static inline void i2s_gemm(bg_panel_step_fn step, const uint8_t *rows, size_t row_bytes, int n_rows,
-                            const int8_t *tiles, const bg_act *acts, int n, float *out, size_t stride) {
+static inline void codes_gemm(bg_panel_step_fn step, const panel_source *src, int n_rows, const int8_t *tiles,
+                              const bg_act *acts, int n, float *out, size_t stride) {
     const int K = acts[0].n, chunks = K / 64;
     uint8_t panel[PANEL_ROWS * PANEL_COLS] __attribute__((aligned(64)));
     int32_t acc[I2S_GROUP_TOKENS / BG_GEMM_TILE_TOKENS][2][256] __attribute__((aligned(64)));
@@ -77,11 +102,7 @@ static inline void i2s_gemm(bg_panel_step_fn step, const uint8_t *rows, size_t r
             const int T0 = t0 / BG_GEMM_TILE_TOKENS, n_tiles = (nt + 2 * BG_GEMM_TILE_TOKENS - 1) / 32 * 2;
             for (int k0 = 0; k0 < K; k0 += PANEL_COLS) {
                 const int cols = K - k0 < PANEL_COLS ? K - k0 : PANEL_COLS;
-                i2s_unpack_panel(rows + (size_t)r0 * row_bytes, row_bytes, nr, k0, cols, panel);
-                int ahead_k0 = k0 + PREFETCH_BLOCKS * PANEL_COLS, ahead_r0 = r0;
-                for (; ahead_k0 >= K; ahead_k0 -= K) ahead_r0 += PANEL_ROWS;
-                prefetch_panel(rows + (size_t)ahead_r0 * row_bytes, row_bytes, (size_t)ahead_k0 / 4,
-                               (size_t)(K - ahead_k0 < PANEL_COLS ? K - ahead_k0 : PANEL_COLS) / 4);
+                fill_panel(src, K, r0, nr, k0, cols, panel);
                 for (int T = 0; T < n_tiles; T += 2)
                     step(panel, cols, tiles, chunks, k0 / 64, T0 + T, live_tiles(nt, T), k0 == 0, acc + T);
             }
@@ -101,6 +122,23 @@ static inline void i2s_gemm(bg_panel_step_fn step, const uint8_t *rows, size_t r
                                                           _mm512_i32gather_epi32(row_at, sums + 256, 4), sum_q)));
             }
         }
+    }
+}
+
+static inline void i2s_gemm(bg_panel_step_fn step, const uint8_t *rows, size_t row_bytes, int n_rows,
+                            const int8_t *tiles, const bg_act *acts, int n, float *out, size_t stride) {
+    const panel_source src = {rows, row_bytes, NULL, 0};
+    codes_gemm(step, &src, n_rows, tiles, acts, n, out, stride);
+}
+
+/* TL2 read in place, M-tile mt: each 32-row sub-tile decoded into codes (bg_tl2_sub_tile_codes_avx512) once for the
+ * whole batch, then multiplied as I2_S's rows are. out[t * stride + r] = Σ w q for the tile's BM rows. */
+static inline void tl2_gemm(bg_panel_step_fn step, const bg_tl2 *w, int mt, uint8_t *codes, const int8_t *tiles,
+                            const bg_act *acts, int n, float *out, size_t stride) {
+    const panel_source src = {NULL, 0, codes, bg_tl2_codes_ld(w->cols)};
+    for (int sub = 0; sub < w->BM / PANEL_ROWS; sub++) {
+        bg_tl2_sub_tile_codes_avx512(w, mt, sub, codes, src.ld);
+        codes_gemm(step, &src, PANEL_ROWS, tiles, acts, n, out + sub * PANEL_ROWS, stride);
     }
 }
 
