@@ -179,6 +179,7 @@ static void scale_dots(const bg_model *m, float *y, size_t ys, int t, int r0, in
     (void)m;
     for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * scale;
 }
+
 static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int r1, int ith) {
     const bg_tensor *w = p->w;
     const bg_act *act = m->s.act;
@@ -701,7 +702,8 @@ static void bg_forward_batch(bg_model *m, const int32_t *tokens, int n, float *l
     s->n_past += n;
 }
 
-/* (Re)start the pool when n_threads changed, with n_threads attention scratch rows. 0, or -1 with m->error. */
+/* (Re)start the pool when n_threads changed, with n_threads attention scratch rows (and TL2 GEMM scratches). 0, or
+ * -1 with m->error. */
 static int ensure_pool(bg_model *m) {
     if (m->n_threads < 1) m->n_threads = 1;
     if (m->pool && bg_pool_size(m->pool) == m->n_threads) return 0;
