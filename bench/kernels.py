@@ -22,7 +22,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERNELS = os.path.join(os.path.dirname(HERE), "bitgguf", "_kernels")
-FAMILIES = ["cpu.c", "kernels.c", "tlr*.c", "i2s_*.c", "gemm_*.c", "tq2_*.c", "tq1_*.c", "head_*.c"]
+FAMILIES = ["cpu.c", "kernels.c", "tlr*.c", "tl2*.c", "i2s_*.c", "gemm_*.c", "tq2_*.c", "tq1_*.c", "head_*.c"]
 
 
 def build(out_dir: str) -> str:

@@ -1,5 +1,5 @@
 /* Kernel micro-benchmark (built and run by `python -m bench.kernels`): every matvec / matmul kernel of the type
- * table at the 2B4T shapes, one thread, at every ISA level this CPU runs. Prints one JSON object per line:
+ * table, and TL2's, at the 2B4T shapes, one thread, at every ISA level this CPU runs. Prints one JSON object per line:
  *   gemv_dram:  one token, weights streamed from memory (copies cycled through >= 256 MiB): GB/s of weights
  *   gemv_cache: one token, a 256-row slice that stays in L2: the kernel's compute ceiling
  *   gemm:       the prompt path, rows from L2/L3: BG_BENCH_TOKENS tokens per row through dot_i8_multi, or where the
@@ -12,6 +12,7 @@
 
 #include "cpu.h"
 #include "kernels.h"
+#include "tl2.h"
 
 #define BG_BENCH_TOKENS 16
 #define BG_BENCH_GEMM_TOKENS 64
@@ -131,6 +132,72 @@ static void report(const char *kind, const ctx *c, const char *shape, double mac
     fflush(stdout);
 }
 
+/* TL2 read in place (not in the type table): valid random tiles (BK 96 and BM the largest multiple of 32 up to 256
+ * that divides M: the converter's rule), the tile kernel for one token (tables built per token, as the engine does:
+ * outside the timing), and the prompt GEMM where the level has one (else the tile kernel, BG_TL2_TOKENS tokens per
+ * call). */
+static void bench_tl2(double budget, const char *name, int M, int K) {
+    int BM = 256;
+    while (BM > 32 && M % BM) BM -= 32;
+    const int BK = 96, K3 = K - K % BK;
+    const size_t n_mag = (size_t)M * K3 / 6, n_sign = (size_t)M * K3 / 24, n_tail = (size_t)M * (K - K3) / 4;
+    const size_t mat = n_mag + n_sign + n_tail, dram_bytes = (size_t)256 << 20;
+    const size_t copies = mat >= dram_bytes ? 1 : (dram_bytes + mat - 1) / mat;
+    uint8_t *data = malloc(copies * mat);
+    for (size_t i = 0; i < n_mag; i++) data[i] = (uint8_t)((rnd() % 14) << 4 | rnd() % 14);
+    for (size_t i = 0; i < n_sign; i++) data[n_mag + i] = (uint8_t)rnd();
+    for (size_t i = 0; i < n_tail; i++) data[n_mag + n_sign + i] = (uint8_t)((rnd() % 9) << 4 | rnd() % 9);
+    for (size_t k = 1; k < copies; k++) memcpy(data + k * mat, data, mat);
+    bg_act acts[BG_BENCH_GEMM_TOKENS];
+    int8_t *tiles = aligned_alloc(64, bg_gemm_tiles_bytes(K, BG_BENCH_GEMM_TOKENS));
+    float *x = malloc((size_t)K * sizeof(float)), *y = malloc((size_t)M * BG_BENCH_GEMM_TOKENS * sizeof(float));
+    int32_t *dots = malloc((size_t)BG_TL2_TOKENS * BM * sizeof(int32_t));
+    uint8_t *codes = malloc(32 * bg_tl2_codes_ld(K));
+    for (int k = 0; k < BG_BENCH_GEMM_TOKENS; k++) {
+        for (int i = 0; i < K; i++) x[i] = ((float)(rnd() % 2001) - 1000.0f) / 100.0f;
+        acts[k].q = aligned_alloc(64, ((size_t)K + 63) / 64 * 64);
+        acts[k].gsum = malloc(((size_t)K / 32 + 1) * sizeof(int32_t));
+        bg_quantize_act(x, K, &acts[k]);
+        if (K % 64 == 0) bg_gemm_put_token(acts[k].q, K, k, tiles);
+    }
+    bg_tl2 w;
+    for (int isa = 0; isa < BG_ISA_COUNT && M % BM == 0 && !bg_tl2_init(&w, data, M, K, BM, BK); isa++) {
+        if (!bg_cpu_supports((bg_isa)isa) || !bg_tl2_in_place((bg_isa)isa)) continue;
+        const size_t stride = bg_tl2_table_bytes(K, BK);
+        uint8_t *tables = malloc(BG_TL2_TOKENS * stride);
+        for (int k = 0; k < BG_TL2_TOKENS; k++) bg_tl2_tables_kernel((bg_isa)isa)(acts[k].q, K, BK, tables + k * stride);
+        const bg_tl2_tile_fn tile = bg_tl2_tile_kernel((bg_isa)isa);
+        const bg_tl2_gemm_fn gemm = bg_tl2_gemm_kernel((bg_isa)isa, K);
+        const char *kinds[3] = {"gemv_dram", "gemv_cache", "gemm"};
+        for (int kind = 0; kind < 3; kind++) {
+            const int tiles_per_pass = kind == 1 ? 1 : M / BM, tokens = kind < 2 ? 1 : gemm ? BG_BENCH_GEMM_TOKENS
+                                                                                         : BG_TL2_TOKENS;
+            size_t copy = 0, done = 0;
+            double t0 = now(), t1;
+            do {
+                if (kind == 0) copy = (copy + 1) % copies;
+                bg_tl2_init(&w, data + copy * mat, M, K, BM, BK);
+                for (int mt = 0; mt < tiles_per_pass; mt++) {
+                    if (kind == 2 && gemm)
+                        gemm(&w, mt, codes, tiles, acts, tokens, y + (size_t)mt * BM, (size_t)M);
+                    else
+                        tile(&w, mt, tables, stride, tokens, dots);
+                }
+                done++;
+            } while ((t1 = now()) - t0 < budget);
+            const double rows = (double)done * tiles_per_pass * BM;
+            printf("{\"kind\": \"%s\", \"type\": \"TL2\", \"isa\": \"%s\", \"shape\": \"%s\", \"rows\": %d, "
+                   "\"cols\": %d, \"gmac_s\": %.2f, \"gb_s\": %.2f, \"secs\": %.3f}\n", kinds[kind],
+                   bg_isa_name((bg_isa)isa), name, M, K, rows * K * tokens / (t1 - t0) * 1e-9,
+                   rows / M * (double)mat / (t1 - t0) * 1e-9, t1 - t0);
+            fflush(stdout);
+        }
+        free(tables);
+    }
+    for (int k = 0; k < BG_BENCH_GEMM_TOKENS; k++) free(acts[k].q), free(acts[k].gsum);
+    free(data), free(tiles), free(x), free(y), free(dots), free(codes);
+}
+
 int main(int argc, char **argv) {
     double budget = argc > 1 ? atof(argv[1]) : 0.5;
     const char *only = argc > 2 ? argv[2] : NULL;
@@ -214,5 +281,8 @@ int main(int argc, char **argv) {
             free(c.acts), free(c.tiles), free(c.x), free(c.y), free(w), free(c.xq.q), free(c.xq.d), free(c.xq.bsum);
         }
     }
+    if (!only || !strcmp(only, "TL2"))
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            if (!shapes[si].head) bench_tl2(budget, shapes[si].name, shapes[si].rows, shapes[si].cols);
     return 0;
 }
