@@ -158,30 +158,25 @@ static inline void unpack_tq2(const uint8_t *blk, uint8_t *codes) {
     }
 }
 
-/* Base-3 digits of 32 bytes w (tq1_scalar.c: digit = (w * 3) >> 8, then w = 3w mod 256 for the next one). */
-static inline __m256i tq1_digits32(__m256i w) {
-    const __m512i z = _mm512_cvtepu8_epi16(w);
-    return _mm512_cvtepi16_epi8(_mm512_srli_epi16(_mm512_add_epi16(z, _mm512_add_epi16(z, z)), 8));
-}
-
-static inline __m128i tq1_digits16(__m128i w) {
-    const __m256i z = _mm256_cvtepu8_epi16(w);
-    return _mm256_cvtepi16_epi8(_mm256_srli_epi16(_mm256_add_epi16(z, _mm256_add_epi16(z, z)), 8));
-}
-
-/* One row's TQ1_0 block (qs[48], qh[4], f16 d) -> 256 codes in order (the layout in tq1_scalar.c). */
+/* One row's TQ1_0 block (qs[48], qh[4], f16 d) -> 256 codes in order (the layout in tq1_scalar.c). Its 52 digit
+ * bytes in one register (a masked load: the block may end the tensor), all of them a digit at a time: with
+ * q = (uint8)(b * 3^n), tq1_scalar.c's digit (q * 3) >> 8 is 1 from q = 86 and 2 from q = 171, two compares; the next
+ * q is 3q by two byte adds. Digit row n then goes to its three places (qh has four digits). Before, each digit row
+ * went through 16-bit lanes (widen, 3q, shift, narrow) in two pieces, and the 16 qh digits one by one: 2B4T TQ1_0
+ * pp128 at 2 threads, amx 337-344 -> 485-493 tok/s, avx512 203-223 -> 236-249. */
 static inline void unpack_tq1(const uint8_t *blk, uint8_t *codes) {
-    __m256i w = _mm256_loadu_si256((const __m256i *)blk);
-    __m128i v = _mm_loadu_si128((const __m128i *)(blk + 32));
+    const __m512i one = _mm512_set1_epi8(1), from1 = _mm512_set1_epi8((char)86), from2 = _mm512_set1_epi8((char)171);
+    __m512i q = _mm512_maskz_loadu_epi8(((__mmask64)1 << 52) - 1, blk);
     for (int n = 0; n < 5; n++) {
-        _mm256_storeu_si256((__m256i *)(codes + 32 * n), tq1_digits32(w));
-        _mm_storeu_si128((__m128i *)(codes + 160 + 16 * n), tq1_digits16(v));
-        w = _mm256_add_epi8(w, _mm256_add_epi8(w, w));
-        v = _mm_add_epi8(v, _mm_add_epi8(v, v));
-    }
-    for (int j = 0; j < 4; j++) {
-        uint8_t b = blk[48 + j];
-        for (int n = 0; n < 4; n++, b = (uint8_t)(3 * b)) codes[240 + j + 4 * n] = (uint8_t)((b * 3) >> 8);
+        const __m512i d1 = _mm512_maskz_mov_epi8(_mm512_cmpge_epu8_mask(q, from1), one);
+        const __m512i d = _mm512_mask_add_epi8(d1, _mm512_cmpge_epu8_mask(q, from2), d1, one);
+        _mm256_storeu_si256((__m256i *)(codes + 32 * n), _mm512_castsi512_si256(d));               /* qs[0..31] */
+        _mm_storeu_si128((__m128i *)(codes + 160 + 16 * n), _mm512_extracti32x4_epi32(d, 2));    /* qs[32..47] */
+        if (n < 4) {                                                                             /* qh[0..3] */
+            const int32_t h = _mm_cvtsi128_si32(_mm512_extracti32x4_epi32(d, 3));
+            memcpy(codes + 240 + 4 * n, &h, 4);
+        }
+        q = _mm512_add_epi8(q, _mm512_add_epi8(q, q));
     }
 }
 
