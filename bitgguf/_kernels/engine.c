@@ -870,12 +870,12 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
                 k3 = w->tl2.K3;
             }
         }
-        for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
-            gemm = gemm || lin[i].t->gemm_i8 || lin[i].t->tl2_gemm;
-        for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
-            if (lin[i].t->tl2_tile) s->tl2_stride = MAX(s->tl2_stride, bg_tl2_table_bytes(lin[i].cols, lin[i].t->tl2.BK));
-        for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
-            if (lin[i].t->tl2_gemm) s->tl2_codes_bytes = MAX(s->tl2_codes_bytes, 32 * bg_tl2_codes_ld(lin[i].cols));
+        for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
+            const bg_tensor *t = lin[i].t;
+            gemm = gemm || t->gemm_i8 || t->tl2_gemm;
+            if (t->tl2_tile) s->tl2_stride = MAX(s->tl2_stride, bg_tl2_table_bytes(lin[i].cols, t->tl2.BK));
+            if (t->tl2_gemm) s->tl2_codes_bytes = MAX(s->tl2_codes_bytes, 32 * bg_tl2_codes_ld(lin[i].cols));
+        }
     }
     /* tokens' tables 4 KiB + 1088 bytes apart: a tile call reads the same K-tile's tables (1 KiB) of 8 tokens, which
      * at a multiple of 4 KiB apart would fall in the same L1 sets */

@@ -16,10 +16,6 @@
 #include "x86_avx2.h"
 #include "x86_avx512.h"
 
-#ifndef BG_KQ_PREFETCH
-#define BG_KQ_PREFETCH 4096  /* as head_q6k_avx2.c */
-#endif
-
 /* A block's activations in the order of its code vectors: for m = 0, 1, the low nibbles of qs[64m..64m+63] are
  * sub-blocks 4m and 4m + 2, the high nibbles 4m + 1 and 4m + 3 (32 values each). */
 typedef struct {
@@ -75,24 +71,15 @@ static inline __m256i halves_added(__m512i v) {
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
-static inline void prefetch_block(const uint8_t *p) {
-    bg_prefetch(p + BG_KQ_PREFETCH);
-    bg_prefetch(p + BG_KQ_PREFETCH + 64);
-    bg_prefetch(p + BG_KQ_PREFETCH + 128);
-}
-
 static inline float k_dot_q8k(const uint8_t *p, const bg_q8k *x, int five_bit) {
     const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
     float sum = 0.0f;
     for (int b = 0; b < x->n / BG_QK_K; b++, p += bytes) {
-        prefetch_block(p);
+        bg_k_prefetch(p);
         const k_acts a = block_acts(x->q + (size_t)b * BG_QK_K);
         __m128i mins;
         const __m512i acc = k_block(p, &a, bg_k_bsum32(x, b), five_bit, &mins);
-        __m128i ms = _mm_add_epi32(mins, _mm_shuffle_epi32(mins, 0x4e));
-        ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0xb1));
-        const int32_t isum = bg_hsum_i32x8(halves_added(acc)), msum = _mm_cvtsi128_si32(ms);
-        sum += (bg_f16c_at(p) * x->d[b]) * (float)isum - (bg_f16c_at(p + 2) * x->d[b]) * (float)msum;
+        sum += bg_k_combine1(p, x->d[b], bg_hsum_i32x8(halves_added(acc)), mins);
     }
     return sum;
 }
@@ -110,7 +97,7 @@ static inline void k_dot_q8k_x4(const uint8_t *row, size_t stride, const bg_q8k 
         uint32_t d_dmin[4];  /* each row's f16 (d, dmin) pair */
         for (int k = 0; k < 4; k++) {
             const uint8_t *p = row + k * stride + (size_t)b * bytes;
-            prefetch_block(p);
+            bg_k_prefetch(p);
             memcpy(&d_dmin[k], p, 4);
             acc[k] = halves_added(k_block(p, &a, bsum32, five_bit, &mins[k]));
         }

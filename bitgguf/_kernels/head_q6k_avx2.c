@@ -14,9 +14,6 @@
 #endif
 #include "x86_avx2.h"
 
-#ifndef BG_KQ_PREFETCH
-#define BG_KQ_PREFETCH 4096
-#endif
 
 float bg_q6_k_dot_q8k_avx2(const void *row, const bg_q8k *x) {
     const uint8_t *p = row;
@@ -134,15 +131,10 @@ static inline float k_dot_q8k_avx2(const uint8_t *p, const bg_q8k *x, int five_b
     const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
     float sum = 0.0f;
     for (int b = 0; b < x->n / BG_QK_K; b++, p += bytes) {
-        bg_prefetch(p + BG_KQ_PREFETCH);
-        bg_prefetch(p + BG_KQ_PREFETCH + 64);
-        bg_prefetch(p + BG_KQ_PREFETCH + 128);
+        bg_k_prefetch(p);
         __m128i mins;
         const __m256i acc = k_block(p, x->q + (size_t)b * BG_QK_K, bg_k_bsum32(x, b), five_bit, &mins);
-        __m128i ms = _mm_add_epi32(mins, _mm_shuffle_epi32(mins, 0x4e));
-        ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0xb1));
-        const int32_t isum = bg_hsum_i32x8(acc), msum = _mm_cvtsi128_si32(ms);
-        sum += (bg_f16c_at(p) * x->d[b]) * (float)isum - (bg_f16c_at(p + 2) * x->d[b]) * (float)msum;
+        sum += bg_k_combine1(p, x->d[b], bg_hsum_i32x8(acc), mins);
     }
     return sum;
 }
@@ -162,9 +154,7 @@ static inline void k_dot_q8k_x4_avx2(const uint8_t *row, size_t stride, const bg
         uint32_t d_dmin[4];  /* each row's f16 (d, dmin) pair */
         for (int k = 0; k < 4; k++) {
             const uint8_t *p = row + k * stride + (size_t)b * bytes;
-            bg_prefetch(p + BG_KQ_PREFETCH);
-            bg_prefetch(p + BG_KQ_PREFETCH + 64);
-            bg_prefetch(p + BG_KQ_PREFETCH + 128);
+            bg_k_prefetch(p);
             memcpy(&d_dmin[k], p, 4);
             acc[k] = k_block(p, xq, bsum32, five_bit, &mins[k]);
         }

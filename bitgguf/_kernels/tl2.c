@@ -4,8 +4,6 @@
 
 #include "tl2.h"
 
-/* stored byte b of a 32-byte run holds row ROW_OF_BYTE[b] of the sub-tile (8-byte groups in the order 0, 2, 1, 3) */
-static inline int row_of_byte(int b) { return (b & 7) | (b & 8) << 1 | (b & 16) >> 1; }
 
 int bg_tl2_init(bg_tl2 *w, const uint8_t *data, int M, int K, int BM, int BK) {
     if (M <= 0 || K <= 0 || BM <= 0 || BK <= 0 || M % BM || BM % 32 || BK % 24 || (K % BK) % 32) return -1;
@@ -70,7 +68,7 @@ static void tile_one(const bg_tl2 *w, int mt, const uint8_t *tables, int32_t *ou
             int32_t *y = out + sub * 32;
             for (int p = 0; p < n_pos; p++)
                 for (int b = 0; b < 32; b++) {
-                    const int r = row_of_byte(b), byte = mag[p * 32 + b];
+                    const int r = bg_tl2_row_of_byte(b), byte = mag[p * 32 + b];
                     for (int half = 0; half < 2; half++) {  /* high nibble: triple 2p, low: 2p + 1 */
                         const int t = 2 * p + half, e = t % 8;
                         const uint8_t *wd = sign + (t / 8) * 32 + 2 * (r % 16);
@@ -88,7 +86,7 @@ static void tile_one(const bg_tl2 *w, int mt, const uint8_t *tables, int32_t *ou
             int32_t *y = out + sub * 32;
             for (int p = 0; p < 8; p++)
                 for (int b = 0; b < 32; b++) {
-                    const int r = row_of_byte(b), byte = tail[p * 32 + b];
+                    const int r = bg_tl2_row_of_byte(b), byte = tail[p * 32 + b];
                     y[r] += entry(tab + (size_t)(2 * p) * BG_TL2_TABLE, byte >> 4) +
                             entry(tab + (size_t)(2 * p + 1) * BG_TL2_TABLE, byte & 15);
                 }
@@ -128,8 +126,8 @@ static const uint8_t CODES_OF_U[27][4] = {
 #undef CODES_OF
 
 /* The layout walk of tile_one, writing codes instead of looking entries up: a run's byte b holds row
- * row_of_byte(b)'s magnitudes of two triples; the sign words give each row's signs. Columns go up within a row, so
- * each 4-byte write's last byte is covered by the next one (or lies in the row's slack). */
+ * bg_tl2_row_of_byte(b)'s magnitudes of two triples; the sign words give each row's signs. Columns go up within a
+ * row, so each 4-byte write's last byte is covered by the next one (or lies in the row's slack). */
 void bg_tl2_sub_tile_codes(const bg_tl2 *w, int mt, int sub, uint8_t *codes, size_t ld) {
     const int BM = w->BM, n_sub = BM / 32, n_pos = w->BK / 6, n_sign = w->BK / 24;
     const uint8_t *mag0 = w->mag + (size_t)mt * BM * w->K3 / 6, *sign0 = w->sign + (size_t)mt * BM * w->K3 / 24;
@@ -143,7 +141,7 @@ void bg_tl2_sub_tile_codes(const bg_tl2 *w, int mt, int sub, uint8_t *codes, siz
                 const uint8_t *run = mag + (size_t)(4 * q + pp) * 32;
                 const int col = kt * w->BK + 3 * (8 * q + 2 * pp);  /* of triple 8q + 2pp; 8q + 2pp + 1 follows */
                 for (int b = 0; b < 32; b++) {
-                    const int r = row_of_byte(b), h = r >> 4;
+                    const int r = bg_tl2_row_of_byte(b), h = r >> 4;
                     const int m0 = run[b] >> 4, m1 = run[b] & 15;
                     const int neg0 = (word[r & 15] >> (15 - 4 * pp - h)) & 1;
                     const int neg1 = (word[r & 15] >> (13 - 4 * pp - h)) & 1;
@@ -160,7 +158,7 @@ void bg_tl2_sub_tile_codes(const bg_tl2 *w, int mt, int sub, uint8_t *codes, siz
         for (int p = 0; p < 8; p++)  /* pairs 2p (high nibble) and 2p + 1: idx = 3 c0 + c1 */
             for (int b = 0; b < 32; b++) {
                 const int idx0 = tail[p * 32 + b] >> 4, idx1 = tail[p * 32 + b] & 15;
-                uint8_t *c = codes + (size_t)row_of_byte(b) * ld + w->K3 + kt * 32 + 4 * p;
+                uint8_t *c = codes + (size_t)bg_tl2_row_of_byte(b) * ld + w->K3 + kt * 32 + 4 * p;
                 c[0] = (uint8_t)(idx0 / 3), c[1] = (uint8_t)(idx0 % 3);
                 c[2] = (uint8_t)(idx1 / 3), c[3] = (uint8_t)(idx1 % 3);
             }

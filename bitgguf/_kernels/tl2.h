@@ -60,6 +60,9 @@ bg_tl2_tables_fn bg_tl2_tables_kernel(bg_isa isa);
  * only the scalar tile kernel would run it). */
 int bg_tl2_in_place(bg_isa isa);
 
+/* Byte b of a 32-byte run holds row bg_tl2_row_of_byte(b) of its 32-row sub-tile (8-byte groups stored 0, 2, 1, 3) */
+static inline int bg_tl2_row_of_byte(int b) { return (b & 7) | (b & 8) << 1 | (b & 16) >> 1; }
+
 /* ---- the prompt path (AMX, AVX-512 VNNI): TL2 tiles decoded into codes and multiplied as I2_S rows ---- */
 
 /* Bytes from one row of decoded codes to the next (bg_tl2_sub_tile_codes writes 4 bytes at a time: past the end) */

@@ -1,8 +1,8 @@
 /* bg_tl2_sub_tile_codes with vector instructions, for the prompt GEMMs (the AMX and AVX-512 levels; 256-bit
  * registers, with AVX-512VL for their 32 names). A TL2 block holds 32 rows side by side: byte b of a magnitude run
- * is row ROW_OF_BYTE(b). So the codes are first made by column: per triple, its magnitudes and signs give each of
- * its three columns as 32 bytes in that row order (a byte shuffle per digit, the digits of a negative triple being
- * 2 - those of its magnitude), then 32 columns at a time are transposed into rows. The same bytes as tl2.c's loop
+ * is row bg_tl2_row_of_byte(b). So the codes are first made by column: per triple, its magnitudes and signs give
+ * each of its three columns as 32 bytes in that row order (a byte shuffle per digit, the digits of a negative triple
+ * being 2 - those of its magnitude), then 32 columns at a time are transposed into rows. The same bytes as tl2.c's loop
  * (kernel_check compares them). */
 #include <string.h>
 
@@ -16,8 +16,6 @@
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 #endif
 #include <immintrin.h>
-
-static inline int row_of_byte(int b) { return (b & 7) | (b & 8) << 1 | (b & 16) >> 1; }
 
 /* The 16 x 16 byte transpose in each 128-bit lane of v[0..15]: four rounds of interleaving v[i] with v[i + 8] (each
  * round rotates an element's 8-bit address (vector, byte) left by one bit; after four, vector and byte have traded
@@ -33,15 +31,16 @@ static inline void transpose16_lanes(__m256i v[16]) {
     }
 }
 
-/* Columns col[0..31] (32 bytes each, byte b of row ROW_OF_BYTE(b)) into those rows: 32 bytes at out + r * ld. */
+/* Columns col[0..31] (32 bytes each, byte b of row bg_tl2_row_of_byte(b)) into those rows: 32 bytes at out + r * ld. */
 static inline void columns_to_rows(const __m256i col[32], uint8_t *out, size_t ld) {
     __m256i lo[16], hi[16];
     for (int i = 0; i < 16; i++) lo[i] = col[i], hi[i] = col[16 + i];
     transpose16_lanes(lo);  /* lo[j], lane L: columns 0-15 at byte 16L + j */
     transpose16_lanes(hi);  /* hi[j], lane L: columns 16-31 there */
     for (int j = 0; j < 16; j++) {
-        _mm256_storeu_si256((__m256i *)(out + (size_t)row_of_byte(j) * ld), _mm256_permute2x128_si256(lo[j], hi[j], 0x20));
-        _mm256_storeu_si256((__m256i *)(out + (size_t)row_of_byte(16 + j) * ld),
+        _mm256_storeu_si256((__m256i *)(out + (size_t)bg_tl2_row_of_byte(j) * ld),
+                            _mm256_permute2x128_si256(lo[j], hi[j], 0x20));
+        _mm256_storeu_si256((__m256i *)(out + (size_t)bg_tl2_row_of_byte(16 + j) * ld),
                             _mm256_permute2x128_si256(lo[j], hi[j], 0x31));
     }
 }

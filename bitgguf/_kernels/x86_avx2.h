@@ -65,6 +65,24 @@ static inline __m128i bg_k_scales_mins(const uint8_t *p) {
     return _mm_or_si128(_mm_and_si128(lo, mask_lo), hi);
 }
 
+#ifndef BG_KQ_PREFETCH
+#define BG_KQ_PREFETCH 4096
+#endif
+/* A Q5_K / Q4_K block's lines BG_KQ_PREFETCH bytes ahead of p */
+static inline void bg_k_prefetch(const uint8_t *p) {
+    bg_prefetch(p + BG_KQ_PREFETCH);
+    bg_prefetch(p + BG_KQ_PREFETCH + 64);
+    bg_prefetch(p + BG_KQ_PREFETCH + 128);
+}
+
+/* The f32 combine of one block at p for one row: (d·dx)·isum - (dmin·dx)·msum, msum being the lanes of mins added
+ * (isum: Σ scale·code·x; mins: partial sums of Σ min·Σx; dx: the block's activation scale) */
+static inline float bg_k_combine1(const uint8_t *p, float dx, int32_t isum, __m128i mins) {
+    __m128i ms = _mm_add_epi32(mins, _mm_shuffle_epi32(mins, 0x4e));
+    ms = _mm_add_epi32(ms, _mm_shuffle_epi32(ms, 0xb1));
+    return (bg_f16c_at(p) * dx) * (float)isum - (bg_f16c_at(p + 2) * dx) * (float)_mm_cvtsi128_si32(ms);
+}
+
 /* sum + the f32 combine of one block for four rows: isum (Σ scale·code·x per row), mins[k] (row k's partial sums of
  * Σ min·Σx, added here), d_dmin[k] (row k's f16 d and dmin), dx (the block's activation scale). Per lane the
  * one-row kernel's operations, (d·dx)·isum - (dmin·dx)·msum, so each row gets its value bit for bit. */
