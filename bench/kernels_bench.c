@@ -90,20 +90,26 @@ typedef struct {
 /* rows [0, nrows) of copy c: one token */
 static void gemv(const ctx *c, size_t copy, int nrows) {
     const uint8_t *base = c->w + copy * (size_t)c->rows * c->row_bytes;
+    const int one_stream = bg_cpu_one_stream();  /* the rows read as the engine reads them on this CPU */
     if (c->t->ternary) {
         /* as the engine: four rows at a time where the level has a kernel for it */
         bg_dot_i8_rows(bg_kernel_dot_i8(c->t, c->isa), bg_kernel_dot_i8_x4(c->t, c->isa), base, c->row_bytes, nrows,
-                       &c->acts[0], c->y);
+                       &c->acts[0], c->y, one_stream);
     } else if (c->t->dot_q8k[0]) {
         /* in chunks of ~128 KiB, four rows at a time where the level has a kernel for it, as the engine decodes */
         const int chunk = (int)(BG_Q8K_ROWS_CHUNK_BYTES / c->row_bytes) & ~3;
         for (int r = 0; r < nrows; r += chunk)
             bg_dot_q8k_rows(bg_kernel_dot_q8k(c->t, c->isa), bg_kernel_dot_q8k_x4(c->t, c->isa),
                             base + (size_t)r * c->row_bytes, c->row_bytes, nrows - r < chunk ? nrows - r : chunk,
-                            &c->xq, c->y + r);
+                            &c->xq, c->y + r, one_stream);
     } else {
         bg_dot_f32_fn dot = bg_kernel_dot_f32(c->t, c->isa);
-        for (int r = 0; r < nrows; r++) c->y[r] = dot(base + (size_t)r * c->row_bytes, c->x, c->cols);
+        const int half = one_stream ? 0 : nrows / 2;  /* else two halves side by side, as the engine */
+        for (int r = 0; r < half; r++) {
+            c->y[r] = dot(base + (size_t)r * c->row_bytes, c->x, c->cols);
+            c->y[half + r] = dot(base + (size_t)(half + r) * c->row_bytes, c->x, c->cols);
+        }
+        for (int r = 2 * half; r < nrows; r++) c->y[r] = dot(base + (size_t)r * c->row_bytes, c->x, c->cols);
     }
 }
 

@@ -5,6 +5,7 @@ cdef extern from "cpu.h" nogil:
     const char *bg_isa_name(bg_isa isa)
     int bg_cpu_supports(bg_isa isa)
     bg_isa bg_cpu_best_isa()
+    int bg_cpu_one_stream()
 
 
 def isa_levels():
@@ -16,3 +17,8 @@ def isa_levels():
 def best_isa():
     """The ISA level the runtime picks by default on this CPU."""
     return bg_isa_name(bg_cpu_best_isa()).decode()
+
+
+def one_stream():
+    """True when decode matvecs read a thread's rows front to back on this CPU, False when as parts side by side."""
+    return bool(bg_cpu_one_stream())

@@ -41,13 +41,13 @@ cdef extern from "kernels.h" nogil:
     size_t bg_gemm_tiles_bytes(int cols, int n_tokens)
     void bg_gemm_put_token(const int8_t *q, int cols, int t, int8_t *tiles)
     void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
-                        const bg_act *a, float *out)
+                        const bg_act *a, float *out, int one_stream)
     bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa)
     bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa)
     ctypedef void (*bg_dot_q8k_x4_fn)(const void *row, size_t stride, const bg_q8k *x, float *out)
     bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa)
     void bg_dot_q8k_rows(bg_dot_q8k_fn dot, bg_dot_q8k_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
-                         const bg_q8k *x, float *out)
+                         const bg_q8k *x, float *out, int one_stream)
     void bg_quantize_act(const float *x, int n, bg_act *a)
     void bg_quantize_q8k(const float *x, int n, bg_q8k *out)
     void bg_quantize_q6_k(const float *x, int64_t n_blocks, uint8_t *out)
@@ -314,10 +314,11 @@ def quantize_activations(x):
     return q[:n], _np.float32(a.scale), int(a.sum)
 
 
-def ternary_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4=True):
+def ternary_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4=True, one_stream=None):
     """(dots, y) of a ternary weight times x: dots are the raw kernel results (exact integers Σ(c-1)q for I2_S),
     y = dots / act_scale * tensor_scale, as the engine computes them: with rows4, groups of four rows by the type's
-    four-row kernel where this ISA level has one (the engine's decode path), the rest row by row."""
+    four-row kernel where this ISA level has one (the engine's decode path), the rest row by row; the rows in one
+    stream or as two halves side by side (one_stream; None: as this CPU's engine does)."""
     cdef const bg_type_traits *t = _traits(type_id)
     if not t.ternary:
         raise ValueError(f"{t.name.decode()} is not a ternary type")
@@ -348,9 +349,10 @@ def ternary_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4
     y = _np.empty(rows, dtype=_np.float32)
     cdef float[::1] dv = dots, yv = y
     cdef bg_dot_i8_x4_fn dot4 = bg_kernel_dot_i8_x4(t, <bg_isa>isa_id) if rows4 else NULL
+    cdef int streams = bg_cpu_one_stream() if one_stream is None else bool(one_stream)
     cdef int r
     with nogil:
-        bg_dot_i8_rows(dot, dot4, &w[0], rb, rows, &a, &dv[0])
+        bg_dot_i8_rows(dot, dot4, &w[0], rb, rows, &a, &dv[0], streams)
         for r in range(rows):
             yv[r] = dv[r] / a.scale * scale
     return dots, y
@@ -405,7 +407,7 @@ def ternary_matmul(data, int type_id, int rows, int cols, x, str isa):
                     multi(&w[0] + <size_t>i * rb, acts, n, &dv[0, i], rows)
             else:
                 for i in range(n):
-                    bg_dot_i8_rows(dot, NULL, &w[0], rb, rows, &acts[i], &dv[i, 0])
+                    bg_dot_i8_rows(dot, NULL, &w[0], rb, rows, &acts[i], &dv[i, 0], 1)
     finally:
         free(acts)
     return dots, "gemm" if gemm != NULL else "multi" if multi != NULL else "dot"
@@ -453,10 +455,11 @@ def quantize_q8k(x):
     return q, d, bsum
 
 
-def float_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4=True):
+def float_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4=True, one_stream=None):
     """y = W x for a float-type weight by the head kernels: f32 activations (F32, F16, BF16, Q8_0, Q4_0), or x as
     Q8_K for the K-quants (Q6_K, Q5_K, Q4_K), as the engine runs them: with rows4, four rows at a time by the type's
-    four-row kernel where this ISA level has one."""
+    four-row kernel where this ISA level has one, four adjacent rows or the rows' four quarters side by side
+    (one_stream; None: as this CPU's engine does)."""
     cdef const bg_type_traits *t = _traits(type_id)
     if t.ternary:
         raise ValueError(f"{t.name.decode()} is a ternary type")
@@ -471,6 +474,7 @@ def float_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4=T
     cdef bg_dot_f32_fn dot = bg_kernel_dot_f32(t, <bg_isa>isa_id)
     cdef bg_dot_q8k_fn dot_q8k = bg_kernel_dot_q8k(t, <bg_isa>isa_id)
     cdef bg_dot_q8k_x4_fn dot_q8k_x4 = bg_kernel_dot_q8k_x4(t, <bg_isa>isa_id) if rows4 else NULL
+    cdef int streams = bg_cpu_one_stream() if one_stream is None else bool(one_stream)
     y = _np.empty(rows, dtype=_np.float32)
     cdef float[::1] yv = y
     cdef int r
@@ -486,7 +490,7 @@ def float_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4=T
         xq.d = &dv[0]
         xq.bsum = &bv[0]
         with nogil:
-            bg_dot_q8k_rows(dot_q8k, dot_q8k_x4, &w[0], rb, rows, &xq, &yv[0])
+            bg_dot_q8k_rows(dot_q8k, dot_q8k_x4, &w[0], rb, rows, &xq, &yv[0], streams)
         return y
     with nogil:
         for r in range(rows):

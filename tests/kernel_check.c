@@ -553,6 +553,43 @@ static int check_small_heads(int *checks) {
 
 /* The GEMMs (AMX: I2_S, TQ2_0, TQ1_0) at row counts around their 32-row panels, token counts around their 16-token tiles
  * and row lengths past their panel blocks: the scalar one-row kernel's values, where this CPU runs the level. */
+/* The float heads' F16 and BF16 kernels at every level against a double sum, on lengths with every kind of tail
+ * (the AVX-512 kernels step 64 and 16 values, AVX2's 32 and 8, then one by one). */
+static int check_float_tails(int *checks) {
+    int failures = 0;
+    const int lengths[] = {1, 7, 15, 16, 17, 33, 63, 64, 65, 100, 257};
+    uint16_t w[257];
+    float x[257], wf[257];
+    const int ids[2] = {BG_TYPE_F16, BG_TYPE_BF16};
+    for (int k = 0; k < 2; k++) {
+        const bg_type_traits *t = bg_type_traits_of(ids[k]);
+        for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+            const int n = lengths[li];
+            for (int i = 0; i < n; i++) {
+                const float v = rnd_float();
+                uint32_t bits;
+                memcpy(&bits, &v, 4);
+                w[i] = ids[k] == BG_TYPE_F16 ? bg_f32_to_f16(v) : (uint16_t)(bits >> 16);
+                x[i] = rnd_float();
+            }
+            t->to_float(w, wf, n);
+            double want = 0.0, mag = 0.0;
+            for (int i = 0; i < n; i++) want += (double)wf[i] * x[i], mag += fabs((double)wf[i] * x[i]);
+            for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+                if (!bg_cpu_supports((bg_isa)isa)) continue;
+                const float got = bg_kernel_dot_f32(t, (bg_isa)isa)(w, x, n);
+                *checks += 1;
+                if (fabs(got - want) > 1e-5 * mag + 1e-6) {
+                    printf("FAIL %s %s dot of %d values: %.9g, expected %.9g\n", bg_isa_name((bg_isa)isa), t->name,
+                           n, got, want);
+                    failures++;
+                }
+            }
+        }
+    }
+    return failures;
+}
+
 static int check_gemm(int *checks) {
     const struct {
         int type_id;
@@ -795,6 +832,7 @@ int main(void) {
     failures += check_i2r(&checks);
     failures += check_tl2(&checks);
     failures += check_small_heads(&checks);
+    failures += check_float_tails(&checks);
     failures += check_block_multi(BG_TYPE_TQ1_0, 768, 6, pack_tq1, &checks);
     failures += check_i2s_multi(&checks);
     failures += check_quantize(&checks);

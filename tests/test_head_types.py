@@ -158,9 +158,11 @@ def test_head_kernel_matches_numpy(name, rows, cols, isa):
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("name", ["Q5_K", "Q4_K"])
-def test_four_row_head_kernels_equal_the_one_row_kernels(name, isa):
-    """The decode path reads a chunk's rows as four quarters side by side (bg_dot_q8k_rows); each output must be the
-    one-row kernel's value, bit for bit, whatever the row count (quarters of 1 to 18 rows, tails of 0 to 3)."""
+@pytest.mark.parametrize("one_stream", [False, True])
+def test_four_row_head_kernels_equal_the_one_row_kernels(name, isa, one_stream):
+    """The decode path reads a chunk's rows four adjacent rows at a time or as four quarters side by side
+    (bg_dot_q8k_rows); each output must be the one-row kernel's value, bit for bit, whatever the row count (quarters
+    of 1 to 18 rows, tails of 0 to 3)."""
     t = TYPES[name]
     rng = np.random.default_rng(11)
     for rows in (4, 7, 13, 74):
@@ -168,7 +170,7 @@ def test_four_row_head_kernels_equal_the_one_row_kernels(name, isa):
         data = t.quantize(w.astype(np.float32))
         x = (rng.standard_normal(1024) * 4).astype(np.float32)
         one = _core.float_matvec(data, t.type_id, rows, 1024, x, isa, rows4=False)
-        four = _core.float_matvec(data, t.type_id, rows, 1024, x, isa, rows4=True)
+        four = _core.float_matvec(data, t.type_id, rows, 1024, x, isa, rows4=True, one_stream=one_stream)
         np.testing.assert_array_equal(four, one)
         np.testing.assert_array_equal(four, _core.float_matvec(data, t.type_id, rows, 1024, x, "scalar"))
 

@@ -121,22 +121,24 @@ def test_tq_batch_path_is_exact(isa, type_name, type_id, rows, cols, n, row_scal
 
 
 @pytest.mark.parametrize("isa", ISAS)
-def test_four_row_kernels_equal_the_one_row_kernels(isa):
-    # the decode path takes four rows at a time where the level has a kernel for it: bitwise the same results
+@pytest.mark.parametrize("one_stream", [False, True])
+def test_four_row_kernels_equal_the_one_row_kernels(isa, one_stream):
+    # the decode path takes four rows at a time where the level has a kernel for it, in one stream or as two halves
+    # side by side: bitwise the same results
     rng = np.random.default_rng(12)
     rows, cols = 11, 1280
     codes = _codes(rng, rows, cols)
     x = _x(rng, cols)
     for name, type_id in (("I2_S", 36), ("TQ2_0", 35), ("TQ1_0", 34)):
         data = TYPES[name].pack_ternary(codes, np.float32(0.37))
-        one = _core.ternary_matvec(data, type_id, rows, cols, x, isa, rows4=False)
-        four = _core.ternary_matvec(data, type_id, rows, cols, x, isa, rows4=True)
+        one = _core.ternary_matvec(data, type_id, rows, cols, x, isa, rows4=False, one_stream=True)
+        four = _core.ternary_matvec(data, type_id, rows, cols, x, isa, rows4=True, one_stream=one_stream)
         np.testing.assert_array_equal(four[0], one[0])
         np.testing.assert_array_equal(four[1], one[1])
     # I2_ROWS (TL1/TL2 repacked at load) rows of whole 128-weight blocks are I2_S rows byte for byte
     data = TYPES["I2_S"].pack_ternary(codes, np.float32(0.37))
-    one = _core.ternary_matvec(data, 1036, rows, cols, x, isa, rows4=False)
-    four = _core.ternary_matvec(data, 1036, rows, cols, x, isa, rows4=True)
+    one = _core.ternary_matvec(data, 1036, rows, cols, x, isa, rows4=False, one_stream=True)
+    four = _core.ternary_matvec(data, 1036, rows, cols, x, isa, rows4=True, one_stream=one_stream)
     np.testing.assert_array_equal(four[0], one[0])
     np.testing.assert_array_equal(one[0], _core.ternary_matvec(data, 36, rows, cols, x, isa)[0])
 

@@ -1,6 +1,8 @@
 /* CPU feature detection (cpuid + xgetbv on x86, hwcaps on aarch64). */
 #include "cpu.h"
 
+#include <stdlib.h>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #include <stdint.h>
@@ -104,6 +106,25 @@ int bg_cpu_supports(bg_isa isa) {
 #endif
     default: return 0;
     }
+}
+
+static int cpu_is_amd(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    return b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u; /* "AuthenticAMD" */
+#else
+    return 0;
+#endif
+}
+
+int bg_cpu_one_stream(void) {
+    static int cached = -1;  /* a benign race: every thread computes the same value */
+    if (cached < 0) {
+        const char *env = getenv("BITGGUF_ONE_STREAM");
+        cached = env && (env[0] == '0' || env[0] == '1') ? env[0] == '1' : cpu_is_amd();
+    }
+    return cached;
 }
 
 bg_isa bg_cpu_best_isa(void) {

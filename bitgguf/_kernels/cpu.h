@@ -37,4 +37,10 @@ int bg_cpu_supports(bg_isa isa);
 /* The best level this CPU supports. */
 bg_isa bg_cpu_best_isa(void);
 
+/* 1 when a thread's rows of a decode matvec are best read front to back in one stream, 0 when as two (or, for the
+ * four-row K-quant kernels, four) parts read side by side. Measured per vendor: one stream on AMD (Zen 5: decode
+ * +10-12% at 1 and 2 threads), parts on Intel (Sapphire Rapids: I2_S rows from DRAM 12.3 -> 15.6 GB/s per core)
+ * and elsewhere (not measured). BITGGUF_ONE_STREAM=0|1 overrides, read once. */
+int bg_cpu_one_stream(void);
+
 #endif

@@ -230,7 +230,7 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
     if (w->dot_i8) {  /* the raw dots first, then the scaling */
         for (int t = 0; t < n; t++) {
             bg_dot_i8_rows(w->dot_i8, w->dot_i8_x4, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0,
-                           &act[t], y + t * ys + r0);
+                           &act[t], y + t * ys + r0, m->one_stream);
             scale_dots(m, y, ys, t, r0, r1, act, w->scale);
         }
         return;
@@ -238,10 +238,10 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
     if (w->dot_q8k) {
         for (int t = 0; t < n; t++)
             bg_dot_q8k_rows(w->dot_q8k, w->dot_q8k_x4, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0,
-                            &p->xq[t], y + t * ys + r0);
+                            &p->xq[t], y + t * ys + r0, m->one_stream);
         return;
     }
-    if (n == 1) {  /* float weights, one token: two halves side by side, as bg_dot_i8_rows */
+    if (n == 1 && !m->one_stream) {  /* float weights, one token: two halves side by side, as bg_dot_i8_rows */
         const int half = (r1 - r0) / 2;
         for (int r = r0; r < r0 + half; r++) {
             y[r] = w->dot_f32(w->data + (size_t)r * w->row_bytes, p->x, w->cols);
@@ -250,7 +250,7 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
         if ((r1 - r0) % 2) y[r1 - 1] = w->dot_f32(w->data + (size_t)(r1 - 1) * w->row_bytes, p->x, w->cols);
         return;
     }
-    for (int r = r0; r < r1; r++) {  /* float weights: f32 activations */
+    for (int r = r0; r < r1; r++) {  /* float weights: f32 activations (one token: in one stream) */
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_f32(row, p->x + (size_t)t * p->xstride, w->cols);
     }
@@ -297,7 +297,7 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
     /* chunks of ~32 KiB of weights (a few microseconds per token; they stay in L2 across a batch's token tiles),
      * a multiple of 4 rows. For one token, the ternary and float rows and a K-quant head with a four-row kernel
      * read each chunk as two halves or four quarters side by side (bg_dot_i8_rows, bg_dot_q8k_rows, the float
-     * loop), which needs longer chunks (BG_Q8K_ROWS_CHUNK_BYTES) */
+     * loop; unless one_stream), which needs longer chunks (BG_Q8K_ROWS_CHUNK_BYTES) */
     int quartered = 0, grain = 4;
     for (int i = 0; i < n_parts; i++) {
         quartered |= n == 1 && (parts[i].w->dot_q8k_x4 || parts[i].w->dot_i8 || parts[i].w->dot_f32);
@@ -816,6 +816,7 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     m->pool = NULL;  /* started by the first eval (ensure_pool) */
     m->error[0] = 0;
     m->isa = isa;
+    m->one_stream = bg_cpu_one_stream();
     m->n_threads = n_threads > 0 ? n_threads : 1;
     if ((int)isa < 0 || isa >= BG_ISA_COUNT || !bg_cpu_supports(isa))
         return init_fail(m, "ISA level %s is not supported by this CPU", bg_isa_name(isa));

@@ -29,11 +29,11 @@ static const bg_type_traits TYPE_TRAITS[] = {
      {bg_f32_axpy, X86(bg_f32_axpy_avx2), NULL, ARM(bg_f32_axpy_neon), NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL},
      {NULL}},
     {"F16", BG_TYPE_F16, 1, 2, 0, 0, bg_f16_to_float,
-     {bg_f16_dot_scalar, X86(bg_f16_dot_avx2), NULL, ARM(bg_f16_dot_neon), NULL},
+     {bg_f16_dot_scalar, X86(bg_f16_dot_avx2), X86(bg_f16_dot_avx512), ARM(bg_f16_dot_neon), NULL},
      {bg_f16_axpy, X86(bg_f16_axpy_avx2), NULL, ARM(bg_f16_axpy_neon), NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL},
      {NULL}},
     {"BF16", BG_TYPE_BF16, 1, 2, 0, 0, bg_bf16_to_float,
-     {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), NULL, NULL, NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}},
+     {bg_bf16_dot_scalar, X86(bg_bf16_dot_avx2), X86(bg_bf16_dot_avx512), NULL, NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}, {NULL}},
     {"Q8_0", BG_TYPE_Q8_0, BG_Q8_0_BLOCK, 34, 0, 0, bg_q8_0_to_float,
      {bg_q8_0_dot_scalar, X86(bg_q8_0_dot_avx2), NULL, ARM(bg_q8_0_dot_neon), NULL}, {NULL}, {NULL}, {NULL}, {NULL},
      {NULL}, {NULL}, {NULL}},
@@ -167,10 +167,10 @@ bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa) {
 }
 
 void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
-                    const bg_act *a, float *out) {
-    /* two halves side by side: two sequential streams keep more of memory's latency covered than one (one AVX-512
-     * core, I2_S rows from DRAM: 12.3 -> 15.6 GB/s, about what plain vector loads get) */
-    const int g = dot4 ? 4 : 1, half = n_rows / (2 * g) * g;
+                    const bg_act *a, float *out, int one_stream) {
+    /* two halves side by side unless one_stream: two sequential streams keep more of memory's latency covered than
+     * one on Intel (one AVX-512 core, I2_S rows from DRAM: 12.3 -> 15.6 GB/s, about what plain vector loads get) */
+    const int g = dot4 ? 4 : 1, half = one_stream ? 0 : n_rows / (2 * g) * g;
     const uint8_t *second = rows + (size_t)half * row_bytes;
     for (int r = 0; r < half; r += g) {
         if (dot4) {
@@ -188,12 +188,14 @@ void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows,
 }
 
 void bg_dot_q8k_rows(bg_dot_q8k_fn dot, bg_dot_q8k_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
-                     const bg_q8k *x, float *out) {
+                     const bg_q8k *x, float *out, int one_stream) {
     int r = 0;
-    if (dot4 && n_rows >= 4) {
+    if (dot4 && one_stream) {
+        for (; r + 4 <= n_rows; r += 4) dot4(rows + (size_t)r * row_bytes, row_bytes, x, out + r);
+    } else if (dot4 && n_rows >= 4) {
         /* Quarters, not four adjacent rows: adjacent head rows (1.7 KiB for Q5_K at 2B4T's width) would be four
-         * short streams, which the hardware prefetcher does not follow (5-7 GB/s from DRAM against 11 for one row
-         * at a time); four quarters are four long sequential streams (11-12 GB/s, one core). */
+         * short streams, which Intel's hardware prefetcher does not follow (5-7 GB/s from DRAM against 11 for one
+         * row at a time); four quarters are four long sequential streams (11-12 GB/s, one core). */
         const int q = n_rows / 4;
         const size_t stride = (size_t)q * row_bytes;
         float o[4];

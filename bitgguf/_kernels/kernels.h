@@ -137,13 +137,15 @@ bg_gemm_i8_fn bg_kernel_gemm_i8(const bg_type_traits *t, bg_isa isa, int cols);
 bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa);
 bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa);
 /* out[r] = dot_i8(row r, a) for r < n_rows consecutive rows of row_bytes: groups of four through dot4 where there is
- * one (the decode path), the rest through dot. */
+ * one (the decode path), the rest through dot. one_stream (bg_cpu_one_stream): the rows front to back; else as two
+ * halves read side by side. The outputs are the same either way. */
 void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
-                    const bg_act *a, float *out);
-/* out[r] = dot_q8k(row r, x) for r < n_rows consecutive rows of row_bytes: with dot4, the rows as four quarters read
- * side by side (row r with rows r + q, r + 2q, r + 3q for q = n_rows / 4), the rest through dot. */
+                    const bg_act *a, float *out, int one_stream);
+/* out[r] = dot_q8k(row r, x) for r < n_rows consecutive rows of row_bytes: with dot4, four adjacent rows at a time
+ * (one_stream) or the rows as four quarters read side by side (row r with rows r + q, r + 2q, r + 3q for
+ * q = n_rows / 4); the rest through dot. */
 void bg_dot_q8k_rows(bg_dot_q8k_fn dot, bg_dot_q8k_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
-                     const bg_q8k *x, float *out);
+                     const bg_q8k *x, float *out, int one_stream);
 /* Weight bytes per call of bg_dot_q8k_rows for one token when dot4 is set: four quarters of 8 KiB are too short for
  * the hardware prefetcher (8 GB/s from DRAM, one core, against 11-12 at 128 KiB). */
 #define BG_Q8K_ROWS_CHUNK_BYTES (128u << 10)
@@ -295,6 +297,8 @@ void bg_tq1_gemm_avx512(const uint8_t *rows, size_t row_bytes, int n_rows, const
 float bg_f32_dot_avx2(const void *row, const float *x, int n);
 float bg_f16_dot_avx2(const void *row, const float *x, int n);
 float bg_bf16_dot_avx2(const void *row, const float *x, int n);
+float bg_f16_dot_avx512(const void *row, const float *x, int n);
+float bg_bf16_dot_avx512(const void *row, const float *x, int n);
 float bg_q8_0_dot_avx2(const void *row, const float *x, int n);
 float bg_q6_k_dot_q8k_avx2(const void *row, const bg_q8k *x);
 float bg_q4_0_dot_avx2(const void *row, const float *x, int n);
