@@ -590,6 +590,44 @@ static int check_float_tails(int *checks) {
     return failures;
 }
 
+/* The AVX-512 tile put against bg_gemm_put_token, byte for byte: whole tiles, a tail tile, one token. */
+static int check_put_tile(int *checks) {
+    int failures = 0;
+#if defined(__x86_64__)
+    if (!bg_cpu_supports(BG_ISA_AVX512)) return 0;
+    const int shapes[4][2] = {{64, 1}, {192, 16}, {2560, 17}, {6912, 40}};
+    for (int si = 0; si < 4; si++) {
+        const int cols = shapes[si][0], n = shapes[si][1];
+        const size_t bytes = bg_gemm_tiles_bytes(cols, n);
+        int8_t *want = calloc(bytes, 1), *got = malloc(bytes);
+        memset(got, 0x5a, bytes);  /* the put must write every byte of its tiles: zero where no token is */
+        bg_act *acts = calloc((size_t)n, sizeof *acts);
+        for (int k = 0; k < n; k++) {
+            acts[k].n = cols;
+            acts[k].q = malloc((size_t)cols);
+            for (int i = 0; i < cols; i++) acts[k].q[i] = (int8_t)(rnd() & 0xff);
+            bg_gemm_put_token(acts[k].q, cols, k, want);
+        }
+        const int n_tiles = (n + BG_GEMM_TILE_TOKENS - 1) / BG_GEMM_TILE_TOKENS;
+        for (int tile = 0; tile < n_tiles; tile++) {
+            const int first = tile * BG_GEMM_TILE_TOKENS, k = n - first < 16 ? n - first : 16;
+            bg_gemm_put_tile_avx512(acts + first, k, tile, got);
+        }
+        const size_t live = (size_t)n_tiles * BG_GEMM_TILE_TOKENS * cols;
+        *checks += 1;
+        if (memcmp(want, got, live)) {
+            printf("FAIL put_tile_avx512 (%d values, %d tokens) differs from put_token\n", cols, n);
+            failures++;
+        }
+        for (int k = 0; k < n; k++) free(acts[k].q);
+        free(acts), free(want), free(got);
+    }
+#else
+    (void)checks;
+#endif
+    return failures;
+}
+
 static int check_gemm(int *checks) {
     const struct {
         int type_id;
@@ -839,6 +877,7 @@ int main(void) {
     failures += check_attention(&checks);
     failures += check_x4_levels(&checks);
     failures += check_gemm(&checks);
+    failures += check_put_tile(&checks);
     failures += check_block_multi(BG_TYPE_TQ2_0, 1280, 7, pack_tq2, &checks);
     printf("kernel_check: levels");
     for (int isa = 0; isa < BG_ISA_COUNT; isa++)

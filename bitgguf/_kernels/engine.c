@@ -123,15 +123,11 @@ static inline int ternary(const bg_tensor *w) { return w->dot_i8 || w->tl2_tile;
 static inline int uses_gemm(const bg_tensor *w, int n) { return (w->gemm_i8 || w->tl2_gemm) && n >= BG_GEMM_MIN; }
 
 /* Token t's input x (n values) to the n_w matmuls w[0..n_w) (consecutive in bg_layer: q, k, v or gate, up): int8
- * activations, and the TL2 tables when one of them is TL2 (bg_model_init checks they agree on the tables). */
+ * activations, and the TL2 tables when one of them is TL2 (bg_model_init checks they agree on the tables). The
+ * GEMMs' tiles are filled after a stage's tokens (put_gemm_tokens). */
 static void quantize_for(bg_model *m, const bg_tensor *w, int n_w, const float *x, int n, int t) {
     bg_state *s = &m->s;
     quantize(m, x, n, &s->act[t]);
-    for (int i = 0; i < n_w; i++)
-        if (uses_gemm(&w[i], s->batch_n)) {
-            bg_gemm_put_token(s->act[t].q, n, t, s->gemm_tiles);
-            break;
-        }
     for (int i = 0; i < n_w; i++)
         if (w[i].tl2_tile && !uses_gemm(&w[i], s->batch_n)) {
             s->tl2_build(s->act[t].q, n, w[i].tl2.BK, s->tl2_tables + (size_t)t * s->tl2_stride);
@@ -637,19 +633,60 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
     }
 }
 
+/* The ternary matmuls whose input a stage quantizes (n_w of them, consecutive in bg_layer), or NULL. */
+static const bg_tensor *stage_matmuls(const bg_model *m, int l, int stage, int *n_w) {
+    const bg_layer *L = l < m->w.c.n_layer ? &m->w.layers[l] : NULL;
+    const bg_tensor *w = NULL;
+    *n_w = 1;
+    if (!L) return NULL;
+    switch (stage) {
+    case ST_ATTN_IN: w = &L->wq, *n_w = 3; break;
+    case ST_ATTN_OUT: w = &L->wo; break;
+    case ST_FFN_IN: w = &L->ffn_gate, *n_w = 2; break;
+    case ST_FFN_MID: w = &L->ffn_down; break;
+    }
+    return w && ternary(w) ? w : NULL;
+}
+
+/* Tokens t0..t1-1's activations into the GEMM's tiles when the stage's matmuls take the batch through a GEMM:
+ * a whole tile at a time where the range holds it (a partial last tile of the batch counts), else token by token.
+ * Per token, 4 bytes into each of 16 tile lines per 64 values missed L1 at the FFN's width (3.5% of a prompt). */
+static void put_gemm_tokens(bg_model *m, int l, int stage, int t0, int t1) {
+    bg_state *s = &m->s;
+    int n_w, gemm = 0;
+    const bg_tensor *w = stage_matmuls(m, l, stage, &n_w);
+    for (int i = 0; w && i < n_w; i++) gemm |= uses_gemm(&w[i], s->batch_n);
+    if (!gemm) return;
+    for (int t = t0; t < t1;) {
+        const int tile_end = MIN(t + BG_GEMM_TILE_TOKENS, s->batch_n);
+#if defined(__x86_64__)
+        if (t % BG_GEMM_TILE_TOKENS == 0 && tile_end <= t1 && bg_isa_x86_avx512(m->isa)) {  /* the GEMM levels */
+            bg_gemm_put_tile_avx512(&s->act[t], tile_end - t, t / BG_GEMM_TILE_TOKENS, s->gemm_tiles);
+            t = tile_end;
+            continue;
+        }
+#endif
+        bg_gemm_put_token(s->act[t].q, s->act[t].n, t, s->gemm_tiles);
+        t++;
+    }
+}
+
 static void stage_task(void *ctx, int ith, int nth) {
     stage_job *j = ctx;
     int b, e;
     (void)ith;
     (void)nth;
-    while (bg_pool_chunk(&j->next, j->n, j->chunk, &b, &e))
+    while (bg_pool_chunk(&j->next, j->n, j->chunk, &b, &e)) {
         for (int t = b; t < e; t++) token_stage(j->m, j->layer, j->stage, j->t0 + t);
+        put_gemm_tokens(j->m, j->layer, j->stage, j->t0 + b, j->t0 + e);
+    }
 }
 
 /* A stage for tokens t0..n-1 of the batch: on the pool for a batch, inline for one token. */
 static void stage(bg_model *m, int layer, int st, int t0, int n) {
     if (n - t0 <= 1 || m->n_threads == 1) {
         for (int t = t0; t < n; t++) token_stage(m, layer, st, t);
+        put_gemm_tokens(m, layer, st, t0, n);
         return;
     }
     /* with a GEMM, whole tiles of tokens per thread: threads writing neighbouring tokens' activations into the

@@ -160,6 +160,10 @@ static inline size_t bg_gemm_tiles_bytes(int cols, int n_tokens) {
 }
 /* Token t's int8 activations q (cols values, a multiple of 64) into its place in the tiles. */
 void bg_gemm_put_token(const int8_t *q, int cols, int t, int8_t *tiles);
+/* The same for the n <= 16 tokens of tile `tile` (acts[0] is its first token; the rest of the tile is left zero),
+ * AVX-512 (the levels with GEMMs): 16 x 16 transposes of 4-byte groups, each tile line written once, where one
+ * token at a time writes 4 bytes into each of 16 lines per 64 values. */
+void bg_gemm_put_tile_avx512(const bg_act *acts, int n, int tile, int8_t *tiles);
 
 /* Quantize n activations to int8 (the reference's quantize_activations rule); fills a->scale, sum, q, gsum. */
 void bg_quantize_act(const float *x, int n, bg_act *a);
