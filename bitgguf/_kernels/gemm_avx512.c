@@ -106,29 +106,11 @@ void bg_gemm_put_tile_avx512(const bg_act *acts, int n, int tile, int8_t *tiles)
     const int cols = acts[0].n, chunks = cols / 64;
     int8_t *dst = tiles + (size_t)tile * chunks * 1024;
     for (int kc = 0; kc < chunks; kc++, dst += 1024) {
-        /* r[t]: token t's 16 groups of 4 values; row i of the chunk is group i of tokens 0..15 */
-        __m512i r[16], a[16], b[16];
+        __m512i r[16];  /* r[t]: token t's 16 groups of 4 values; row i of the chunk is group i of tokens 0..15 */
         for (int t = 0; t < 16; t++)
             r[t] = t < n ? _mm512_loadu_si512((const void *)(acts[t].q + 64 * kc)) : _mm512_setzero_si512();
-        for (int p = 0; p < 8; p++) {  /* per 128-bit lane L: groups 4L.. of tokens 2p, 2p+1 interleaved */
-            a[2 * p] = _mm512_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
-            a[2 * p + 1] = _mm512_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
-        }
-        for (int q = 0; q < 4; q++) {  /* b[4q + j], lane L: group 4L + j of tokens 4q..4q+3 */
-            b[4 * q] = _mm512_unpacklo_epi64(a[4 * q], a[4 * q + 2]);
-            b[4 * q + 1] = _mm512_unpackhi_epi64(a[4 * q], a[4 * q + 2]);
-            b[4 * q + 2] = _mm512_unpacklo_epi64(a[4 * q + 1], a[4 * q + 3]);
-            b[4 * q + 3] = _mm512_unpackhi_epi64(a[4 * q + 1], a[4 * q + 3]);
-        }
-        for (int j = 0; j < 4; j++) {  /* row 4L + j: lane L of b[j], b[4 + j], b[8 + j], b[12 + j] */
-            const __m512i c0 = _mm512_shuffle_i32x4(b[j], b[4 + j], 0x44), c1 = _mm512_shuffle_i32x4(b[j], b[4 + j], 0xee);
-            const __m512i c2 = _mm512_shuffle_i32x4(b[8 + j], b[12 + j], 0x44);
-            const __m512i c3 = _mm512_shuffle_i32x4(b[8 + j], b[12 + j], 0xee);
-            _mm512_storeu_si512((void *)(dst + 64 * j), _mm512_shuffle_i32x4(c0, c2, 0x88));
-            _mm512_storeu_si512((void *)(dst + 64 * (4 + j)), _mm512_shuffle_i32x4(c0, c2, 0xdd));
-            _mm512_storeu_si512((void *)(dst + 64 * (8 + j)), _mm512_shuffle_i32x4(c1, c3, 0x88));
-            _mm512_storeu_si512((void *)(dst + 64 * (12 + j)), _mm512_shuffle_i32x4(c1, c3, 0xdd));
-        }
+        bg_transpose16_epi32(r, r);
+        for (int i = 0; i < 16; i++) _mm512_storeu_si512((void *)(dst + 64 * i), r[i]);
     }
 }
 

@@ -13,4 +13,29 @@ static inline __m512i bg_mask_pair(int lo, int hi) {
 static inline __m512i bg_unscale_halves(__m512i acc, int lo_shift, int hi_shift) {
     return _mm512_srav_epi32(acc, _mm512_inserti64x4(_mm512_set1_epi32(lo_shift), _mm256_set1_epi32(hi_shift), 1));
 }
+
+/* out[i] lane t = in[t] lane i: a 16 x 16 transpose of 4-byte elements (int32 sums, or groups of 4 int8) in 64
+ * shuffles. in and out may be the same array. */
+static inline void bg_transpose16_epi32(const __m512i in[16], __m512i out[16]) {
+    __m512i a[16], b[16];
+    for (int p = 0; p < 8; p++) {  /* per 128-bit lane L: elements 4L.. of rows 2p, 2p+1 interleaved */
+        a[2 * p] = _mm512_unpacklo_epi32(in[2 * p], in[2 * p + 1]);
+        a[2 * p + 1] = _mm512_unpackhi_epi32(in[2 * p], in[2 * p + 1]);
+    }
+    for (int q = 0; q < 4; q++) {  /* b[4q + j], lane L: element 4L + j of rows 4q..4q+3 */
+        b[4 * q] = _mm512_unpacklo_epi64(a[4 * q], a[4 * q + 2]);
+        b[4 * q + 1] = _mm512_unpackhi_epi64(a[4 * q], a[4 * q + 2]);
+        b[4 * q + 2] = _mm512_unpacklo_epi64(a[4 * q + 1], a[4 * q + 3]);
+        b[4 * q + 3] = _mm512_unpackhi_epi64(a[4 * q + 1], a[4 * q + 3]);
+    }
+    for (int j = 0; j < 4; j++) {  /* out[4L + j]: lane L of b[j], b[4 + j], b[8 + j], b[12 + j] */
+        const __m512i c0 = _mm512_shuffle_i32x4(b[j], b[4 + j], 0x44), c1 = _mm512_shuffle_i32x4(b[j], b[4 + j], 0xee);
+        const __m512i c2 = _mm512_shuffle_i32x4(b[8 + j], b[12 + j], 0x44);
+        const __m512i c3 = _mm512_shuffle_i32x4(b[8 + j], b[12 + j], 0xee);
+        out[j] = _mm512_shuffle_i32x4(c0, c2, 0x88);
+        out[4 + j] = _mm512_shuffle_i32x4(c0, c2, 0xdd);
+        out[8 + j] = _mm512_shuffle_i32x4(c1, c3, 0x88);
+        out[12 + j] = _mm512_shuffle_i32x4(c1, c3, 0xdd);
+    }
+}
 #endif
