@@ -154,7 +154,7 @@ static void bench_tl2(double budget, const char *name, int M, int K) {
     for (size_t i = 0; i < n_sign; i++) data[n_mag + i] = (uint8_t)rnd();
     for (size_t i = 0; i < n_tail; i++) data[n_mag + n_sign + i] = (uint8_t)((rnd() % 9) << 4 | rnd() % 9);
     for (size_t k = 1; k < copies; k++) memcpy(data + k * mat, data, mat);
-    bg_act acts[BG_BENCH_GEMM_TOKENS];
+    bg_act acts[BG_BENCH_GEMM_TOKENS] = {0};
     int8_t *tiles = aligned_alloc(64, bg_gemm_tiles_bytes(K, BG_BENCH_GEMM_TOKENS));
     float *x = malloc((size_t)K * sizeof(float)), *y = malloc((size_t)M * BG_BENCH_GEMM_TOKENS * sizeof(float));
     int32_t *dots = malloc((size_t)BG_TL2_TOKENS * BM * sizeof(int32_t));
@@ -239,6 +239,8 @@ int main(int argc, char **argv) {
                 for (int i = 0; i < c.cols; i++) c.x[i] = ((float)(rnd() % 2001) - 1000.0f) / 100.0f;
                 c.acts[k].q = aligned_alloc(64, ((size_t)c.cols + 63) / 64 * 64);
                 c.acts[k].gsum = malloc(((size_t)c.cols / 32 + 1) * sizeof(int32_t));
+                if (t->type_id == BG_TYPE_TQ1_0)  /* as the engine gives TQ1_0's kernels their input */
+                    c.acts[k].tq1 = aligned_alloc(64, (size_t)c.cols / 256 * BG_TQ1_ORDER_BYTES);
                 bg_quantize_act(c.x, c.cols, &c.acts[k]);
                 if (c.cols % 64 == 0) bg_gemm_put_token(c.acts[k].q, c.cols, k, c.tiles);
             }
@@ -283,7 +285,7 @@ int main(int argc, char **argv) {
                            (double)done * hot * c.row_bytes, t1 - t0);
                 }
             }
-            for (int k = 0; k < BG_BENCH_GEMM_TOKENS; k++) free(c.acts[k].q), free(c.acts[k].gsum);
+            for (int k = 0; k < BG_BENCH_GEMM_TOKENS; k++) free(c.acts[k].q), free(c.acts[k].gsum), free(c.acts[k].tq1);
             free(c.acts), free(c.tiles), free(c.x), free(c.y), free(w), free(c.xq.q), free(c.xq.d), free(c.xq.bsum);
         }
     }

@@ -13,6 +13,7 @@ cdef extern from "kernels.h" nogil:
         int32_t sum
         int8_t *q
         int32_t *gsum
+        int8_t *tq1
     ctypedef float (*bg_dot_i8_fn)(const uint8_t *row, const bg_act *a)
     ctypedef void (*bg_dot_i8_x4_fn)(const uint8_t *row, size_t row_bytes, const bg_act *a, float *out)
     ctypedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n)
@@ -31,6 +32,7 @@ cdef extern from "kernels.h" nogil:
         int tensor_scale
     const bg_type_traits *bg_type_traits_of(int type_id)
     size_t bg_row_bytes(const bg_type_traits *t, int cols)
+    enum: BG_TQ1_ORDER_BYTES
     bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa)
     bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa)
     ctypedef void (*bg_dot_i8_multi_fn)(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride)
@@ -310,6 +312,7 @@ def quantize_activations(x):
     cdef bg_act a
     a.q = &qv[0]
     a.gsum = &gv[0]
+    a.tq1 = NULL
     bg_quantize_act(&xv[0], n, &a)
     return q[:n], _np.float32(a.scale), int(a.sum)
 
@@ -338,9 +341,13 @@ def ternary_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4
     gsum = _np.zeros(cols // 32 + 1, dtype=_np.int32)
     cdef int8_t[::1] qv = q
     cdef int32_t[::1] gv = gsum
+    # TQ1_0's activations also in digit order, as the engine gives them (its AVX-512 kernel reads them)
+    order = _np.zeros(cols // 256 * BG_TQ1_ORDER_BYTES if type_id == 34 else 1, dtype=_np.int8)
+    cdef int8_t[::1] ov = order
     cdef bg_act a
     a.q = &qv[0]
     a.gsum = &gv[0]
+    a.tq1 = &ov[0] if type_id == 34 else NULL
     bg_quantize_act(&xv[0], cols, &a)
     cdef float scale = 1.0
     if t.tensor_scale:

@@ -97,7 +97,7 @@ static int check_i2r(int *checks) {
         int rows = shapes[si][0], cols = shapes[si][1];
         uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * cols / 4);
         float *x = malloc((size_t)cols * sizeof(float));
-        bg_act acts[5];
+        bg_act acts[5] = {0};
         for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
         pack_i2r(codes, rows, cols, w);
         for (int k = 0; k < 5; k++) {
@@ -219,7 +219,7 @@ static int check_tl2(int *checks) {
             const bg_tl2_gemm_fn gemm = bg_tl2_gemm_kernel((bg_isa)isa, K);
             if (!gemm || !bg_cpu_supports((bg_isa)isa)) continue;
             enum { N = 20 };
-            bg_act acts[N];
+            bg_act acts[N] = {0};
             int8_t *gtiles = calloc(bg_gemm_tiles_bytes(K, N), 1);
             uint8_t *codes = malloc(32 * bg_tl2_codes_ld(K));
             float *y = malloc((size_t)N * M * sizeof(float));
@@ -256,7 +256,7 @@ static int check_i2s_multi(int *checks) {
     for (size_t ci = 0; ci < sizeof cols_list / sizeof cols_list[0]; ci++) {
         const int cols = cols_list[ci];
         uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * cols / 4);
-        bg_act acts[7];
+        bg_act acts[7] = {0};
         for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
         for (int i = 0; i < cols; i++) codes[i] = 2;  /* row 0: all +1 */
         pack_i2s(codes, rows, cols, w);
@@ -314,7 +314,7 @@ static int check_quantize(int *checks) {
     for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
         const int n = lens[li];
         float *x = malloc((size_t)n * sizeof(float));
-        bg_act a, b;
+        bg_act a = {0}, b = {0};
         a.q = malloc((size_t)n), b.q = malloc((size_t)n);
         a.gsum = malloc((size_t)(n / 32 + 1) * sizeof(int32_t)), b.gsum = malloc((size_t)(n / 32 + 1) * sizeof(int32_t));
         for (int mode = 0; mode < 3; mode++) {
@@ -464,7 +464,7 @@ static int check_block_multi(int type_id, int cols, int n, pack_fn pack, int *ch
     const bg_type_traits *t = bg_type_traits_of(type_id);
     uint8_t *codes = malloc((size_t)ROWS * cols), *w = malloc((size_t)ROWS * bg_row_bytes(t, cols));
     float *x = malloc((size_t)cols * sizeof(float));
-    bg_act acts[MAX_TOKENS];
+    bg_act acts[MAX_TOKENS] = {0};
     for (int i = 0; i < ROWS * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
     pack(codes, ROWS, cols, w);
     for (int k = 0; k < n; k++) {
@@ -658,7 +658,7 @@ static int check_gemm(int *checks) {
                 uint8_t *codes = malloc((size_t)rows * cols), *w = malloc((size_t)rows * row_bytes);
                 int8_t *tiles = calloc(bg_gemm_tiles_bytes(cols, n), 1);
                 float *x = malloc((size_t)cols * sizeof(float)), *y = malloc((size_t)rows * n * sizeof(float));
-                bg_act *acts = malloc((size_t)n * sizeof *acts);
+                bg_act *acts = calloc((size_t)n, sizeof *acts);
                 for (int i = 0; i < rows * cols; i++) codes[i] = (uint8_t)(rnd() % 3);
                 cases[ci].pack(codes, rows, cols, w);
                 if (row_scales) {
@@ -865,6 +865,13 @@ int main(void) {
             }
         }
         failures += check_row_scales(tq2, tq1, rows, cols, &a, &checks);
+        /* again with the activations in TQ1_0's digit order too (the engine's decode input at the AVX-512 levels):
+         * the one-scale rows then go through the kernel that reads them */
+        bg_act ordered = a;
+        ordered.tq1 = malloc((size_t)cols / 256 * BG_TQ1_ORDER_BYTES);
+        bg_quantize_act(x, cols, &ordered);
+        failures += check_row_scales(tq2, tq1, rows, cols, &ordered, &checks);
+        free(ordered.tq1);
         free(codes), free(i2s), free(tq2), free(tq1), free(f16), free(q8), free(x), free(a.q), free(a.gsum);
     }
     failures += check_i2r(&checks);

@@ -54,6 +54,7 @@ void bg_quantize_act_avx2(const float *x, int n, bg_act *a) {
     a->n = n;
     a->scale = s;
     a->sum = total;
+    if (a->tq1) bg_tq1_order_act(a->q, n, a->tq1);
 }
 
 void bg_rmsnorm_avx2(float *o, const float *x, const float *w, int n, float eps) {

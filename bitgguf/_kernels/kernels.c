@@ -232,6 +232,7 @@ void bg_quantize_act(const float *x, int n, bg_act *a) {
     a->n = n;
     a->scale = s;
     a->sum = total;
+    if (a->tq1) bg_tq1_order_act(a->q, n, a->tq1);
 }
 
 void bg_quantize_q8k(const float *x, int n, bg_q8k *out) {

@@ -63,7 +63,15 @@ typedef struct {
     int32_t sum;       /* Σq: I2_S kernels compute Σcq and subtract it (Σ(c−1)q = Σcq − Σq) */
     int8_t *q;         /* n values (the caller allocates, 64-byte aligned) */
     int32_t *gsum;     /* Σq per group of BG_ACT_GROUP values: ceil(n/32) values (per-block kernels add theirs) */
+    int8_t *tq1;       /* NULL, or n / 256 * BG_TQ1_ORDER_BYTES bytes that the quantizers fill with q in TQ1_0's
+                        * digit order (bg_tq1_order_act), which TQ1_0's AVX-512 one-row kernel then reads */
 } bg_act;
+
+/* TQ1_0's digit order: per block of 256 values, five 64-byte rows, row n holding the values that digit n of the
+ * block's 52 bytes encodes, in byte order: values 32n..32n+31, 160+16n..160+16n+15, 240+4n..240+4n+3 (n < 4),
+ * then zeros (tq1_scalar.c's layout). */
+#define BG_TQ1_ORDER_BYTES 320
+void bg_tq1_order_act(const int8_t *q, int n, int8_t *out);
 
 /* Activations of one token for the K-quant heads (ggml's Q8_K): per 256 values x ~= d * q with d = m / -128, m the
  * value of largest |x| (the first on ties), q = min(127, round_half_even(x / d)); Σq per 16 values. */

@@ -34,3 +34,14 @@ float bg_tq1_dot_scalar(const uint8_t *row, const bg_act *a) {
     }
     return (float)sum;
 }
+
+void bg_tq1_order_act(const int8_t *q, int n, int8_t *out) {
+    for (int b = 0; b < n / BG_TQ1_BLOCK; b++, q += BG_TQ1_BLOCK) {
+        for (int d = 0; d < 5; d++, out += 64) {
+            memcpy(out, q + 32 * d, 32);
+            memcpy(out + 32, q + 160 + 16 * d, 16);
+            memset(out + 48, 0, 16);
+            if (d < 4) memcpy(out + 48, q + 240 + 4 * d, 4);
+        }
+    }
+}
