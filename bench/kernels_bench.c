@@ -103,13 +103,7 @@ static void gemv(const ctx *c, size_t copy, int nrows) {
                             base + (size_t)r * c->row_bytes, c->row_bytes, nrows - r < chunk ? nrows - r : chunk,
                             &c->xq, c->y + r, one_stream);
     } else {
-        bg_dot_f32_fn dot = bg_kernel_dot_f32(c->t, c->isa);
-        const int half = one_stream ? 0 : nrows / 2;  /* else two halves side by side, as the engine */
-        for (int r = 0; r < half; r++) {
-            c->y[r] = dot(base + (size_t)r * c->row_bytes, c->x, c->cols);
-            c->y[half + r] = dot(base + (size_t)(half + r) * c->row_bytes, c->x, c->cols);
-        }
-        for (int r = 2 * half; r < nrows; r++) c->y[r] = dot(base + (size_t)r * c->row_bytes, c->x, c->cols);
+        bg_dot_f32_rows(bg_kernel_dot_f32(c->t, c->isa), base, c->row_bytes, nrows, c->x, c->cols, c->y, one_stream);
     }
 }
 

@@ -122,19 +122,6 @@ static inline int ternary(const bg_tensor *w) { return w->dot_i8 || w->tl2_tile;
 /* 1 when a batch of n tokens goes through the tensor's GEMM (bg_gemm_put_token's tiles, no TL2 tables) */
 static inline int uses_gemm(const bg_tensor *w, int n) { return (w->gemm_i8 || w->tl2_gemm) && n >= BG_GEMM_MIN; }
 
-/* Token t's input x (n values) to the n_w matmuls w[0..n_w) (consecutive in bg_layer: q, k, v or gate, up): int8
- * activations, and the TL2 tables when one of them is TL2 (bg_model_init checks they agree on the tables). The
- * GEMMs' tiles are filled after a stage's tokens (put_gemm_tokens). */
-static void quantize_for(bg_model *m, const bg_tensor *w, int n_w, const float *x, int n, int t) {
-    bg_state *s = &m->s;
-    quantize(m, x, n, &s->act[t]);
-    for (int i = 0; i < n_w; i++)
-        if (w[i].tl2_tile && !uses_gemm(&w[i], s->batch_n)) {
-            s->tl2_build(s->act[t].q, n, w[i].tl2.BK, s->tl2_tables + (size_t)t * s->tl2_stride);
-            return;
-        }
-}
-
 /* ---- parallel jobs (threadpool.c): rows (or heads) handed out in chunks; every output is computed by one kernel
  * call on the same inputs whichever thread runs it, so results do not depend on the thread count. */
 
@@ -230,7 +217,7 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
     if (w->dot_i8) {  /* the raw dots first, then the scaling */
         for (int t = 0; t < n; t++) {
             bg_dot_i8_rows(w->dot_i8, w->dot_i8_x4, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0,
-                           &act[t], y + t * ys + r0, m->one_stream);
+                           &act[t], y + t * ys + r0, bg_cpu_one_stream());
             scale_dots(m, y, ys, t, r0, r1, act, w->scale);
         }
         return;
@@ -238,19 +225,15 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
     if (w->dot_q8k) {
         for (int t = 0; t < n; t++)
             bg_dot_q8k_rows(w->dot_q8k, w->dot_q8k_x4, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0,
-                            &p->xq[t], y + t * ys + r0, m->one_stream);
+                            &p->xq[t], y + t * ys + r0, bg_cpu_one_stream());
         return;
     }
-    if (n == 1 && !m->one_stream) {  /* float weights, one token: two halves side by side, as bg_dot_i8_rows */
-        const int half = (r1 - r0) / 2;
-        for (int r = r0; r < r0 + half; r++) {
-            y[r] = w->dot_f32(w->data + (size_t)r * w->row_bytes, p->x, w->cols);
-            y[r + half] = w->dot_f32(w->data + (size_t)(r + half) * w->row_bytes, p->x, w->cols);
-        }
-        if ((r1 - r0) % 2) y[r1 - 1] = w->dot_f32(w->data + (size_t)(r1 - 1) * w->row_bytes, p->x, w->cols);
+    if (n == 1) {  /* float weights, one token */
+        bg_dot_f32_rows(w->dot_f32, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0, p->x, w->cols, y + r0,
+                        bg_cpu_one_stream());
         return;
     }
-    for (int r = r0; r < r1; r++) {  /* float weights: f32 activations (one token: in one stream) */
+    for (int r = r0; r < r1; r++) {  /* float weights: f32 activations */
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         for (int t = 0; t < n; t++) y[t * ys + r] = w->dot_f32(row, p->x + (size_t)t * p->xstride, w->cols);
     }
@@ -297,7 +280,7 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
     /* chunks of ~32 KiB of weights (a few microseconds per token; they stay in L2 across a batch's token tiles),
      * a multiple of 4 rows. For one token, the ternary and float rows and a K-quant head with a four-row kernel
      * read each chunk as two halves or four quarters side by side (bg_dot_i8_rows, bg_dot_q8k_rows, the float
-     * loop; unless one_stream), which needs longer chunks (BG_Q8K_ROWS_CHUNK_BYTES) */
+     * loop; unless bg_cpu_one_stream), which needs longer chunks (BG_Q8K_ROWS_CHUNK_BYTES) */
     int quartered = 0, grain = 4;
     for (int i = 0; i < n_parts; i++) {
         quartered |= n == 1 && (parts[i].w->dot_q8k_x4 || parts[i].w->dot_i8 || parts[i].w->dot_f32);
@@ -581,6 +564,37 @@ typedef struct {
     atomic_int next;
 } stage_job;
 
+/* The ternary matmuls whose input a stage quantizes (n_w of them, consecutive in bg_layer), or NULL. */
+static const bg_tensor *stage_matmuls(const bg_model *m, int l, int stage, int *n_w) {
+    const bg_layer *L = l < m->w.c.n_layer ? &m->w.layers[l] : NULL;
+    const bg_tensor *w = NULL;
+    *n_w = 1;
+    if (!L) return NULL;
+    switch (stage) {
+    case ST_ATTN_IN: w = &L->wq, *n_w = 3; break;
+    case ST_ATTN_OUT: w = &L->wo; break;
+    case ST_FFN_IN: w = &L->ffn_gate, *n_w = 2; break;
+    case ST_FFN_MID: w = &L->ffn_down; break;
+    }
+    return w && ternary(w) ? w : NULL;
+}
+
+/* Token t's input x (n values) to the stage's matmuls (stage_matmuls), when they are ternary: int8 activations,
+ * and the TL2 tables when one of them is TL2 (bg_model_init checks they agree on the tables). The GEMMs' tiles are
+ * filled after a stage's tokens (put_gemm_tokens). */
+static void quantize_for(bg_model *m, int l, int stage, const float *x, int n, int t) {
+    bg_state *s = &m->s;
+    int n_w;
+    const bg_tensor *w = stage_matmuls(m, l, stage, &n_w);
+    if (!w) return;
+    quantize(m, x, n, &s->act[t]);
+    for (int i = 0; i < n_w; i++)
+        if (w[i].tl2_tile && !uses_gemm(&w[i], s->batch_n)) {
+            s->tl2_build(s->act[t].q, n, w[i].tl2.BK, s->tl2_tables + (size_t)t * s->tl2_stride);
+            return;
+        }
+}
+
 static void token_stage(bg_model *m, int l, int stage, int t) {
     const bg_config *c = &m->w.c;
     bg_state *s = &m->s;
@@ -596,12 +610,10 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
             for (int i = 0; i < D; i++) x[i] += xb[i];
         rmsnorm(m, xb, x, stage == ST_OUT ? m->w.output_norm : stage == ST_ATTN_IN ? L->attn_norm : L->ffn_norm, D,
                 c->rms_eps);
-        if (stage != ST_OUT) {
-            const bg_tensor *w = stage == ST_ATTN_IN ? &L->wq : &L->ffn_gate;
-            if (ternary(w)) quantize_for(m, w, stage == ST_ATTN_IN ? 3 : 2, xb, D, t);
-        } else if (m->w.output.dot_q8k) {
+        if (stage != ST_OUT)
+            quantize_for(m, l, stage, xb, D, t);
+        else if (m->w.output.dot_q8k)
             bg_quantize_q8k(xb, D, &s->q8k[t]);
-        }
         break;
     case ST_ROPE: {
         const int pos = s->n_past + t;
@@ -613,7 +625,7 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
     }
     case ST_ATTN_OUT:
         if (L->attn_sub_norm) rmsnorm(m, xb2, xb2, L->attn_sub_norm, QD, c->rms_eps);
-        if (ternary(&L->wo)) quantize_for(m, &L->wo, 1, xb2, QD, t);
+        quantize_for(m, l, stage, xb2, QD, t);
         break;
     case ST_FFN_MID: {
         float *g = s->hb + (size_t)t * F, *u = s->hb2 + (size_t)t * F;
@@ -631,25 +643,10 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
                 for (int i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
         }
         if (L->ffn_sub_norm) rmsnorm(m, g, g, L->ffn_sub_norm, F, c->rms_eps);
-        if (ternary(&L->ffn_down)) quantize_for(m, &L->ffn_down, 1, g, F, t);
+        quantize_for(m, l, stage, g, F, t);
         break;
     }
     }
-}
-
-/* The ternary matmuls whose input a stage quantizes (n_w of them, consecutive in bg_layer), or NULL. */
-static const bg_tensor *stage_matmuls(const bg_model *m, int l, int stage, int *n_w) {
-    const bg_layer *L = l < m->w.c.n_layer ? &m->w.layers[l] : NULL;
-    const bg_tensor *w = NULL;
-    *n_w = 1;
-    if (!L) return NULL;
-    switch (stage) {
-    case ST_ATTN_IN: w = &L->wq, *n_w = 3; break;
-    case ST_ATTN_OUT: w = &L->wo; break;
-    case ST_FFN_IN: w = &L->ffn_gate, *n_w = 2; break;
-    case ST_FFN_MID: w = &L->ffn_down; break;
-    }
-    return w && ternary(w) ? w : NULL;
 }
 
 /* Tokens t0..t1-1's activations into the GEMM's tiles when the stage's matmuls take the batch through a GEMM:
@@ -857,7 +854,6 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     m->pool = NULL;  /* started by the first eval (ensure_pool) */
     m->error[0] = 0;
     m->isa = isa;
-    m->one_stream = bg_cpu_one_stream();
     m->n_threads = n_threads > 0 ? n_threads : 1;
     if ((int)isa < 0 || isa >= BG_ISA_COUNT || !bg_cpu_supports(isa))
         return init_fail(m, "ISA level %s is not supported by this CPU", bg_isa_name(isa));

@@ -96,7 +96,6 @@ typedef struct {
     bg_state s;
     bg_isa isa;
     int n_threads;               /* may change between evals: the pool follows */
-    int one_stream;              /* decode matvecs read a thread's rows in one stream (bg_cpu_one_stream) */
     char error[256];
     struct bg_pool *pool;        /* threadpool.c; NULL until the first eval */
 } bg_model;

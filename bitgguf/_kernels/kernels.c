@@ -187,6 +187,16 @@ void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows,
     for (; r < n_rows; r++) out[r] = dot(rows + (size_t)r * row_bytes, a);
 }
 
+void bg_dot_f32_rows(bg_dot_f32_fn dot, const uint8_t *rows, size_t row_bytes, int n_rows, const float *x, int cols,
+                     float *out, int one_stream) {
+    const int half = one_stream ? 0 : n_rows / 2;  /* two halves side by side, as bg_dot_i8_rows */
+    for (int r = 0; r < half; r++) {
+        out[r] = dot(rows + (size_t)r * row_bytes, x, cols);
+        out[half + r] = dot(rows + (size_t)(half + r) * row_bytes, x, cols);
+    }
+    for (int r = 2 * half; r < n_rows; r++) out[r] = dot(rows + (size_t)r * row_bytes, x, cols);
+}
+
 void bg_dot_q8k_rows(bg_dot_q8k_fn dot, bg_dot_q8k_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
                      const bg_q8k *x, float *out, int one_stream) {
     int r = 0;

@@ -149,6 +149,10 @@ bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa);
  * halves read side by side. The outputs are the same either way. */
 void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
                     const bg_act *a, float *out, int one_stream);
+/* out[r] = dot_f32(row r, x) for r < n_rows consecutive rows of row_bytes (cols values each), one token: front to
+ * back (one_stream) or as two halves read side by side. */
+void bg_dot_f32_rows(bg_dot_f32_fn dot, const uint8_t *rows, size_t row_bytes, int n_rows, const float *x, int cols,
+                     float *out, int one_stream);
 /* out[r] = dot_q8k(row r, x) for r < n_rows consecutive rows of row_bytes: with dot4, four adjacent rows at a time
  * (one_stream) or the rows as four quarters read side by side (row r with rows r + q, r + 2q, r + 3q for
  * q = n_rows / 4); the rest through dot. */

@@ -93,25 +93,26 @@ static int32_t tq1_row_sum_ordered(const uint8_t *row, int nb, const int8_t *x) 
     return _mm512_reduce_add_epi32(_mm512_srai_epi32(_mm512_sub_epi32(_mm512_mullo_epi32(a, _mm512_set1_epi32(3)), c), 8));
 }
 
+/* Σc q over a row of one scale by its unpacked digits (the activations in their own order). */
+static int32_t tq1_row_sum_digits(const uint8_t *row, int nb, const int8_t *q) {
+    __m512i acc = _mm512_setzero_si512();
+    for (int b = 0; b < nb; b++, row += BG_TQ1_BYTES, q += BG_TQ1_BLOCK) {
+        _mm_prefetch((const char *)(row + BG_TQ1_PREFETCH), _MM_HINT_T0);
+        __m512i d[4];
+        tq1_block_digits(row, d);
+        acc = _mm512_dpbusd_epi32(acc, d[0], _mm512_loadu_si512((const void *)q));
+        acc = _mm512_dpbusd_epi32(acc, d[1], _mm512_loadu_si512((const void *)(q + 64)));
+        acc = _mm512_dpbusd_epi32(acc, d[2], _mm512_loadu_si512((const void *)(q + 128)));
+        acc = _mm512_dpbusd_epi32(acc, d[3], _mm512_loadu_si512((const void *)(q + 192)));
+    }
+    return _mm512_reduce_add_epi32(acc);
+}
+
 float bg_tq1_dot_avx512(const uint8_t *row, const bg_act *a) {
     const int nb = a->n / BG_TQ1_BLOCK;
-    if (a->tq1 && bg_row_one_scale(row, nb, BG_TQ1_BYTES))
-        return (float)(0.0 + (double)bg_f16_to_f32(tq1_scale_bits(row)) *
-                                 (tq1_row_sum_ordered(row, nb, a->tq1) - a->sum));
     if (bg_row_one_scale(row, nb, BG_TQ1_BYTES)) {  /* the row's sums in int32, scaled once (0.0 + keeps +0) */
-        __m512i acc = _mm512_setzero_si512();
-        for (int b = 0; b < nb; b++) {
-            const uint8_t *blk = row + (size_t)b * BG_TQ1_BYTES;
-            const int8_t *q = a->q + b * BG_TQ1_BLOCK;
-            _mm_prefetch((const char *)(blk + BG_TQ1_PREFETCH), _MM_HINT_T0);
-            __m512i d[4];
-            tq1_block_digits(blk, d);
-            acc = _mm512_dpbusd_epi32(acc, d[0], _mm512_loadu_si512((const void *)q));
-            acc = _mm512_dpbusd_epi32(acc, d[1], _mm512_loadu_si512((const void *)(q + 64)));
-            acc = _mm512_dpbusd_epi32(acc, d[2], _mm512_loadu_si512((const void *)(q + 128)));
-            acc = _mm512_dpbusd_epi32(acc, d[3], _mm512_loadu_si512((const void *)(q + 192)));
-        }
-        return (float)(0.0 + (double)bg_f16_to_f32(tq1_scale_bits(row)) * (_mm512_reduce_add_epi32(acc) - a->sum));
+        const int32_t cq = a->tq1 ? tq1_row_sum_ordered(row, nb, a->tq1) : tq1_row_sum_digits(row, nb, a->q);
+        return (float)(0.0 + (double)bg_f16_to_f32(tq1_scale_bits(row)) * (cq - a->sum));
     }
     double sum = 0.0;  /* d * isum is exact in double, so FMA contraction cannot change it */
     for (int b = 0; b < nb; b++, row += BG_TQ1_BYTES) {
