@@ -304,8 +304,8 @@ static int check_i2s_multi(int *checks) {
     return failures;
 }
 
-/* The engine's AVX2 activation quantization: bit for bit bg_quantize_act (values, scale, sums), on lengths with and
- * without a partial group, ties at .5, the clamp, and all zeros. */
+/* The engine's AVX2 and AVX-512 activation quantization: bit for bit bg_quantize_act (values, scale, sums), on
+ * lengths with and without a partial group, ties at .5, the clamp, and all zeros. */
 static int check_quantize(int *checks) {
     int failures = 0;
 #if defined(__x86_64__)
@@ -321,18 +321,84 @@ static int check_quantize(int *checks) {
             for (int i = 0; i < n; i++)
                 x[i] = mode == 0 ? rnd_float() : mode == 1 ? ((float)(i % 255) - 127.0f) + 0.5f : 0.0f;
             bg_quantize_act(x, n, &a);
-            bg_quantize_act_avx2(x, n, &b);
-            *checks += 1;
-            int bad = a.n != b.n || a.scale != b.scale || a.sum != b.sum || memcmp(a.q, b.q, (size_t)n) != 0;
-            for (int g = 0; g * 32 < n; g++) bad |= a.gsum[g] != b.gsum[g];
-            if (bad) {
-                printf("FAIL avx2 quantize n %d mode %d: scale %.9g / %.9g, sum %d / %d\n", n, mode, b.scale, a.scale,
-                       b.sum, a.sum);
-                failures++;
+            for (int wide = 0; wide < 2; wide++) {
+                if (wide && !bg_cpu_supports(BG_ISA_AVX512)) break;
+                memset(b.q, 0x55, (size_t)n);
+                if (wide)
+                    bg_quantize_act_avx512(x, n, &b);
+                else
+                    bg_quantize_act_avx2(x, n, &b);
+                *checks += 1;
+                int bad = a.n != b.n || a.scale != b.scale || a.sum != b.sum || memcmp(a.q, b.q, (size_t)n) != 0;
+                for (int g = 0; g * 32 < n; g++) bad |= a.gsum[g] != b.gsum[g];
+                if (bad) {
+                    printf("FAIL %s quantize n %d mode %d: scale %.9g / %.9g, sum %d / %d\n", wide ? "avx512" : "avx2",
+                           n, mode, b.scale, a.scale, b.sum, a.sum);
+                    failures++;
+                }
             }
         }
         free(x), free(a.q), free(b.q), free(a.gsum), free(b.gsum);
     }
+#else
+    (void)checks;
+#endif
+    return failures;
+}
+
+/* The engine's other per-token helpers at the x86 levels, on lengths around their 16- and 8-wide steps: RMSNorm
+ * (AVX2 and AVX-512, in place and not) bit for bit bg_rmsnorm; AVX-512's SiLU-times-up and dot scaling bit for bit
+ * AVX2's. */
+static int check_token_helpers(int *checks) {
+    int failures = 0;
+#if defined(__x86_64__)
+    if (!bg_cpu_supports(BG_ISA_AVX2)) return 0;
+    const int wide = bg_cpu_supports(BG_ISA_AVX512);
+    const int lens[] = {1, 7, 8, 15, 16, 17, 24, 31, 40, 2560, 6912, 6919};
+    enum { MAX_N = 6919 };
+    float *x = malloc(MAX_N * sizeof(float)), *w = malloc(MAX_N * sizeof(float)), *u = malloc(MAX_N * sizeof(float));
+    float *want = malloc(MAX_N * sizeof(float)), *got = malloc(MAX_N * sizeof(float));
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int n = lens[li];
+        /* magnitudes 2^-12 .. 2^12, so that the double sums round (a few float squares of one size add exactly);
+         * the sums' order still rarely shows in the float result */
+        for (int i = 0; i < n; i++)
+            x[i] = ldexpf(rnd_float(), (int)(rnd() % 25) - 12), w[i] = rnd_float() / 8.0f, u[i] = rnd_float();
+        bg_rmsnorm(want, x, w, n, 1e-5f);
+        for (int level = 0; level < 2 + 2 * wide; level++) {  /* avx2, avx2 in place, avx512, avx512 in place */
+            const int in_place = level & 1;
+            memcpy(got, x, (size_t)n * sizeof(float));
+            if (level < 2)
+                bg_rmsnorm_avx2(got, in_place ? got : x, w, n, 1e-5f);
+            else
+                bg_rmsnorm_avx512(got, in_place ? got : x, w, n, 1e-5f);
+            *checks += 1;
+            if (memcmp(got, want, (size_t)n * sizeof(float)) != 0) {
+                printf("FAIL rmsnorm %s%s n %d differs from bg_rmsnorm\n", level < 2 ? "avx2" : "avx512",
+                       in_place ? " in place" : "", n);
+                failures++;
+            }
+        }
+        if (!wide) continue;
+        for (int i = 0; i < n; i++) x[i] = i % 5 == 0 ? -95.0f + (float)(i % 11) : rnd_float() * 3.0f;
+        memcpy(want, x, (size_t)n * sizeof(float)), memcpy(got, x, (size_t)n * sizeof(float));
+        bg_silu_mul_avx2(want, u, n);
+        bg_silu_mul_avx512(got, u, n);
+        *checks += 1;
+        if (memcmp(got, want, (size_t)n * sizeof(float)) != 0) {
+            printf("FAIL silu avx512 n %d differs from avx2\n", n);
+            failures++;
+        }
+        memcpy(want, x, (size_t)n * sizeof(float)), memcpy(got, x, (size_t)n * sizeof(float));
+        bg_scale_dots_avx2(want, n, 41.3f, 0.37f);
+        bg_scale_dots_avx512(got, n, 41.3f, 0.37f);
+        *checks += 1;
+        if (memcmp(got, want, (size_t)n * sizeof(float)) != 0) {
+            printf("FAIL scale_dots avx512 n %d differs from avx2\n", n);
+            failures++;
+        }
+    }
+    free(x), free(w), free(u), free(want), free(got);
 #else
     (void)checks;
 #endif
@@ -881,6 +947,7 @@ int main(void) {
     failures += check_block_multi(BG_TYPE_TQ1_0, 768, 6, pack_tq1, &checks);
     failures += check_i2s_multi(&checks);
     failures += check_quantize(&checks);
+    failures += check_token_helpers(&checks);
     failures += check_attention(&checks);
     failures += check_x4_levels(&checks);
     failures += check_gemm(&checks);

@@ -210,7 +210,12 @@ void bg_attention_scores_avx2(const bg_attn_block *b, int tile0, int tile_end) {
 void bg_attention_softmax_avx2(const bg_attn_block *b, int row0, int row_end) {
     BLOCK_SETUP;
     (void)blocks;
-    for (int r = row0; r < row_end && r < rows; r++) softmax_row(SCORES(r), KEYS(r), n_keys, b->div);
+    for (int r = row0; r < row_end && r < rows; r++) {
+        if (b->avx512)
+            bg_attn_softmax_row_avx512(SCORES(r), KEYS(r), n_keys, b->div);
+        else
+            softmax_row(SCORES(r), KEYS(r), n_keys, b->div);
+    }
 }
 
 /* outputs: O[r][d0..d_end) = Σ_i P[r][i] V_i[d0..d_end) in position order, a chunk of V rows at a time (from L1)

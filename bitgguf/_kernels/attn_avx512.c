@@ -4,6 +4,8 @@
  * bitwise those of the AVX2 level. */
 #include "engine_avx2.h"
 
+#include <math.h>
+
 #if defined(__x86_64__)
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f"))), apply_to = function)
@@ -11,6 +13,9 @@
 #pragma GCC target("avx2,fma,f16c,avx512f")
 #endif
 #include <immintrin.h>
+
+#include "x86_avx2.h"
+#include "x86_avx512.h"
 
 /* c[r][16v..16v+16) = (accumulate ? c[r][16v..16v+16) : 0) + Σ_k a[r][k] * B_kv for r < R, v < NV, where B_kv is 16
  * cache elements at b + v * vstride bytes + k * ldb elements. NV column vectors at once give R x NV independent
@@ -75,6 +80,31 @@ int bg_attn_cols_avx512(int R, int nv, int f16, const float *const *a, int K, co
     const int NV = nv >= most ? most : nv >= 4 ? 4 : nv >= 2 ? 2 : 1;
     cols_table[f16 != 0][R - 1][NV == 8 ? 3 : NV / 2](a, K, b, ldb, vstride, c, accumulate);
     return NV;
+}
+
+/* attn_avx2.c's softmax row 16 lanes at a time: x[0..n) = softmax(x[0..n) / div), x[n..n_zero) = 0. Bitwise its
+ * values: the lanes' operations are the same, the max takes any order, and the sum goes into the AVX2 row's 8 lane
+ * sums in its order (the low 8 values, then the high 8; past the AVX2 row's last vector those are exp(-inf) = +0,
+ * which leaves a sum as it is). Lanes up to n rounded up to 16 are written (rows are padded to 16 floats). */
+void bg_attn_softmax_row_avx512(float *x, int n, int n_zero, float div) {
+    const __m512 vdiv = _mm512_set1_ps(div), ninf = _mm512_set1_ps(-INFINITY);
+    __m512 vmax = ninf;
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 valid = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 s = _mm512_mask_div_ps(ninf, valid, _mm512_loadu_ps(x + i), vdiv);
+        _mm512_storeu_ps(x + i, s);
+        vmax = _mm512_max_ps(vmax, s);
+    }
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m256 vsum = _mm256_setzero_ps();
+    for (int i = 0; i < n; i += 16) {
+        const __m512 e = bg_exp_f32x16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx));
+        _mm512_storeu_ps(x + i, e);
+        vsum = _mm256_add_ps(_mm256_add_ps(vsum, _mm512_castps512_ps256(e)), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
+    }
+    const __m512 sum = _mm512_set1_ps(bg_hsum_f32x8(vsum));
+    for (int i = 0; i < n; i += 16) _mm512_storeu_ps(x + i, _mm512_div_ps(_mm512_loadu_ps(x + i), sum));
+    for (int i = n; i < n_zero; i++) x[i] = 0.0f;
 }
 
 #if defined(__clang__)

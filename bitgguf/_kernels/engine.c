@@ -37,23 +37,6 @@
 
 /* ---- the building blocks ---------------------------------------------------------------------------------- */
 
-/* o = x / sqrt(mean(x^2) + eps) * w (the sum of squares in double: long rows, and o may alias x). */
-static void rmsnorm_portable(float *o, const float *x, const float *w, int n, float eps) {
-    /* four running sums (one chain of dependent double adds was ~4 cycles per value, on the decode's serial
-     * path), combined in a fixed order: every run gives the same value */
-    double s4[4] = {0.0, 0.0, 0.0, 0.0};
-    int i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int k = 0; k < 4; k++) s4[k] += (double)x[i + k] * x[i + k];
-    for (; i < n; i++) s4[0] += (double)x[i] * x[i];
-    const double ss = (s4[0] + s4[1]) + (s4[2] + s4[3]);
-    float inv = 1.0f / sqrtf((float)(ss / n) + eps);
-    if (o == x)  /* in place through one pointer: otherwise the overlap check sends the loop to its scalar copy */
-        for (i = 0; i < n; i++) o[i] = o[i] * inv * w[i];
-    else
-        for (i = 0; i < n; i++) o[i] = x[i] * inv * w[i];
-}
-
 /* v > 0 ? v : 0, bit for bit (checked over all 2^32 inputs), as integer ops: the float compare's select is not
  * vectorized without -fno-trapping-math, and as a branch it mispredicts on random signs (relu2 was ~4% of prefill) */
 static inline float relu(float v) {
@@ -95,18 +78,26 @@ static inline int x86_avx2(const bg_model *m) { return bg_isa_x86_avx2(m->isa); 
 
 static void rmsnorm(const bg_model *m, float *o, const float *x, const float *w, int n, float eps) {
 #if defined(__x86_64__)
+    if (bg_isa_x86_avx512(m->isa)) {
+        bg_rmsnorm_avx512(o, x, w, n, eps);
+        return;
+    }
     if (x86_avx2(m)) {
-        bg_rmsnorm_avx2(o, x, w, n, eps);  /* bit for bit rmsnorm_portable */
+        bg_rmsnorm_avx2(o, x, w, n, eps);  /* bit for bit bg_rmsnorm */
         return;
     }
 #endif
     (void)m;
-    rmsnorm_portable(o, x, w, n, eps);
+    bg_rmsnorm(o, x, w, n, eps);
 }
 
 /* Quantize one token's activations (bit for bit the same at every level). */
 static void quantize(const bg_model *m, const float *x, int n, bg_act *a) {
 #if defined(__x86_64__)
+    if (bg_isa_x86_avx512(m->isa)) {
+        bg_quantize_act_avx512(x, n, a);
+        return;
+    }
     if (x86_avx2(m)) {
         bg_quantize_act_avx2(x, n, a);
         return;
@@ -158,6 +149,10 @@ typedef struct {
 static void scale_dots(const bg_model *m, float *y, size_t ys, int t, int r0, int r1, const bg_act *act,
                        float scale) {
 #if defined(__x86_64__)
+    if (bg_isa_x86_avx512(m->isa)) {
+        bg_scale_dots_avx512(y + t * ys + r0, r1 - r0, act[t].scale, scale);
+        return;
+    }
     if (x86_avx2(m)) {
         bg_scale_dots_avx2(y + t * ys + r0, r1 - r0, act[t].scale, scale);
         return;
@@ -636,7 +631,9 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
             }
         } else {
 #if defined(__x86_64__)
-            if (x86_avx2(m))
+            if (bg_isa_x86_avx512(m->isa))
+                bg_silu_mul_avx512(g, u, F);
+            else if (x86_avx2(m))
                 bg_silu_mul_avx2(g, u, F);
             else
 #endif

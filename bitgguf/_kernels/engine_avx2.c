@@ -58,15 +58,20 @@ void bg_quantize_act_avx2(const float *x, int n, bg_act *a) {
 }
 
 void bg_rmsnorm_avx2(float *o, const float *x, const float *w, int n, float eps) {
-    __m256d s4 = _mm256_setzero_pd();  /* lane k: engine.c's s4[k], the same products and adds in the same order */
+    /* lane l of s[j]: bg_rmsnorm's s[4j + l], the same products and adds in the same order */
+    __m256d s[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
     int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
-        s4 = _mm256_add_pd(s4, _mm256_mul_pd(v, v));
-    }
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 4; j++) {
+            const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * j));
+            s[j] = _mm256_add_pd(s[j], _mm256_mul_pd(v, v));
+        }
     double lanes[4];
-    _mm256_storeu_pd(lanes, s4);
+    _mm256_storeu_pd(lanes, s[0]);
     for (; i < n; i++) lanes[0] += (double)x[i] * x[i];
+    s[0] = _mm256_loadu_pd(lanes);
+    const __m256d t = _mm256_add_pd(_mm256_add_pd(s[0], s[2]), _mm256_add_pd(s[1], s[3]));
+    _mm256_storeu_pd(lanes, t);
     const double ss = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
     const float inv = 1.0f / sqrtf((float)(ss / n) + eps);
     const __m256 vinv = _mm256_set1_ps(inv);

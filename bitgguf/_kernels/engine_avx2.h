@@ -14,7 +14,8 @@
 /* bg_quantize_act, bit for bit (the same f32 products, round half to even, clamp, exact sums). */
 void bg_quantize_act_avx2(const float *x, int n, bg_act *a);
 
-/* engine.c's rmsnorm, bit for bit: the same four double sums (one per lane), the same float scaling (o may be x). */
+/* engine.c's rmsnorm, bit for bit: the same sixteen double sums (one per lane of four vectors), the same float
+ * scaling (o may be x). */
 void bg_rmsnorm_avx2(float *o, const float *x, const float *w, int n, float eps);
 
 /* g[i] = silu(g[i]) * u[i] = g[i] / (1 + e^-g[i]) * u[i] for i < n, with bg_exp_f32x8 (within 2 ulp of expf). */
@@ -22,6 +23,12 @@ void bg_silu_mul_avx2(float *g, const float *u, int n);
 
 /* y[i] = y[i] / div * mul for i < n: the ternary matmuls' raw dots to outputs, the same two roundings as in C. */
 void bg_scale_dots_avx2(float *y, int n, float div, float mul);
+
+/* The AVX-512 levels' versions of the helpers above (engine_avx512.c): bitwise the same results. */
+void bg_quantize_act_avx512(const float *x, int n, bg_act *a);
+void bg_rmsnorm_avx512(float *o, const float *x, const float *w, int n, float eps);
+void bg_silu_mul_avx512(float *g, const float *u, int n);
+void bg_scale_dots_avx512(float *y, int n, float div, float mul);
 
 /* h[i] = x[i] as f16 (round to nearest even), bg_f32_to_f16's value for every number (NaN payloads may differ). */
 void bg_f32_to_f16_avx2(const float *x, uint16_t *h, int n);
@@ -59,6 +66,9 @@ typedef struct {
 #define BG_ATT_ROWS_AVX512 8
 int bg_attn_cols_avx512(int R, int nv, int f16, const float *const *a, int K, const uint8_t *b, size_t ldb,
                         size_t vstride, float *const *c, int accumulate);
+
+/* attn_avx2.c's softmax of one row of scores in 16 lanes, bitwise its values (attn_avx512.c) */
+void bg_attn_softmax_row_avx512(float *x, int n, int n_zero, float div);
 
 /* out = softmax(Q Kᵀ / div) V for the block (attn_avx2.c). Each output is the same operations for any block size,
  * so a prompt gives bitwise the results of its tokens fed one by one. */

@@ -177,6 +177,10 @@ void bg_gemm_put_token(const int8_t *q, int cols, int t, int8_t *tiles);
  * token at a time writes 4 bytes into each of 16 lines per 64 values. */
 void bg_gemm_put_tile_avx512(const bg_act *acts, int n, int tile, int8_t *tiles);
 
+/* o = x / sqrt(mean(x^2) + eps) * w, the engine's RMSNorm: the sum of squares in double, in a fixed order (the
+ * x86 helpers give the same bits); o may be x. */
+void bg_rmsnorm(float *o, const float *x, const float *w, int n, float eps);
+
 /* Quantize n activations to int8 (the reference's quantize_activations rule); fills a->scale, sum, q, gsum. */
 void bg_quantize_act(const float *x, int n, bg_act *a);
 /* Quantize n values (n % 256 == 0) to Q8_K; x->q, d, bsum must hold n, n / 256, n / 16 values. */
