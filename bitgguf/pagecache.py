@@ -7,8 +7,8 @@ aligned (it aligns large file maps itself). Whether it does depends on how the p
 through a map advised MADV_HUGEPAGE, they are 2 MiB folios; written by a converter or a download, they are mostly
 small ones, and stay so while the cache keeps them.
 
-`map_model_file` therefore maps the file, advises huge pages, faults in a 64 MiB sample (32 pieces of 2 MiB spread
-over the file) and asks /proc/self/smaps how much of that is in 2 MiB pages. Where less than 90% is, and the sample
+`map_model_file` therefore maps the file, advises huge pages, faults in a 64 MiB sample (32 pieces of 2 MiB, one at
+random in each 32nd of the file) and asks /proc/self/smaps how much of that is in 2 MiB pages. Where less than 90% is, and the sample
 comes back in 2 MiB pages once dropped and read again, it drops the whole file from the page cache
 (POSIX_FADV_DONTNEED leaves pages that other processes map), so that decode reads it once more from disk, into
 2 MiB folios that later loads find in the cache.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import random
 import sys
 
 import numpy as np
@@ -25,9 +26,13 @@ HUGE_PAGE = 2 << 20
 # Below this a file has few whole 2 MiB pages and decode hardly walks pages: not worth a second read (and the
 # sample's pieces, 2 MiB each and a 32nd of the file apart, would overlap).
 MIN_FILE_BYTES = 32 * HUGE_PAGE
-# The sample: SAMPLES pieces of SAMPLE_BYTES spread evenly over the file (a file can be cached part in 2 MiB folios,
-# part not: one read through a map, say, and another written). Eight pieces of 4 MiB saw all of a bench file in
-# 2 MiB pages where 25% of it was not (it read 10% slower than anonymous memory); 32 pieces of 2 MiB saw 72%.
+# The sample: SAMPLES pieces of SAMPLE_BYTES spread over the file (a file can be cached part in 2 MiB folios, part
+# not: one read through a map, say, and another written). Eight pieces of 4 MiB saw all of a bench file in 2 MiB
+# pages where 25% of it was not (it read 10% slower than anonymous memory); 32 pieces of 2 MiB saw 72%. The pieces
+# are drawn at random on each load: the same pieces every time are the ones a reread of the sample brings back in
+# 2 MiB folios, so once another program (llama-bench, a plain map or read) had brought the rest of the file back in
+# small ones, the sample still saw 100% where 58% of the file was (its decode read 5% slower than from anonymous
+# memory).
 SAMPLES = 32
 SAMPLE_BYTES = HUGE_PAGE
 # Fewer 2 MiB pages than this share of the sample: drop the file's cached pages and read it again, where the sample,
@@ -78,10 +83,12 @@ def huge_page_share(buf: mmap.mmap, faulted: int) -> float | None:
     return None
 
 
-def sample_starts(size: int) -> list[int]:
-    """Where the sample's pieces start: 2 MiB-aligned, spread evenly over a file of `size` bytes."""
-    last = (size - SAMPLE_BYTES) // HUGE_PAGE * HUGE_PAGE
-    return sorted({min(last, size * (2 * i + 1) // (2 * SAMPLES) // HUGE_PAGE * HUGE_PAGE) for i in range(SAMPLES)})
+def sample_starts(size: int, rng: random.Random) -> list[int]:
+    """Where the sample's pieces start in a file of `size` bytes (at least SAMPLES pieces): 2 MiB-aligned, one drawn
+    by rng from each of SAMPLES runs of the file's whole 2 MiB pages."""
+    slots = (size - SAMPLE_BYTES) // HUGE_PAGE + 1  # 2 MiB-aligned starts whose piece fits
+    bounds = [slots * i // SAMPLES for i in range(SAMPLES + 1)]
+    return [rng.randrange(lo, hi) * HUGE_PAGE for lo, hi in zip(bounds, bounds[1:])]
 
 
 def _fault_sample(buf: mmap.mmap, starts: list[int]) -> float | None:
@@ -110,7 +117,7 @@ def map_model_file(fd: int, size: int) -> tuple[mmap.mmap, float | None]:
     buf = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
     if size < MIN_FILE_BYTES or not huge_pages_possible() or map_address(buf) % HUGE_PAGE:
         return buf, None
-    starts = sample_starts(size)
+    starts = sample_starts(size, random.Random())
     try:
         buf.madvise(mmap.MADV_HUGEPAGE)
         share = _fault_sample(buf, starts)

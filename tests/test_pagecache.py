@@ -3,6 +3,7 @@ whole file from the cache only when a dropped sample came back in 2 MiB pages.""
 import hashlib
 import mmap
 import os
+import random
 import sys
 
 import numpy as np
@@ -53,9 +54,22 @@ def test_small_file_is_only_mapped(tmp_path):
 
 @pytest.mark.parametrize("size", [MIN_FILE_BYTES, MIN_FILE_BYTES + 3 * HUGE_PAGE + 4096, 751 << 20, 8 << 30])
 def test_sample_pieces_are_whole_huge_pages_inside_the_file(size):
-    starts = sample_starts(size)
-    assert len(starts) == SAMPLES and all(s % HUGE_PAGE == 0 for s in starts)
-    assert all(b - a >= SAMPLE_BYTES for a, b in zip(starts, starts[1:])) and starts[-1] + SAMPLE_BYTES <= size
+    for seed in range(20):
+        starts = sample_starts(size, random.Random(seed))
+        assert len(starts) == SAMPLES and all(s % HUGE_PAGE == 0 for s in starts)
+        assert all(b - a >= SAMPLE_BYTES for a, b in zip(starts, starts[1:])) and starts[-1] + SAMPLE_BYTES <= size
+        # one piece in each 32nd of the file (give or take the rounding to whole 2 MiB pages)
+        assert all(size * i // SAMPLES - 2 * HUGE_PAGE <= s < size * (i + 1) // SAMPLES for i, s in enumerate(starts))
+
+
+def test_sample_is_drawn_anew_on_each_load():
+    """A fixed sample is what its own reread makes huge: it would miss the rest of the file going back to small
+    folios. Different draws pick different pieces, each piece of a run as likely."""
+    size = 751 << 20
+    draws = [tuple(sample_starts(size, random.Random(seed))) for seed in range(200)]
+    assert len(set(draws)) == len(draws)
+    firsts = [d[0] for d in draws]  # the first 32nd of the file: 11 of the 375 starts whose piece fits
+    assert sorted(set(firsts)) == [k * HUGE_PAGE for k in range(((size - SAMPLE_BYTES) // HUGE_PAGE + 1) // SAMPLES)]
 
 
 @linux_only
@@ -65,17 +79,18 @@ def test_whole_file_dropped_only_when_the_sample_comes_back_huge(tmp_path, monke
     path = tmp_path / "big.bin"
     size = MIN_FILE_BYTES + 5 * HUGE_PAGE
     digest = _write(path, size)
-    answers, dropped = list(shares), []
+    answers, dropped, sampled = list(shares), [], []
     monkeypatch.setattr(pagecache, "huge_pages_possible", lambda: True)
     monkeypatch.setattr(pagecache, "map_address", lambda buf: 0)
-    monkeypatch.setattr(pagecache, "_fault_sample", lambda buf, starts: answers.pop(0))
+    monkeypatch.setattr(pagecache, "_fault_sample", lambda buf, starts: (sampled.append(starts), answers.pop(0))[1])
     real_fadvise = os.posix_fadvise
     monkeypatch.setattr(os, "posix_fadvise", lambda fd, at, n, advice: (dropped.append((at, n)),
                                                                          real_fadvise(fd, at, n, advice)))
     buf, share = _mapped(path)
     try:
         assert not answers and share == shares[-1]
-        sample = [(start, SAMPLE_BYTES) for start in sample_starts(size)]
+        assert all(starts == sampled[0] for starts in sampled)  # the dropped sample is the one read again
+        sample = [(start, SAMPLE_BYTES) for start in sampled[0]]
         assert dropped == ([] if len(shares) == 1 else sample + [(0, size)] * drops_whole)
         assert hashlib.sha256(buf).hexdigest() == digest  # dropped pages read back from the file
     finally:
