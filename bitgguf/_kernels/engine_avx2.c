@@ -20,7 +20,7 @@ void bg_quantize_act_avx2(const float *x, int n, bg_act *a) {
     _mm256_storeu_ps(lanes, vmax);
     for (int k = 0; k < 8; k++) amax = lanes[k] > amax ? lanes[k] : amax;
     for (; i < n; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
-    const float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);  /* as bg_quantize_act */
+    const float s = bg_act_scale(amax);
     const __m256 vs = _mm256_set1_ps(s), lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     int32_t total = 0;
@@ -40,21 +40,7 @@ void bg_quantize_act_avx2(const float *x, int n, bg_act *a) {
         a->gsum[g] = bg_hsum_i32x8(s32);
         total += a->gsum[g];
     }
-    if (g * BG_ACT_GROUP < n) {  /* the last partial group, as the portable code does it */
-        int32_t gs = 0;
-        for (int j = g * BG_ACT_GROUP; j < n; j++) {
-            float r = nearbyintf(x[j] * s);
-            int q = r > 127.0f ? 127 : r < -128.0f ? -128 : (int)r;
-            a->q[j] = (int8_t)q;
-            gs += q;
-        }
-        a->gsum[g] = gs;
-        total += gs;
-    }
-    a->n = n;
-    a->scale = s;
-    a->sum = total;
-    if (a->tq1) bg_tq1_order_act(a->q, n, a->tq1);
+    bg_quantize_act_rest(x, n, s, g, total, a);  /* the last partial group as the portable code does it */
 }
 
 void bg_rmsnorm_avx2(float *o, const float *x, const float *w, int n, float eps) {

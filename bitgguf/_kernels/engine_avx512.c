@@ -21,7 +21,7 @@ void bg_quantize_act_avx512(const float *x, int n, bg_act *a) {
     for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
     float amax = _mm512_reduce_max_ps(vmax);  /* a max: any order gives the same value */
     for (; i < n; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
-    const float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);  /* as bg_quantize_act */
+    const float s = bg_act_scale(amax);
     const __m512 vs = _mm512_set1_ps(s), lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f);
     int32_t total = 0;
     int g = 0;
@@ -37,21 +37,7 @@ void bg_quantize_act_avx512(const float *x, int n, bg_act *a) {
         a->gsum[g] = _mm512_reduce_add_epi32(_mm512_add_epi32(v[0], v[1]));  /* integers: exact in any order */
         total += a->gsum[g];
     }
-    if (g * BG_ACT_GROUP < n) {  /* the last partial group, as the portable code does it */
-        int32_t gs = 0;
-        for (int j = g * BG_ACT_GROUP; j < n; j++) {
-            float r = nearbyintf(x[j] * s);
-            int q = r > 127.0f ? 127 : r < -128.0f ? -128 : (int)r;
-            a->q[j] = (int8_t)q;
-            gs += q;
-        }
-        a->gsum[g] = gs;
-        total += gs;
-    }
-    a->n = n;
-    a->scale = s;
-    a->sum = total;
-    if (a->tq1) bg_tq1_order_act(a->q, n, a->tq1);
+    bg_quantize_act_rest(x, n, s, g, total, a);  /* the last partial group as the portable code does it */
 }
 
 void bg_rmsnorm_avx512(float *o, const float *x, const float *w, int n, float eps) {

@@ -244,14 +244,15 @@ void bg_quantize_act(const float *x, int n, bg_act *a) {
         float v = fabsf(x[i]);
         if (v > amax) amax = v;
     }
-    /* the reference's rule, in f32: s = 127 / max(max|x|, 1e-5); round half to even (default rounding mode) */
-    float s = 127.0f / (amax > 1e-5f ? amax : 1e-5f);
-    int32_t total = 0;
-    for (int g = 0; g * BG_ACT_GROUP < n; g++) {
+    bg_quantize_act_rest(x, n, bg_act_scale(amax), 0, 0, a);
+}
+
+void bg_quantize_act_rest(const float *x, int n, float s, int g, int32_t total, bg_act *a) {
+    for (; g * BG_ACT_GROUP < n; g++) {
         int end = (g + 1) * BG_ACT_GROUP < n ? (g + 1) * BG_ACT_GROUP : n;
         int32_t gs = 0;
         for (int i = g * BG_ACT_GROUP; i < end; i++) {
-            float r = nearbyintf(x[i] * s);
+            float r = nearbyintf(x[i] * s);  /* round half to even (the default rounding mode) */
             int v = r > 127.0f ? 127 : r < -128.0f ? -128 : (int)r;
             a->q[i] = (int8_t)v;
             gs += v;

@@ -183,6 +183,11 @@ void bg_rmsnorm(float *o, const float *x, const float *w, int n, float eps);
 
 /* Quantize n activations to int8 (the reference's quantize_activations rule); fills a->scale, sum, q, gsum. */
 void bg_quantize_act(const float *x, int n, bg_act *a);
+/* The reference's scale for activations whose largest magnitude is amax, in f32: 127 / max(amax, 1e-5). */
+static inline float bg_act_scale(float amax) { return 127.0f / (amax > 1e-5f ? amax : 1e-5f); }
+/* bg_quantize_act from group g on, with scale s, the groups before it done (their sum: total); then a's n, scale,
+ * sum and TQ1_0 digit order. The vector quantizers end with it. */
+void bg_quantize_act_rest(const float *x, int n, float s, int g, int32_t total, bg_act *a);
 /* Quantize n values (n % 256 == 0) to Q8_K; x->q, d, bsum must hold n, n / 256, n / 16 values. */
 void bg_quantize_q8k(const float *x, int n, bg_q8k *out);
 

@@ -98,22 +98,36 @@ static inline __m128 bg_k_combine4(__m128 sum, const uint32_t d_dmin[4], float d
     return _mm_add_ps(sum, _mm_castpd_ps(_mm_unpacklo_pd(_mm_castps_pd(_mm256_castps256_ps128(diff)),
                                                          _mm_castps_pd(_mm256_extractf128_ps(diff, 1)))));
 }
-/* e^x for 8 floats by Cephes' expf method: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, and 2^n
- * in the exponent bits; within 2 ulp of expf. x < -87.34 (where e^x leaves the normal floats) gives 0, and -inf
- * too; x > 88 gives e^88; NaN stays NaN (max and min return their second operand, x, for a NaN). */
+/* e^x by Cephes' expf method: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, and 2^n in the exponent
+ * bits; within 2 ulp of expf. x < -87.34 (where e^x leaves the normal floats) gives 0, and -inf too; x > 88 gives
+ * e^88; NaN stays NaN (max and min return their second operand, x, for a NaN). Its constants, shared by the 8- and
+ * 16-lane versions (x86_avx512.h's bg_exp_f32x16), whose values must agree bit for bit: */
+#define BG_EXP_MIN -87.33654f
+#define BG_EXP_MAX 88.0f
+#define BG_EXP_LOG2E 1.44269504088896341f
+#define BG_EXP_LN2_HI 0.693359375f /* ln2 in two parts: n * hi is exact */
+#define BG_EXP_LN2_LO -2.12194440e-4f
+#define BG_EXP_P5 1.9875691500e-4f
+#define BG_EXP_P4 1.3981999507e-3f
+#define BG_EXP_P3 8.3334519073e-3f
+#define BG_EXP_P2 4.1665795894e-2f
+#define BG_EXP_P1 1.6666665459e-1f
+#define BG_EXP_P0 5.0000001201e-1f
+
+/* e^x for 8 floats */
 static inline __m256 bg_exp_f32x8(__m256 x) {
-    const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(_mm256_set1_ps(-87.33654f), x));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+    const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(BG_EXP_MIN), _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_set1_ps(BG_EXP_MAX), _mm256_max_ps(_mm256_set1_ps(BG_EXP_MIN), x));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(BG_EXP_LOG2E)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  /* ln2 in two parts: exact n * hi */
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(BG_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(BG_EXP_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(BG_EXP_P5);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(BG_EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(BG_EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(BG_EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(BG_EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(BG_EXP_P0));
     const __m256 er = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_andnot_ps(underflow, _mm256_mul_ps(er, _mm256_castsi256_ps(bits)));

@@ -3,6 +3,8 @@
 #define BITGGUF_X86_AVX512_H
 #include <immintrin.h>
 
+#include "x86_avx2.h" /* bg_exp_f32x8 and its constants */
+
 /* A zmm whose low half's bytes are lo and high half's hi: masks that leave one 2-bit field of each byte in place */
 static inline __m512i bg_mask_pair(int lo, int hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8((char)lo)), _mm256_set1_epi8((char)hi), 1);
@@ -38,20 +40,21 @@ static inline void bg_transpose16_epi32(const __m512i in[16], __m512i out[16]) {
         out[12 + j] = _mm512_shuffle_i32x4(c1, c3, 0xdd);
     }
 }
-/* x86_avx2.h's bg_exp_f32x8, the same operations in 16 lanes (bitwise its values) */
+/* x86_avx2.h's bg_exp_f32x8, the same operations and constants in 16 lanes (bitwise its values; include x86_avx2.h
+ * first) */
 static inline __m512 bg_exp_f32x16(__m512 x) {
-    const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654f), _CMP_LT_OQ);
-    x = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.33654f), x));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(BG_EXP_MIN), _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_set1_ps(BG_EXP_MAX), _mm512_max_ps(_mm512_set1_ps(BG_EXP_MIN), x));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(BG_EXP_LOG2E)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(BG_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(BG_EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(BG_EXP_P5);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(BG_EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(BG_EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(BG_EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(BG_EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(BG_EXP_P0));
     const __m512 er = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     return _mm512_maskz_mov_ps((__mmask16)~underflow, _mm512_mul_ps(er, _mm512_castsi512_ps(bits)));
