@@ -8,9 +8,9 @@ through a map advised MADV_HUGEPAGE, they are 2 MiB folios; written by a convert
 small ones, and stay so while the cache keeps them.
 
 `map_model_file` therefore maps the file, advises huge pages, faults in a 64 MiB sample (32 pieces of 2 MiB, one at
-random in each 32nd of the file) and asks /proc/self/smaps how much of that is in 2 MiB pages. Where less than 90% is, and the sample
-comes back in 2 MiB pages once dropped and read again, it drops the whole file from the page cache
-(POSIX_FADV_DONTNEED leaves pages that other processes map), so that decode reads it once more from disk, into
+random in each 32nd of the file) and asks /proc/self/smaps how much of that is in 2 MiB pages. Where less than 90%
+is, and the sample comes back in 2 MiB pages once dropped and read again, it drops the whole file from the page
+cache (POSIX_FADV_DONTNEED leaves pages that other processes map), so that decode reads it once more from disk, into
 2 MiB folios that later loads find in the cache.
 """
 from __future__ import annotations
@@ -30,9 +30,8 @@ MIN_FILE_BYTES = 32 * HUGE_PAGE
 # not: one read through a map, say, and another written). Eight pieces of 4 MiB saw all of a bench file in 2 MiB
 # pages where 25% of it was not (it read 10% slower than anonymous memory); 32 pieces of 2 MiB saw 72%. The pieces
 # are drawn at random on each load: the same pieces every time are the ones a reread of the sample brings back in
-# 2 MiB folios, so once another program (llama-bench, a plain map or read) had brought the rest of the file back in
-# small ones, the sample still saw 100% where 58% of the file was (its decode read 5% slower than from anonymous
-# memory).
+# 2 MiB folios, so once something else had brought the rest of a bench file back in small ones, the sample still
+# saw 100% where 58% of the file was (its decode read 5% slower than from anonymous memory).
 SAMPLES = 32
 SAMPLE_BYTES = HUGE_PAGE
 # Fewer 2 MiB pages than this share of the sample: drop the file's cached pages and read it again, where the sample,

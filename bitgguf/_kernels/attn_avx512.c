@@ -100,7 +100,8 @@ void bg_attn_softmax_row_avx512(float *x, int n, int n_zero, float div) {
     for (int i = 0; i < n; i += 16) {
         const __m512 e = bg_exp_f32x16(_mm512_sub_ps(_mm512_loadu_ps(x + i), mx));
         _mm512_storeu_ps(x + i, e);
-        vsum = _mm256_add_ps(_mm256_add_ps(vsum, _mm512_castps512_ps256(e)), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1)));
+        const __m256 e_hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1));
+        vsum = _mm256_add_ps(_mm256_add_ps(vsum, _mm512_castps512_ps256(e)), e_hi);
     }
     const __m512 sum = _mm512_set1_ps(bg_hsum_f32x8(vsum));
     for (int i = 0; i < n; i += 16) _mm512_storeu_ps(x + i, _mm512_div_ps(_mm512_loadu_ps(x + i), sum));

@@ -14,7 +14,7 @@
 /* bg_quantize_act, bit for bit (the same f32 products, round half to even, clamp, exact sums). */
 void bg_quantize_act_avx2(const float *x, int n, bg_act *a);
 
-/* engine.c's rmsnorm, bit for bit: the same sixteen double sums (one per lane of four vectors), the same float
+/* bg_rmsnorm (kernels.c), bit for bit: the same sixteen double sums (one per lane of four vectors), the same float
  * scaling (o may be x). */
 void bg_rmsnorm_avx2(float *o, const float *x, const float *w, int n, float eps);
 

@@ -40,8 +40,7 @@ static inline void bg_transpose16_epi32(const __m512i in[16], __m512i out[16]) {
         out[12 + j] = _mm512_shuffle_i32x4(c1, c3, 0xdd);
     }
 }
-/* x86_avx2.h's bg_exp_f32x8, the same operations and constants in 16 lanes (bitwise its values; include x86_avx2.h
- * first) */
+/* x86_avx2.h's bg_exp_f32x8, the same operations and constants in 16 lanes (bitwise its values) */
 static inline __m512 bg_exp_f32x16(__m512 x) {
     const __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(BG_EXP_MIN), _CMP_LT_OQ);
     x = _mm512_min_ps(_mm512_set1_ps(BG_EXP_MAX), _mm512_max_ps(_mm512_set1_ps(BG_EXP_MIN), x));
