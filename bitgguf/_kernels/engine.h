@@ -85,6 +85,7 @@ typedef struct {
     bg_dot_f32_fn kv_dot;
     bg_axpy_fn kv_axpy;
     uint8_t *k_cache, *v_cache;  /* [n_layer][n_ctx][kv_dim] elements of type kv, or if k_tiles blocks of */
+    size_t k_mapped, v_mapped;   /* their mappings' bytes (engine.c's kv_alloc), 0 where calloc'd */
     int k_tiles, n_head_kv;      /* BG_K_TILE positions of every layer and KV head (engine.c's k_tiles_offset) */
     size_t kv_block_bytes;       /* bytes of such a block */
     size_t kv_pos_bytes;         /* bytes of one position of one layer */
