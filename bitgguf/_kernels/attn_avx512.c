@@ -29,6 +29,9 @@ static inline __attribute__((always_inline)) void rows_cols(const int R, const i
     for (int r = 0; r < R; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = accumulate ? _mm512_loadu_ps(c[r] + 16 * v) : _mm512_setzero_ps();
     for (int k = 0; k < K; k++, b += step) {
+        if (NV == 8 && f16)  /* whole 256-byte rows of the cache, a decode step's: they come from memory */
+            for (int l = 0; l < 4; l++)
+                _mm_prefetch((const char *)(b + BG_ATT_PREFETCH_ROWS * step + 64 * l), _MM_HINT_T0);
         __m512 col[8];
         for (int v = 0; v < NV; v++)
             col[v] = f16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + v * vstride)))

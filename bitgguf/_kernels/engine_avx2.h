@@ -64,6 +64,11 @@ typedef struct {
  * (attn_avx2.c's: 6) and does as many of the nv vectors as its registers hold at once (a power of two, up to 8 for
  * 1-2 rows): it returns how many. */
 #define BG_ATT_ROWS_AVX512 8
+/* Rows of the F16 cache ahead that AVX-512's row kernel prefetches in a decode step (8 KiB of 256-byte rows): the K
+ * tiles and V chunks are 32 KiB streams far apart, which the hardware prefetchers pick up late. 2B4T at 2048
+ * positions, Zen 5: 38.0 -> 40.1 tok/s at 1 thread, 63.9 -> 66.8 at 2 (16 rows ahead: 39.9, 64: 40.0). AVX2's
+ * kernel, which reads a row's 64-byte slices in four passes, measured no faster with it (20.9 -> 21.2). */
+#define BG_ATT_PREFETCH_ROWS 32
 int bg_attn_cols_avx512(int R, int nv, int f16, const float *const *a, int K, const uint8_t *b, size_t ldb,
                         size_t vstride, float *const *c, int accumulate);
 
