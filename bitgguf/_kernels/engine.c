@@ -45,8 +45,9 @@
 /* Zeroed memory for one of the K and V caches (*mapped: its mapping's bytes, 0 for calloc's). On Linux, an anonymous
  * map advised for 2 MiB pages: decode reads the whole cache every token, and through 4 KiB pages a long context cost
  * a TLB walk every 4 KiB (2B4T at 2048 positions, Zen 5, both in one process: 36.4 -> 37.8 tok/s at 1 thread, 57.7
- * -> 60.0 at 2; with THP "madvise", the common default, calloc's memory gets small pages). Pages are still faulted in
- * as the context fills, 2 MiB at a time. */
+ * -> 60.0 at 2; with THP "madvise", the common default, calloc's memory gets small pages; on the Sapphire Rapids VM
+ * the advice had measured no faster, 25.6-26.1 against 25.7-26.7). Pages are still faulted in as the context fills,
+ * 2 MiB at a time. */
 static void *kv_alloc(size_t bytes, size_t *mapped) {
     *mapped = 0;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
