@@ -580,6 +580,41 @@ static void kv_store(const bg_model *m, uint8_t *cache, int layer, int pos, cons
     }
 }
 
+/* 1 when a batch's K goes into the cache's tiles a run of tokens at a time (put_k_tokens) */
+#define BG_K_RUN_MAX_HD 256
+static inline int k_by_tokens(const bg_state *s, int hd) {
+    return s->k_tiles && s->batch_n > 1 && hd <= BG_K_RUN_MAX_HD;
+}
+
+/* The batch's K of tokens tb..te-1 (after RoPE) into the cache. A tile holds a head's K as [hd][BG_K_TILE], so
+ * one token's values are hd elements BG_K_TILE apart: token by token that was a store into each of hd lines (1.25%
+ * of a prompt, the lines leaving L1 between tokens). Here, per dimension, the run's tokens are neighbours in one
+ * line. The same elements as kv_store's. */
+static void put_k_tokens(const bg_model *m, int l, int tb, int te) {
+    const bg_state *s = &m->s;
+    const int hd = m->w.c.head_dim, KVD = s->n_head_kv * hd;
+    const int f16 = s->kv->type_id == BG_TYPE_F16;
+    const size_t esz = f16 ? 2 : 4;
+    enum { RUN = 16 };
+    uint8_t buf[RUN * BG_K_RUN_MAX_HD * 4];  /* the run's converted K of one head, [token][hd] */
+    for (int t0 = tb; t0 < te;) {
+        const int p0 = s->n_past + t0, t1 = MIN(MIN(te, t0 + RUN), t0 + BG_K_TILE - p0 % BG_K_TILE);
+        for (int g = 0; g < s->n_head_kv; g++) {
+            for (int t = t0; t < t1; t++)
+                kv_put(m, buf + (size_t)(t - t0) * hd * esz, s->k + (size_t)t * KVD + (size_t)g * hd, hd, 1);
+            uint8_t *dst = s->k_cache + k_tiles_offset(s, l, g, p0);
+            for (int d = 0; d < hd; d++)
+                for (int t = 0; t < t1 - t0; t++) {
+                    if (f16)
+                        memcpy(dst + ((size_t)d * BG_K_TILE + t) * 2, buf + ((size_t)t * hd + d) * 2, 2);
+                    else
+                        memcpy(dst + ((size_t)d * BG_K_TILE + t) * 4, buf + ((size_t)t * hd + d) * 4, 4);
+                }
+        }
+        t0 = t1;
+    }
+}
+
 /* ---- the forward pass ------------------------------------------------------------------------------------- */
 
 /* The per-token work between the matmuls, in stages (each token's vectors are its own, so tokens run in parallel
@@ -654,7 +689,8 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
         const int pos = s->n_past + t;
         rope(s, s->q + (size_t)t * QD, c->n_head, hd, pos);
         rope(s, s->k + (size_t)t * KVD, c->n_head_kv, hd, pos);
-        kv_store(m, s->k_cache, l, pos, s->k + (size_t)t * KVD, KVD);
+        if (!k_by_tokens(s, hd))  /* else put_k_tokens, after the stage's tokens */
+            kv_store(m, s->k_cache, l, pos, s->k + (size_t)t * KVD, KVD);
         kv_store(m, s->v_cache, l, pos, s->v + (size_t)t * KVD, KVD);
         break;
     }
@@ -709,6 +745,12 @@ static void put_gemm_tokens(bg_model *m, int l, int stage, int t0, int t1) {
     }
 }
 
+/* What a stage writes for a run of tokens at once, after their token_stage: the GEMM's tiles, the K cache's. */
+static void stage_tokens_done(bg_model *m, int l, int stage, int tb, int te) {
+    put_gemm_tokens(m, l, stage, tb, te);
+    if (stage == ST_ROPE && k_by_tokens(&m->s, m->w.c.head_dim)) put_k_tokens(m, l, tb, te);
+}
+
 static void stage_task(void *ctx, int ith, int nth) {
     stage_job *j = ctx;
     int b, e;
@@ -716,7 +758,7 @@ static void stage_task(void *ctx, int ith, int nth) {
     (void)nth;
     while (bg_pool_chunk(&j->next, j->n, j->chunk, &b, &e)) {
         for (int t = b; t < e; t++) token_stage(j->m, j->layer, j->stage, j->t0 + t);
-        put_gemm_tokens(j->m, j->layer, j->stage, j->t0 + b, j->t0 + e);
+        stage_tokens_done(j->m, j->layer, j->stage, j->t0 + b, j->t0 + e);
     }
 }
 
@@ -724,7 +766,7 @@ static void stage_task(void *ctx, int ith, int nth) {
 static void stage(bg_model *m, int layer, int st, int t0, int n) {
     if (n - t0 <= 1 || m->n_threads == 1) {
         for (int t = t0; t < n; t++) token_stage(m, layer, st, t);
-        put_gemm_tokens(m, layer, st, t0, n);
+        stage_tokens_done(m, layer, st, t0, n);
         return;
     }
     /* with a GEMM, whole tiles of tokens per thread: threads writing neighbouring tokens' activations into the
