@@ -580,8 +580,9 @@ static void kv_store(const bg_model *m, uint8_t *cache, int layer, int pos, cons
     }
 }
 
+#define BG_K_RUN_MAX_HD 256 /* put_k_tokens' buffer, on the stack, holds heads up to this size */
+
 /* 1 when a batch's K goes into the cache's tiles a run of tokens at a time (put_k_tokens) */
-#define BG_K_RUN_MAX_HD 256
 static inline int k_by_tokens(const bg_state *s, int hd) {
     return s->k_tiles && s->batch_n > 1 && hd <= BG_K_RUN_MAX_HD;
 }
