@@ -116,36 +116,35 @@ static void softmax(float *x, int n) {
 /* 1 when the engine runs at an x86 level with AVX2 (avx2, avx512, amx): engine_avx2.c's helpers apply. */
 static inline int x86_avx2(const bg_model *m) { return bg_isa_x86_avx2(m->isa); }
 
-static void rmsnorm(const bg_model *m, float *o, const float *x, const float *w, int n, float eps) {
-#if defined(__x86_64__)
-    if (bg_isa_x86_avx512(m->isa)) {
-        bg_rmsnorm_avx512(o, x, w, n, eps);
-        return;
-    }
-    if (x86_avx2(m)) {
-        bg_rmsnorm_avx2(o, x, w, n, eps);  /* bit for bit bg_rmsnorm */
-        return;
-    }
-#endif
-    (void)m;
-    bg_rmsnorm(o, x, w, n, eps);
+static void silu_mul_portable(float *g, const float *u, int n) {
+    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-/* Quantize one token's activations (bit for bit the same at every level). */
-static void quantize(const bg_model *m, const float *x, int n, bg_act *a) {
+static void scale_dots_portable(float *y, int n, float div, float mul) {
+    for (int i = 0; i < n; i++) y[i] = y[i] / div * mul;
+}
+
+/* The per-token helpers of a level, picked once (bg_model_init) as the type table picks kernels: activation
+ * quantization and RMSNorm bit for bit the same at every level; SiLU x up and the dots' scaling the same at the x86
+ * levels (engine_avx2.h). */
+typedef struct bg_helpers {
+    void (*quantize)(const float *x, int n, bg_act *a);
+    void (*rmsnorm)(float *o, const float *x, const float *w, int n, float eps);
+    void (*silu_mul)(float *g, const float *u, int n);  /* g = g / (1 + e^-g) * u */
+    void (*scale_dots)(float *y, int n, float div, float mul);  /* y = y / div * mul */
+} bg_helpers;
+
+static const bg_helpers *helpers_for(bg_isa isa) {
+    static const bg_helpers portable = {bg_quantize_act, bg_rmsnorm, silu_mul_portable, scale_dots_portable};
 #if defined(__x86_64__)
-    if (bg_isa_x86_avx512(m->isa)) {
-        bg_quantize_act_avx512(x, n, a);
-        return;
-    }
-    if (x86_avx2(m)) {
-        bg_quantize_act_avx2(x, n, a);
-        return;
-    }
-#else
-    (void)m;
+    static const bg_helpers avx2 = {bg_quantize_act_avx2, bg_rmsnorm_avx2, bg_silu_mul_avx2, bg_scale_dots_avx2};
+    static const bg_helpers avx512 = {bg_quantize_act_avx512, bg_rmsnorm_avx512, bg_silu_mul_avx512,
+                                      bg_scale_dots_avx512};
+    if (bg_isa_x86_avx512(isa)) return &avx512;
+    if (bg_isa_x86_avx2(isa)) return &avx2;
 #endif
-    bg_quantize_act(x, n, a);
+    (void)isa;
+    return &portable;
 }
 
 static inline int ternary(const bg_tensor *w) { return w->dot_i8 || w->tl2_tile; }
@@ -188,18 +187,7 @@ typedef struct {
  * as one vectorizable pass (the division is off the kernel calls' path: ~4% of a decode step when done per row) */
 static void scale_dots(const bg_model *m, float *y, size_t ys, int t, int r0, int r1, const bg_act *act,
                        float scale) {
-#if defined(__x86_64__)
-    if (bg_isa_x86_avx512(m->isa)) {
-        bg_scale_dots_avx512(y + t * ys + r0, r1 - r0, act[t].scale, scale);
-        return;
-    }
-    if (x86_avx2(m)) {
-        bg_scale_dots_avx2(y + t * ys + r0, r1 - r0, act[t].scale, scale);
-        return;
-    }
-#endif
-    (void)m;
-    for (int r = r0; r < r1; r++) y[t * ys + r] = y[t * ys + r] / act[t].scale * scale;
+    m->helpers->scale_dots(y + t * ys + r0, r1 - r0, act[t].scale, scale);
 }
 
 static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int r1, int ith) {
@@ -658,7 +646,7 @@ static void quantize_for(bg_model *m, int l, int stage, const float *x, int n, i
     int n_w;
     const bg_tensor *w = stage_matmuls(m, l, stage, &n_w);
     if (!w) return;
-    quantize(m, x, n, &s->act[t]);
+    m->helpers->quantize(x, n, &s->act[t]);
     for (int i = 0; i < n_w; i++)
         if (w[i].tl2_tile && !uses_gemm(&w[i], s->batch_n)) {
             s->tl2_build(s->act[t].q, n, w[i].tl2.BK, s->tl2_tables + (size_t)t * s->tl2_stride);
@@ -676,16 +664,17 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
     switch (stage) {
     case ST_ATTN_IN:
     case ST_FFN_IN:
-    case ST_OUT:
+    case ST_OUT: {
         if (stage != ST_ATTN_IN || l > 0)
             for (int i = 0; i < D; i++) x[i] += xb[i];
-        rmsnorm(m, xb, x, stage == ST_OUT ? m->w.output_norm : stage == ST_ATTN_IN ? L->attn_norm : L->ffn_norm, D,
-                c->rms_eps);
+        const float *norm = stage == ST_OUT ? m->w.output_norm : stage == ST_ATTN_IN ? L->attn_norm : L->ffn_norm;
+        m->helpers->rmsnorm(xb, x, norm, D, c->rms_eps);
         if (stage != ST_OUT)
             quantize_for(m, l, stage, xb, D, t);
         else if (m->w.output.dot_q8k)
             bg_quantize_q8k(xb, D, &s->q8k[t]);
         break;
+    }
     case ST_ROPE: {
         const int pos = s->n_past + t;
         rope(s, s->q + (size_t)t * QD, c->n_head, hd, pos);
@@ -696,7 +685,7 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
         break;
     }
     case ST_ATTN_OUT:
-        if (L->attn_sub_norm) rmsnorm(m, xb2, xb2, L->attn_sub_norm, QD, c->rms_eps);
+        if (L->attn_sub_norm) m->helpers->rmsnorm(xb2, xb2, L->attn_sub_norm, QD, c->rms_eps);
         quantize_for(m, l, stage, xb2, QD, t);
         break;
     case ST_FFN_MID: {
@@ -706,17 +695,9 @@ static void token_stage(bg_model *m, int l, int stage, int t) {
                 const float r = relu(g[i]);
                 g[i] = r * r * u[i];
             }
-        } else {
-#if defined(__x86_64__)
-            if (bg_isa_x86_avx512(m->isa))
-                bg_silu_mul_avx512(g, u, F);
-            else if (x86_avx2(m))
-                bg_silu_mul_avx2(g, u, F);
-            else
-#endif
-                for (int i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-        }
-        if (L->ffn_sub_norm) rmsnorm(m, g, g, L->ffn_sub_norm, F, c->rms_eps);
+        } else
+            m->helpers->silu_mul(g, u, F);
+        if (L->ffn_sub_norm) m->helpers->rmsnorm(g, g, L->ffn_sub_norm, F, c->rms_eps);
         quantize_for(m, l, stage, g, F, t);
         break;
     }
@@ -934,6 +915,7 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
     m->pool = NULL;  /* started by the first eval (ensure_pool) */
     m->error[0] = 0;
     m->isa = isa;
+    m->helpers = helpers_for(isa);
     m->n_threads = n_threads > 0 ? n_threads : 1;
     if ((int)isa < 0 || isa >= BG_ISA_COUNT || !bg_cpu_supports(isa))
         return init_fail(m, "ISA level %s is not supported by this CPU", bg_isa_name(isa));

@@ -96,6 +96,7 @@ typedef struct {
     bg_weights w;
     bg_state s;
     bg_isa isa;
+    const struct bg_helpers *helpers;  /* isa's per-token helpers (engine.c's table) */
     int n_threads;               /* may change between evals: the pool follows */
     char error[256];
     struct bg_pool *pool;        /* threadpool.c; NULL until the first eval */
