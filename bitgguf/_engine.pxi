@@ -33,6 +33,7 @@ cdef extern from "kernels.h" nogil:
     const bg_type_traits *bg_type_traits_of(int type_id)
     size_t bg_row_bytes(const bg_type_traits *t, int cols)
     enum: BG_TQ1_ORDER_BYTES
+    enum: BG_TYPE_TQ1_0
     bg_dot_i8_fn bg_kernel_dot_i8(const bg_type_traits *t, bg_isa isa)
     bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa)
     ctypedef void (*bg_dot_i8_multi_fn)(const uint8_t *row, const bg_act *acts, int n, float *out, size_t stride)
@@ -342,12 +343,12 @@ def ternary_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4
     cdef int8_t[::1] qv = q
     cdef int32_t[::1] gv = gsum
     # TQ1_0's activations also in digit order, as the engine gives them (its AVX-512 kernel reads them)
-    order = _np.zeros(cols // 256 * BG_TQ1_ORDER_BYTES if type_id == 34 else 1, dtype=_np.int8)
+    order = _np.zeros(cols // 256 * BG_TQ1_ORDER_BYTES if type_id == BG_TYPE_TQ1_0 else 1, dtype=_np.int8)
     cdef int8_t[::1] ov = order
     cdef bg_act a
     a.q = &qv[0]
     a.gsum = &gv[0]
-    a.tq1 = &ov[0] if type_id == 34 else NULL
+    a.tq1 = &ov[0] if type_id == BG_TYPE_TQ1_0 else NULL
     bg_quantize_act(&xv[0], cols, &a)
     cdef float scale = 1.0
     if t.tensor_scale:
