@@ -46,6 +46,10 @@ cdef extern from "kernels.h" nogil:
     void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
                         const bg_act *a, float *out, int one_stream)
     bg_dot_f32_fn bg_kernel_dot_f32(const bg_type_traits *t, bg_isa isa)
+    ctypedef void (*bg_dot_f32_x4_fn)(const void *row, size_t stride, const float *x, int n, float *out)
+    bg_dot_f32_x4_fn bg_kernel_dot_f32_x4(const bg_type_traits *t, bg_isa isa)
+    void bg_dot_f32_rows(bg_dot_f32_fn dot, bg_dot_f32_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
+                         const float *x, int cols, float *out, int one_stream)
     bg_dot_q8k_fn bg_kernel_dot_q8k(const bg_type_traits *t, bg_isa isa)
     ctypedef void (*bg_dot_q8k_x4_fn)(const void *row, size_t stride, const bg_q8k *x, float *out)
     bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa)
@@ -465,9 +469,10 @@ def quantize_q8k(x):
 
 def float_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4=True, one_stream=None):
     """y = W x for a float-type weight by the head kernels: f32 activations (F32, F16, BF16, Q8_0, Q4_0), or x as
-    Q8_K for the K-quants (Q6_K, Q5_K, Q4_K), as the engine runs them: with rows4, four rows at a time by the type's
-    four-row kernel where this ISA level has one, four adjacent rows or the rows' four quarters side by side
-    (one_stream; None: as this CPU's engine does)."""
+    Q8_K for the K-quants (Q6_K, Q5_K, Q4_K), as the engine runs them (bg_dot_q8k_rows, bg_dot_f32_rows): with rows4,
+    four rows at a time by the type's four-row kernel where this ISA level has one, four adjacent rows or the rows'
+    four quarters side by side (the K-quants; float types read front to back with one_stream); None: as this CPU's
+    engine does."""
     cdef const bg_type_traits *t = _traits(type_id)
     if t.ternary:
         raise ValueError(f"{t.name.decode()} is a ternary type")
@@ -482,10 +487,10 @@ def float_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4=T
     cdef bg_dot_f32_fn dot = bg_kernel_dot_f32(t, <bg_isa>isa_id)
     cdef bg_dot_q8k_fn dot_q8k = bg_kernel_dot_q8k(t, <bg_isa>isa_id)
     cdef bg_dot_q8k_x4_fn dot_q8k_x4 = bg_kernel_dot_q8k_x4(t, <bg_isa>isa_id) if rows4 else NULL
+    cdef bg_dot_f32_x4_fn dot_f32_x4 = bg_kernel_dot_f32_x4(t, <bg_isa>isa_id) if rows4 else NULL
     cdef int streams = bg_cpu_one_stream() if one_stream is None else bool(one_stream)
     y = _np.empty(rows, dtype=_np.float32)
     cdef float[::1] yv = y
-    cdef int r
     cdef int8_t[::1] qv
     cdef float[::1] dv
     cdef int16_t[::1] bv
@@ -501,8 +506,7 @@ def float_matvec(data, int type_id, int rows, int cols, x, str isa, bint rows4=T
             bg_dot_q8k_rows(dot_q8k, dot_q8k_x4, &w[0], rb, rows, &xq, &yv[0], streams)
         return y
     with nogil:
-        for r in range(rows):
-            yv[r] = dot(&w[r * rb], &xv[0], cols)
+        bg_dot_f32_rows(dot, dot_f32_x4, &w[0], rb, rows, &xv[0], cols, &yv[0], streams)
     return y
 
 

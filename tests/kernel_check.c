@@ -768,22 +768,29 @@ static int check_gemm(int *checks) {
  * and four-row kernels of its own level. */
 static int check_x4_levels(int *checks) {
     int failures = 0;
-    const bg_type_traits *ti = bg_type_traits_of(BG_TYPE_I2_S), *t5 = bg_type_traits_of(BG_TYPE_Q5_K);
+    const bg_type_traits *ti = bg_type_traits_of(BG_TYPE_I2_S), *t5 = bg_type_traits_of(BG_TYPE_Q5_K),
+                         *tf = bg_type_traits_of(BG_TYPE_F16);
+    static const char *names[3] = {"I2_S", "Q5_K", "F16"};
     for (int isa = 0; isa < BG_ISA_COUNT; isa++)
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < 3; k++) {
             (*checks)++;
             int lvl = isa;  /* where the one-row lookup lands */
-            while (lvl > 0 && !(k ? (void *)t5->dot_q8k[lvl] : (void *)ti->dot_i8[lvl]))
+            while (lvl > 0 && !(k == 2 ? (void *)tf->dot_f32[lvl]
+                                : k    ? (void *)t5->dot_q8k[lvl]
+                                       : (void *)ti->dot_i8[lvl]))
                 lvl = lvl == BG_ISA_AMX         ? BG_ISA_AVX512
                       : lvl == BG_ISA_AVX512        ? BG_ISA_AVX2
                       : lvl == BG_ISA_NEON_DOTPROD ? BG_ISA_NEON
                                                     : BG_ISA_SCALAR;
-            void *got = k ? (void *)bg_kernel_dot_q8k_x4(t5, (bg_isa)isa)
-                          : (void *)bg_kernel_dot_i8_x4(ti, (bg_isa)isa);
-            void *want = k ? (void *)t5->dot_q8k_x4[lvl] : (void *)ti->dot_i8_x4[lvl];
+            void *got = k == 2 ? (void *)bg_kernel_dot_f32_x4(tf, (bg_isa)isa)
+                        : k    ? (void *)bg_kernel_dot_q8k_x4(t5, (bg_isa)isa)
+                               : (void *)bg_kernel_dot_i8_x4(ti, (bg_isa)isa);
+            void *want = k == 2 ? (void *)tf->dot_f32_x4[lvl]
+                         : k    ? (void *)t5->dot_q8k_x4[lvl]
+                                : (void *)ti->dot_i8_x4[lvl];
             if (got != want) {
-                printf("FAIL %s four-row kernel of %s: not the one of level %s\n", bg_isa_name((bg_isa)isa),
-                       k ? "Q5_K" : "I2_S", bg_isa_name((bg_isa)lvl));
+                printf("FAIL %s four-row kernel of %s: not the one of level %s\n", bg_isa_name((bg_isa)isa), names[k],
+                       bg_isa_name((bg_isa)lvl));
                 failures++;
             }
         }

@@ -175,6 +175,24 @@ def test_four_row_head_kernels_equal_the_one_row_kernels(name, isa, one_stream):
         np.testing.assert_array_equal(four, _core.float_matvec(data, t.type_id, rows, 1024, x, "scalar"))
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("name", ["F16", "BF16"])
+@pytest.mark.parametrize("one_stream", [False, True])
+def test_four_row_float_head_kernels_equal_the_one_row_kernels(name, isa, one_stream):
+    """F16 / BF16 heads read a chunk's rows as four quarters side by side where the level has a four-row kernel
+    (bg_dot_f32_rows): each output must be the one-row kernel's value, bit for bit, for any row count and for rows
+    with a 16-value and a shorter tail after the 64-value steps."""
+    t = TYPES[name]
+    rng = np.random.default_rng(12)
+    for rows, cols in ((4, 1024), (7, 1104), (13, 1110), (74, 256), (9, 40)):
+        w = rng.standard_normal((rows, cols)) * rng.uniform(0.01, 3, size=(rows, 1))
+        data = t.quantize(w.astype(np.float32))
+        x = (rng.standard_normal(cols) * 4).astype(np.float32)
+        one = _core.float_matvec(data, t.type_id, rows, cols, x, isa, rows4=False, one_stream=True)
+        four = _core.float_matvec(data, t.type_id, rows, cols, x, isa, rows4=True, one_stream=one_stream)
+        np.testing.assert_array_equal(four, one)
+
+
 def test_q8_k_activations_match_numpy():
     """The C Q8_K quantizer against numpy's (ggml's rule): codes, scales and 16-value sums."""
     rng = np.random.default_rng(3)

@@ -252,8 +252,8 @@ static void matmul_rows(const bg_model *m, const mm_part *p, int n, int r0, int 
         return;
     }
     if (n == 1) {  /* float weights, one token */
-        bg_dot_f32_rows(w->dot_f32, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0, p->x, w->cols, y + r0,
-                        bg_cpu_one_stream());
+        bg_dot_f32_rows(w->dot_f32, w->dot_f32_x4, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0, p->x,
+                        w->cols, y + r0, bg_cpu_one_stream());
         return;
     }
     for (int r = r0; r < r1; r++) {  /* float weights: f32 activations */
@@ -868,7 +868,7 @@ static int setup_tl2(bg_model *m, bg_tensor *t, const char *name) {
                          t->tl_bk, t->rows, t->cols);
     t->traits = NULL;
     t->dot_i8 = NULL, t->dot_i8_multi = NULL, t->dot_i8_x4 = NULL;
-    t->dot_f32 = NULL, t->dot_q8k = NULL, t->dot_q8k_x4 = NULL;
+    t->dot_f32 = NULL, t->dot_f32_x4 = NULL, t->dot_q8k = NULL, t->dot_q8k_x4 = NULL;
     t->row_bytes = (size_t)t->cols * 5 / 24 + 1;  /* about: for the matmul's chunk size only */
     memcpy(&t->scale, t->data + bg_gguf_tl_scale_offset(1, t->rows, t->cols), sizeof(float));
     t->tl2_tile = bg_tl2_tile_kernel(m->isa);
@@ -903,6 +903,7 @@ static int setup_tensor(bg_model *m, bg_tensor *t, const char *name, int rows, i
     t->dot_i8_x4 = t->traits->ternary ? bg_kernel_dot_i8_x4(t->traits, m->isa) : NULL;
     t->gemm_i8 = t->traits->ternary ? bg_kernel_gemm_i8(t->traits, m->isa, cols) : NULL;
     t->dot_f32 = t->traits->ternary ? NULL : bg_kernel_dot_f32(t->traits, m->isa);
+    t->dot_f32_x4 = t->traits->ternary ? NULL : bg_kernel_dot_f32_x4(t->traits, m->isa);
     t->dot_q8k = t->traits->ternary ? NULL : bg_kernel_dot_q8k(t->traits, m->isa);
     t->dot_q8k_x4 = t->traits->ternary ? NULL : bg_kernel_dot_q8k_x4(t->traits, m->isa);
     return 0;

@@ -39,6 +39,7 @@ typedef struct {
     bg_dot_i8_multi_fn dot_i8_multi; /* ternary types, several tokens at once (NULL: dot_i8 per token) */
     bg_dot_i8_x4_fn dot_i8_x4;       /* ternary types, four rows at once (NULL: dot_i8 per row) */
     bg_dot_f32_fn dot_f32;           /* float types */
+    bg_dot_f32_x4_fn dot_f32_x4;     /* float types, four rows at once (NULL: dot_f32 per row) */
     bg_dot_q8k_fn dot_q8k;           /* K-quant heads (Q6_K, Q5_K, Q4_K): Q8_K activations instead of f32 */
     bg_dot_q8k_x4_fn dot_q8k_x4;     /* K-quant heads, four rows at once (NULL: dot_q8k per row) */
     bg_tl2 tl2;                      /* TL2: its three streams */

@@ -13,7 +13,8 @@
  * A NULL slot means "no kernel for this level": bg_kernel_* walks down to the nearest lower level of the same family
  * (avx512 -> avx2 -> scalar, neon_dotprod -> neon -> scalar). Every kernel must give the same result for the same
  * inputs regardless of threads; integer kernels give the same result at every level. The optional four-row kernels
- * (dot_i8_x4, dot_q8k_x4: decode) give each row the one-row kernel's value and come from that kernel's level.
+ * (dot_i8_x4, dot_q8k_x4, dot_f32_x4: decode) give each row the one-row kernel's value and come from that kernel's
+ * level.
  */
 #ifndef BITGGUF_KERNELS_H
 #define BITGGUF_KERNELS_H
@@ -96,6 +97,9 @@ typedef void (*bg_dot_i8_x4_fn)(const uint8_t *row, size_t row_bytes, const bg_a
 typedef void (*bg_gemm_i8_fn)(const uint8_t *rows, size_t row_bytes, int n_rows, const int8_t *tiles,
                               const bg_act *acts, int n, float *out, size_t stride);
 typedef float (*bg_dot_f32_fn)(const void *row, const float *x, int n);
+/* dot_f32 of 4 rows (row + k * stride bytes, k < 4) against one x, out[k], read side by side. Same values as 4 calls
+ * of dot_f32. */
+typedef void (*bg_dot_f32_x4_fn)(const void *row, size_t stride, const float *x, int n, float *out);
 typedef void (*bg_to_float_fn)(const void *row, float *y, int n);
 typedef void (*bg_axpy_fn)(const void *row, float a, float *y, int n);   /* y += a * row */
 typedef float (*bg_dot_q8k_fn)(const void *row, const bg_q8k *x);
@@ -119,6 +123,7 @@ typedef struct {
     bg_dot_i8_x4_fn dot_i8_x4[BG_ISA_COUNT];        /* optional: NULL = call dot_i8 row by row */
     bg_dot_q8k_x4_fn dot_q8k_x4[BG_ISA_COUNT];      /* optional: NULL = call dot_q8k row by row */
     bg_gemm_i8_fn gemm_i8[BG_ISA_COUNT];            /* optional: NULL = dot_i8_multi for a batch */
+    bg_dot_f32_x4_fn dot_f32_x4[BG_ISA_COUNT];      /* optional: NULL = call dot_f32 row by row */
 } bg_type_traits;
 
 /* The row for a ggml type id, or NULL when bitgguf has no kernels for it. */
@@ -144,15 +149,17 @@ bg_gemm_i8_fn bg_kernel_gemm_i8(const bg_type_traits *t, bg_isa isa, int cols);
 /* The four-row kernel of the level whose one-row kernel bg_kernel_dot_i8 / bg_kernel_dot_q8k returns (or NULL). */
 bg_dot_i8_x4_fn bg_kernel_dot_i8_x4(const bg_type_traits *t, bg_isa isa);
 bg_dot_q8k_x4_fn bg_kernel_dot_q8k_x4(const bg_type_traits *t, bg_isa isa);
+bg_dot_f32_x4_fn bg_kernel_dot_f32_x4(const bg_type_traits *t, bg_isa isa);
 /* out[r] = dot_i8(row r, a) for r < n_rows consecutive rows of row_bytes: groups of four through dot4 where there is
  * one (the decode path), the rest through dot. one_stream (bg_cpu_one_stream): the rows front to back; else as two
  * halves read side by side. The outputs are the same either way. */
 void bg_dot_i8_rows(bg_dot_i8_fn dot, bg_dot_i8_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
                     const bg_act *a, float *out, int one_stream);
 /* out[r] = dot_f32(row r, x) for r < n_rows consecutive rows of row_bytes (cols values each), one token: front to
- * back (one_stream) or as two halves read side by side. */
-void bg_dot_f32_rows(bg_dot_f32_fn dot, const uint8_t *rows, size_t row_bytes, int n_rows, const float *x, int cols,
-                     float *out, int one_stream);
+ * back (one_stream), or as four quarters read side by side by dot4 (rows r, r + q, r + 2q, r + 3q for
+ * q = n_rows / 4, the rest through dot), or without dot4 as two halves side by side. */
+void bg_dot_f32_rows(bg_dot_f32_fn dot, bg_dot_f32_x4_fn dot4, const uint8_t *rows, size_t row_bytes, int n_rows,
+                     const float *x, int cols, float *out, int one_stream);
 /* out[r] = dot_q8k(row r, x) for r < n_rows consecutive rows of row_bytes: with dot4, four adjacent rows at a time
  * (one_stream) or the rows as four quarters read side by side (row r with rows r + q, r + 2q, r + 3q for
  * q = n_rows / 4); the rest through dot. */
@@ -324,6 +331,8 @@ float bg_f16_dot_avx2(const void *row, const float *x, int n);
 float bg_bf16_dot_avx2(const void *row, const float *x, int n);
 float bg_f16_dot_avx512(const void *row, const float *x, int n);
 float bg_bf16_dot_avx512(const void *row, const float *x, int n);
+void bg_f16_dot_x4_avx512(const void *row, size_t stride, const float *x, int n, float *out);
+void bg_bf16_dot_x4_avx512(const void *row, size_t stride, const float *x, int n, float *out);
 float bg_q8_0_dot_avx2(const void *row, const float *x, int n);
 float bg_q6_k_dot_q8k_avx2(const void *row, const bg_q8k *x);
 float bg_q4_0_dot_avx2(const void *row, const float *x, int n);
