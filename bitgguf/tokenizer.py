@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from bitgguf._core import _CTokenizer, _tokenizer_defaults
+from bitgguf.gguf import StringArray
 
 # bitgguf/_kernels/tokenizer.h
 KIND_SPM, KIND_BPE = 1, 2
@@ -36,7 +37,7 @@ def _as_id(value, key: str) -> int:
 
 
 def _strings(value, key: str) -> list[bytes]:
-    if not isinstance(value, (list, tuple)):
+    if not isinstance(value, (list, tuple, StringArray)):
         raise ValueError(f"tokenizer metadata: {key} is {type(value).__name__}, expected an array of strings")
     out = []
     for s in value:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bitgguf import types
-from bitgguf.gguf import GGUFReader, GGUFValueType, GGUFWriter
+from bitgguf.gguf import GGUFReader, GGUFValueType, GGUFWriter, StringArray
 from convert.hf import (LAYER_LINEAR_SOURCES, Checkpoint, ConvertError, HParams, packed_scale_mode,
                         plan_tensors, read_hparams, ternary_weight)
 from convert.tokenizers import tokenizer_metadata
@@ -229,7 +229,7 @@ def convert_gguf_to_gguf(infile: str, outfile: str, outtype: str, progress: bool
                 value = FILE_TYPES[out_t.name]
             vtype = reader.metadata_types[key]
             etype = None
-            if vtype == GGUFValueType.ARRAY and isinstance(value, list):
+            if vtype == GGUFValueType.ARRAY and isinstance(value, (list, StringArray)):
                 etype = GGUFValueType.STRING if (not value or isinstance(value[0], str)) else None
             w.add(key, value, vtype, etype)
         for key, value in types.layout_metadata(out_t.name).items():

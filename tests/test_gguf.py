@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from bitgguf.gguf import GGUFError, GGUFReader, GGUFValueType, GGUFWriter
+from bitgguf.gguf import GGUFError, GGUFReader, GGUFValueType, GGUFWriter, StringArray
 from bitgguf.types import TYPES
 
 F32, F16 = TYPES["F32"], TYPES["F16"]
@@ -50,7 +50,12 @@ def test_round_trip_all_value_types(tmp_path):
         assert (m["u32"], m["i32"], m["u64"], m["i64"]) == (4000000000, -2000000000, 1 << 40, -(1 << 40))
         assert m["f32"] == pytest.approx(1e-10, rel=1e-7) and m["f64"] == 0.1
         assert m["bool"] is True and m["str"] == "héllo ▁world"
-        assert m["arr_str"] == ["a", "", "ü"]
+        assert m["arr_str"] == ["a", "", "ü"] and m["arr_str"] != ["a", "", "u"] and m["arr_str"] != ["a", ""]
+        assert isinstance(m["arr_str"], StringArray)  # bytes and offsets, not 128k Python strings
+        assert (m["arr_str"][2], m["arr_str"][-1], m["arr_str"][1], m["arr_str"][1:]) == ("ü", "ü", "", ["", "ü"])
+        assert list(m["arr_str"]) == ["a", "", "ü"] and len(m["arr_str"]) == 3 and "ü" in m["arr_str"]
+        with pytest.raises(IndexError):
+            m["arr_str"][3]
         assert m["arr_f32"].tolist() == [0.5, -1.0] and m["arr_i32"].tolist() == [1, -2, 3]
         assert [x.tolist() for x in m["arr_nested"]] == [[1, 2], [3]]
         assert r.metadata_types["u16"] == GGUFValueType.UINT16
