@@ -108,7 +108,7 @@ int bg_cpu_supports(bg_isa isa) {
     }
 }
 
-static int cpu_is_amd(void) {
+int bg_cpu_amd(void) {
 #if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
@@ -122,7 +122,7 @@ int bg_cpu_one_stream(void) {
     static int cached = -1;  /* a benign race: every thread computes the same value */
     if (cached < 0) {
         const char *env = getenv("BITGGUF_ONE_STREAM");
-        cached = env && (env[0] == '0' || env[0] == '1') ? env[0] == '1' : cpu_is_amd();
+        cached = env && (env[0] == '0' || env[0] == '1') ? env[0] == '1' : bg_cpu_amd();
     }
     return cached;
 }

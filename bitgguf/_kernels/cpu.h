@@ -43,4 +43,7 @@ bg_isa bg_cpu_best_isa(void);
  * and elsewhere (not measured). BITGGUF_ONE_STREAM=0|1 overrides, read once. */
 int bg_cpu_one_stream(void);
 
+/* 1 on an AMD x86 CPU (by the CPUID vendor string). */
+int bg_cpu_amd(void);
+
 #endif

@@ -24,7 +24,14 @@ static inline float i2s_result(__m512i s01, __m512i s23, int32_t sum_q) {
  * shift) when reduced. One AND per 64 weights instead of a shift and an AND, and the activations are one contiguous
  * load (the shifted codes had needed two blocks' activations gathered). One core, bench.kernels gemv_cache: 17-19 ->
  * 28-31 GB/s; from DRAM in 2 MiB pages it streams at the read probe's rate. */
+/* How far ahead in the row stream to prefetch, by vendor (both at 2B4T decode, 2 threads): Zen 5 8 KiB (85 -> 89
+ * tok/s against 4 KiB; 16 KiB no more); Sapphire Rapids 2 KiB (the ternary matmuls 27.5-28.1 -> 29.5-30.0 GB/s
+ * against 8 KiB, 1 KiB between). Set on first use; a benign race, every thread stores the same value. */
+static int i2s_prefetch;
+
 float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a) {
+    if (!i2s_prefetch) i2s_prefetch = bg_cpu_amd() ? 8192 : 2048;
+    const int ahead = i2s_prefetch;
     const __m512i m01 = bg_mask_pair(0xC0, 0x30), m23 = bg_mask_pair(0x0C, 0x03);
     const int8_t *q = a->q;
     const int nb = a->n / BG_I2S_BLOCK;
@@ -32,8 +39,7 @@ float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a) {
     __m512i s01a = _mm512_setzero_si512(), s23a = s01a, s01b = s01a, s23b = s01a;
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
-        /* 8 KiB ahead: Zen 5 at 2 threads, 2B4T decode 85 -> 89 tok/s against 4 KiB (16 KiB: no more) */
-        _mm_prefetch((const char *)(row + 32 * b + 8192), _MM_HINT_T0);
+        _mm_prefetch((const char *)(row + 32 * b + ahead), _MM_HINT_T0);
         const __m512i p = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(row + 32 * b)));
         const __m512i r = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(row + 32 * b + 32)));
         const int8_t *q0 = q + 128 * b;
