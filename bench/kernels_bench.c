@@ -103,7 +103,12 @@ static void gemv(const ctx *c, size_t copy, int nrows) {
                             base + (size_t)r * c->row_bytes, c->row_bytes, nrows - r < chunk ? nrows - r : chunk,
                             &c->xq, c->y + r, one_stream);
     } else {
-        bg_dot_f32_rows(bg_kernel_dot_f32(c->t, c->isa), base, c->row_bytes, nrows, c->x, c->cols, c->y, one_stream);
+        /* in chunks of ~128 KiB, four rows at a time where the level has a kernel for it, as the engine decodes */
+        const int chunk = (int)(BG_Q8K_ROWS_CHUNK_BYTES / c->row_bytes) & ~3;
+        for (int r = 0; r < nrows; r += chunk)
+            bg_dot_f32_rows(bg_kernel_dot_f32(c->t, c->isa), bg_kernel_dot_f32_x4(c->t, c->isa),
+                            base + (size_t)r * c->row_bytes, c->row_bytes, nrows - r < chunk ? nrows - r : chunk, c->x,
+                            c->cols, c->y + r, one_stream);
     }
 }
 

@@ -110,9 +110,13 @@ int bg_cpu_supports(bg_isa isa) {
 
 int bg_cpu_amd(void) {
 #if defined(__x86_64__) || defined(__i386__)
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
-    return b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u; /* "AuthenticAMD" */
+    static int cached = -1;  /* CPUID traps to the hypervisor in a VM: ask once (a benign race) */
+    if (cached < 0) {
+        unsigned a, b, c, d;
+        cached = __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u &&
+                 c == 0x444d4163u; /* "AuthenticAMD" */
+    }
+    return cached;
 #else
     return 0;
 #endif

@@ -131,7 +131,7 @@ static inline float k_dot_q8k_avx2(const uint8_t *p, const bg_q8k *x, int five_b
     const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
     float sum = 0.0f;
     for (int b = 0; b < x->n / BG_QK_K; b++, p += bytes) {
-        bg_k_prefetch(p);
+        bg_k_prefetch(p, BG_KQ_PREFETCH);
         __m128i mins;
         const __m256i acc = k_block(p, x->q + (size_t)b * BG_QK_K, bg_k_bsum32(x, b), five_bit, &mins);
         sum += bg_k_combine1(p, x->d[b], bg_hsum_i32x8(acc), mins);
@@ -154,7 +154,7 @@ static inline void k_dot_q8k_x4_avx2(const uint8_t *row, size_t stride, const bg
         uint32_t d_dmin[4];  /* each row's f16 (d, dmin) pair */
         for (int k = 0; k < 4; k++) {
             const uint8_t *p = row + k * stride + (size_t)b * bytes;
-            bg_k_prefetch(p);
+            bg_k_prefetch(p, BG_KQ_PREFETCH);
             memcpy(&d_dmin[k], p, 4);
             acc[k] = k_block(p, xq, bsum32, five_bit, &mins[k]);
         }

@@ -68,12 +68,13 @@ static inline __m128i bg_k_scales_mins(const uint8_t *p) {
 #ifndef BG_KQ_PREFETCH
 #define BG_KQ_PREFETCH 8192
 #endif
-/* A Q5_K / Q4_K block's lines BG_KQ_PREFETCH bytes ahead of p (8 KiB: with four adjacent rows read at once, the
- * lines ahead of the last row are only distance - 3 rows ahead; Zen 5, 2 threads: 4 -> 8 KiB about +1%) */
-static inline void bg_k_prefetch(const uint8_t *p) {
-    bg_prefetch(p + BG_KQ_PREFETCH);
-    bg_prefetch(p + BG_KQ_PREFETCH + 64);
-    bg_prefetch(p + BG_KQ_PREFETCH + 128);
+/* A Q5_K / Q4_K block's lines `ahead` bytes ahead of p. The AVX2 kernels use BG_KQ_PREFETCH (8 KiB: with four
+ * adjacent rows read at once, the lines ahead of the last row are only distance - 3 rows ahead; Zen 5, 2 threads:
+ * 4 -> 8 KiB about +1%); the AVX-512 ones a distance by vendor (head_k_avx512.c). */
+static inline void bg_k_prefetch(const uint8_t *p, int ahead) {
+    bg_prefetch(p + ahead);
+    bg_prefetch(p + ahead + 64);
+    bg_prefetch(p + ahead + 128);
 }
 
 /* The f32 combine of one block at p for one row: (d·dx)·isum - (dmin·dx)·msum, msum being the lanes of mins added
