@@ -122,6 +122,13 @@ int bg_cpu_amd(void) {
 #endif
 }
 
+int bg_decode_prefetch_bytes;
+
+int bg_cpu_decode_prefetch_init(void) {
+    bg_decode_prefetch_bytes = bg_cpu_amd() ? 8192 : 2048;  /* a benign race: every thread stores the same value */
+    return bg_decode_prefetch_bytes;
+}
+
 int bg_cpu_one_stream(void) {
     static int cached = -1;  /* a benign race: every thread computes the same value */
     if (cached < 0) {

@@ -46,4 +46,12 @@ int bg_cpu_one_stream(void);
 /* 1 on an AMD x86 CPU (by the CPUID vendor string). */
 int bg_cpu_amd(void);
 
+/* How far ahead (bytes) the AVX-512 decode kernels of I2_S rows and the K-quant head prefetch their weight stream, by
+ * vendor: 8 KiB on AMD, 2 KiB elsewhere (measured at each kernel). Inline: the kernels ask once per row. */
+extern int bg_decode_prefetch_bytes;  /* 0 until the first bg_cpu_decode_prefetch() */
+int bg_cpu_decode_prefetch_init(void);
+static inline int bg_cpu_decode_prefetch(void) {
+    return bg_decode_prefetch_bytes ? bg_decode_prefetch_bytes : bg_cpu_decode_prefetch_init();
+}
+
 #endif

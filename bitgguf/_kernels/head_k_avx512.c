@@ -71,19 +71,12 @@ static inline __m256i halves_added(__m512i v) {
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
-/* How far ahead to prefetch a row's blocks, by vendor: 8 KiB on AMD (Zen 5, 2B4T decode at 2 threads: 4 KiB 33.1,
- * 8 KiB 36.1, 16 KiB 36.8, 24 KiB 33.7 GB/s from DRAM); 2 KiB elsewhere (Sapphire Rapids VM, the Q5_K head at 2
- * threads 22.7-25.2 GB/s at 8 KiB, 27.5-29.4 at 4, 30.7 at 2 and 30.4-30.8 at 1; one thread 12.7-12.9 -> 15.7-16.2).
- * Set on first use; a benign race, every thread stores the same value. */
-static int kq_ahead;
-
-static inline int k_ahead(void) {
-    if (!kq_ahead) kq_ahead = bg_cpu_amd() ? 8192 : 2048;
-    return kq_ahead;
-}
+/* Prefetch distance: bg_cpu_decode_prefetch's, 8 KiB on AMD (Zen 5, 2B4T decode at 2 threads: 4 KiB 33.1, 8 KiB
+ * 36.1, 16 KiB 36.8, 24 KiB 33.7 GB/s from DRAM), 2 KiB elsewhere (Sapphire Rapids VM, the Q5_K head at 2 threads
+ * 22.7-25.2 GB/s at 8 KiB, 27.5-29.4 at 4, 30.7 at 2 and 30.4-30.8 at 1; one thread 12.7-12.9 -> 15.7-16.2). */
 
 static inline float k_dot_q8k(const uint8_t *p, const bg_q8k *x, int five_bit) {
-    const int ahead = k_ahead();
+    const int ahead = bg_cpu_decode_prefetch();
     const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
     float sum = 0.0f;
     for (int b = 0; b < x->n / BG_QK_K; b++, p += bytes) {
@@ -99,7 +92,7 @@ static inline float k_dot_q8k(const uint8_t *p, const bg_q8k *x, int five_bit) {
 /* Four rows (row + k * stride, far apart: bg_dot_q8k_rows' quarters) against one token: the block's activations in
  * code order, Σx and the f32 combine are shared by the four rows. */
 static inline void k_dot_q8k_x4(const uint8_t *row, size_t stride, const bg_q8k *x, float *out, int five_bit) {
-    const int ahead = k_ahead();
+    const int ahead = bg_cpu_decode_prefetch();
     const int bytes = five_bit ? BG_Q5_K_BYTES : BG_Q4_K_BYTES;
     __m128 sum = _mm_setzero_ps();
     for (int b = 0; b < x->n / BG_QK_K; b++) {

@@ -17,11 +17,6 @@ static inline float i2s_result(__m512i s01, __m512i s23, int32_t sum_q) {
     return (float)(_mm512_reduce_add_epi32(cq) - sum_q);
 }
 
-/* How far ahead in the row stream to prefetch, by vendor (both at 2B4T decode, 2 threads): Zen 5 8 KiB (85 -> 89
- * tok/s against 4 KiB; 16 KiB no more); Sapphire Rapids 2 KiB (the ternary matmuls 27.5-28.1 -> 29.5-30.0 GB/s
- * against 8 KiB, 1 KiB between). Set on first use; a benign race, every thread stores the same value. */
-static int i2s_prefetch;
-
 /* A block's 32 code bytes broadcast to both halves of a zmm and masked, not shifted: byte j holds weights j, 32 + j,
  * 64 + j and 96 + j at bits 6, 4, 2 and 0, so masks (0xC0 | 0x30 in the high half) and (0x0C | 0x03) leave the codes
  * of weights 0-63 and 64-127 in order, times 64 and 16, 4 and 1 by half. A 16-byte half feeds whole int32 lanes of
@@ -30,8 +25,10 @@ static int i2s_prefetch;
  * load (the shifted codes had needed two blocks' activations gathered). One core, bench.kernels gemv_cache: 17-19 ->
  * 28-31 GB/s; from DRAM in 2 MiB pages it streams at the read probe's rate. */
 float bg_i2s_dot_avx512(const uint8_t *row, const bg_act *a) {
-    if (!i2s_prefetch) i2s_prefetch = bg_cpu_amd() ? 8192 : 2048;
-    const int ahead = i2s_prefetch;
+    /* bg_cpu_decode_prefetch's distance, measured at 2B4T decode, 2 threads: Zen 5 8 KiB (85 -> 89 tok/s against
+     * 4 KiB; 16 KiB no more); Sapphire Rapids 2 KiB (the ternary matmuls 27.5-28.1 -> 29.5-30.0 GB/s against 8 KiB,
+     * 1 KiB between) */
+    const int ahead = bg_cpu_decode_prefetch();
     const __m512i m01 = bg_mask_pair(0xC0, 0x30), m23 = bg_mask_pair(0x0C, 0x03);
     const int8_t *q = a->q;
     const int nb = a->n / BG_I2S_BLOCK;
