@@ -25,13 +25,15 @@ KERNELS = os.path.join(os.path.dirname(HERE), "bitgguf", "_kernels")
 FAMILIES = ["cpu.c", "kernels.c", "tlr*.c", "tl2*.c", "i2s_*.c", "gemm_*.c", "tq2_*.c", "tq1_*.c", "head_*.c"]
 
 
-def build(out_dir: str) -> str:
+def build(out_dir: str, opt: str = "-O3") -> str:
+    """Compile kernels_bench.c with every kernel file into out_dir; returns the executable's path (opt: the
+    optimization flag, -O0 for the test that only checks it builds)."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
         raise SystemExit("bench.kernels: no C compiler (set CC)")
     srcs = sorted({p for pat in FAMILIES for p in glob.glob(os.path.join(KERNELS, pat))})
     exe = os.path.join(out_dir, "kernels_bench")
-    cmd = [cc, "-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-function", "-fno-strict-aliasing",
+    cmd = [cc, opt, "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-function", "-fno-strict-aliasing",
            "-ffp-contract=off", "-I" + KERNELS, "-o", exe, os.path.join(HERE, "kernels_bench.c"), *srcs, "-lm"]
     subprocess.run(cmd, check=True)
     return exe

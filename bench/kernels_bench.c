@@ -4,7 +4,8 @@
  *   gemv_cache: one token, a 256-row slice that stays in L2: the kernel's compute ceiling
  *   gemm:       the prompt path, rows from L2/L3: BG_BENCH_TOKENS tokens per row through dot_i8_multi, or where the
  *               level has a GEMM (gemm_i8: AMX, AVX-512), BG_BENCH_GEMM_TOKENS tokens (the engine's batch) through it
- * each with GMAC/s, timed in this thread's CPU time (a busy machine's preemption does not count). Usage: kernels_bench [seconds per measurement] [type filter, e.g. I2_S]. */
+ * each with GMAC/s, timed in this thread's CPU time (a busy machine's preemption does not count). Usage:
+ * kernels_bench [seconds per measurement] [type filter, e.g. I2_S] [MiB the gemv_dram copies span, default 256]. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,12 +142,12 @@ static void report(const char *kind, const ctx *c, const char *shape, double mac
  * that divides M: the converter's rule), the tile kernel for one token (tables built per token, as the engine does:
  * outside the timing), and the prompt GEMM where the level has one (else the tile kernel, BG_TL2_TOKENS tokens per
  * call). */
-static void bench_tl2(double budget, const char *name, int M, int K) {
+static void bench_tl2(double budget, const char *name, int M, int K, size_t dram_bytes) {
     int BM = 256;
     while (BM > 32 && M % BM) BM -= 32;
     const int BK = 96, K3 = K - K % BK;
     const size_t n_mag = (size_t)M * K3 / 6, n_sign = (size_t)M * K3 / 24, n_tail = (size_t)M * (K - K3) / 4;
-    const size_t mat = n_mag + n_sign + n_tail, dram_bytes = (size_t)256 << 20;
+    const size_t mat = n_mag + n_sign + n_tail;
     const size_t copies = mat >= dram_bytes ? 1 : (dram_bytes + mat - 1) / mat;
     uint8_t *data = malloc(copies * mat);
     for (size_t i = 0; i < n_mag; i++) data[i] = (uint8_t)((rnd() % 14) << 4 | rnd() % 14);
@@ -212,7 +213,7 @@ int main(int argc, char **argv) {
     };
     const int ids[] = {BG_TYPE_I2_S, BG_TYPE_TQ2_0, BG_TYPE_TQ1_0, BG_TYPE_I2_ROWS,
                        BG_TYPE_F16, BG_TYPE_BF16, BG_TYPE_Q8_0, BG_TYPE_Q6_K, BG_TYPE_Q5_K, BG_TYPE_Q4_K, BG_TYPE_Q4_0, BG_TYPE_F32};
-    const size_t dram_bytes = (size_t)256 << 20;
+    const size_t dram_bytes = (size_t)(argc > 3 ? atoi(argv[3]) : 256) << 20;
     for (size_t ti = 0; ti < sizeof ids / sizeof ids[0]; ti++) {
         const bg_type_traits *t = bg_type_traits_of(ids[ti]);
         if (!t || (only && strcmp(only, t->name))) continue;
@@ -290,6 +291,6 @@ int main(int argc, char **argv) {
     }
     if (!only || !strcmp(only, "TL2"))
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
-            if (!shapes[si].head) bench_tl2(budget, shapes[si].name, shapes[si].rows, shapes[si].cols);
+            if (!shapes[si].head) bench_tl2(budget, shapes[si].name, shapes[si].rows, shapes[si].cols, dram_bytes);
     return 0;
 }

@@ -148,3 +148,17 @@ def test_decode_bytes_count_tl2_as_read(tmp_path):
     assert n_tl > 0
     assert sizes["I2_S"] - 32 * n_tl <= sizes["TL2"] <= sizes["I2_S"], sizes
     assert _weight_bytes(str(tmp_path / "TL2.gguf"), tl2_in_place=True) == file_bytes < sizes["TL2"]
+
+
+def test_kernel_microbenchmark_builds_and_reports(tmp_path):
+    """bench/kernels_bench.c compiles against the kernels as they are (a changed kernel signature broke it once with
+    no test noticing) and reports each I2_S kernel at the 2B4T shapes (timings of 1 ms over 1 MiB: plumbing only)."""
+    from bench.kernels import build
+    exe = build(str(tmp_path), "-O0")
+    proc = subprocess.run([exe, "0.001", "I2_S", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    shapes = {"attn_q/attn_output", "attn_k/attn_v", "ffn_gate/ffn_up", "ffn_down"}
+    scalar = {(r["shape"], r["kind"]) for r in rows if r["isa"] == "scalar"}
+    assert scalar == {(s, k) for s in shapes for k in ("gemv_dram", "gemv_cache", "gemm")}
+    assert all(r["type"] == "I2_S" and r["gb_s"] > 0 and r["gmac_s"] > 0 for r in rows)
