@@ -2,18 +2,24 @@ from libc.stdint cimport uint64_t
 
 
 cdef extern from "membw.h" nogil:
-    uint64_t bg_membw_read(const uint64_t *buf, size_t n_words, int n_threads)
+    uint64_t bg_membw_read(const uint64_t *buf, size_t n_words, int n_threads, int two_streams)
 
 
 cdef double _best_pass(const uint64_t *buf, size_t n, int n_threads, int repeats):
-    """Bytes/s of the fastest of `repeats` timed passes over n words (the pages already faulted in)."""
+    """Bytes/s of the fastest of `repeats` timed passes over n words in each of the two read patterns (one stream
+    per thread, or two with a prefetch: bg_membw_read), alternated (the pages already faulted in). On a Sapphire
+    Rapids VM the two streams read 30% more than one, as the decode kernels do; a plain loop alone had decode at
+    "110%" of the limit."""
     import time
+    cdef int two_streams
+    cdef uint64_t total
     best = 0.0
     for _ in range(repeats):
-        start = time.perf_counter()
-        with nogil:
-            bg_membw_read(buf, n, n_threads)
-        best = max(best, n * 8 / (time.perf_counter() - start))
+        for two_streams in (0, 1):
+            start = time.perf_counter()
+            with nogil:
+                total = bg_membw_read(buf, n, n_threads, two_streams)
+            best = max(best, n * 8 / (time.perf_counter() - start))
     return best
 
 
@@ -24,8 +30,8 @@ def read_bandwidth(size_t n_bytes=1 << 30, int n_threads=1, int repeats=5):
     cdef size_t n = buf.shape[0]
     cdef uint64_t total
     with nogil:
-        total = bg_membw_read(&buf[0], n, n_threads)  # warm: fault the pages in
-    if total != n:
+        total = bg_membw_read(&buf[0], n, n_threads, 0)  # warm: fault the pages in
+    if total != n or bg_membw_read(&buf[0], n, n_threads, 1) != n:
         raise RuntimeError(f"bandwidth probe summed {total}, expected {n}")
     return _best_pass(&buf[0], n, n_threads, repeats)
 
@@ -44,7 +50,7 @@ def read_bandwidth_file(path, int n_threads=1, int repeats=3):
     cdef size_t n = buf.shape[0]
     try:
         with nogil:
-            bg_membw_read(&buf[0], n, n_threads)
+            bg_membw_read(&buf[0], n, n_threads, 0)
         return _best_pass(&buf[0], n, n_threads, repeats)
     finally:
         del buf, words

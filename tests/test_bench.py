@@ -162,3 +162,12 @@ def test_kernel_microbenchmark_builds_and_reports(tmp_path):
     scalar = {(r["shape"], r["kind"]) for r in rows if r["isa"] == "scalar"}
     assert scalar == {(s, k) for s in shapes for k in ("gemv_dram", "gemv_cache", "gemm")}
     assert all(r["type"] == "I2_S" and r["gb_s"] > 0 and r["gmac_s"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("n_words", [1, 7, 1003, 4096 + 13])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_read_probe_reads_every_word_in_both_patterns(n_words, n_threads):
+    """read_bandwidth sums a buffer of ones once per pattern (one stream per thread, two halves with a prefetch) and
+    raises unless each sum is the word count: every word read once, whatever the split."""
+    from bitgguf import _core
+    assert _core.read_bandwidth(8 * n_words, n_threads, 1) > 0
