@@ -570,8 +570,8 @@ static void kv_store(const bg_model *m, uint8_t *cache, int layer, int pos, cons
 
 /* Ask for the lines that position pos's K will be stored into (kv_store, one token). A tile holds a head's K as
  * [hd][BG_K_TILE], so a position's K is one element in each of hd lines per KV head, and the weights streamed since
- * the last token have evicted them all: the stores' misses were 1.8% of a two-thread decode step (2B4T, ST_ROPE).
- * Asked for before the QKV matmuls, the lines arrive while those stream. */
+ * the last token have evicted them all: those stores were 1.4% of a two-thread decode step (2B4T). Asked for before
+ * the QKV matmuls, the lines arrive while those stream (the stores 0.4-0.9% of a step). */
 static void kv_prefetch_k(const bg_model *m, int layer, int pos) {
     const bg_state *s = &m->s;
     const size_t line_step = (size_t)BG_K_TILE * s->kv->block_bytes;  /* element d to d + 1 */
