@@ -174,7 +174,7 @@ typedef struct {
 typedef struct {
     const bg_model *m;
     mm_part part[3];
-    int n_parts, n, total_rows, chunk, grain, n_ranges;
+    int n_parts, n, total_rows, chunk, n_ranges;
     int range_end[BG_MM_RANGES];
     /* next unclaimed row of each range, a cache line each: two threads' claims on one line made each claim wait
      * for the line (3% of a 2-thread decode, on the claims' atomic add) */
@@ -282,10 +282,7 @@ static void matmul_task(void *ctx, int ith, int nth) {
     for (int k = 0; k < j->n_ranges; k++) {  /* its own range first, then the others' leftovers */
         const int r = (ith + k) % j->n_ranges, end = j->range_end[r];
         int b, e;
-        if (j->n == 1)  /* decode: see matmuls */
-            while (bg_pool_chunk_guided(&j->cursor[r].next, end, j->chunk, j->grain, &b, &e)) matmul_span(j, b, e, ith);
-        else
-            while (bg_pool_chunk(&j->cursor[r].next, end, j->chunk, &b, &e)) matmul_span(j, b, e, ith);
+        while (bg_pool_chunk(&j->cursor[r].next, end, j->chunk, &b, &e)) matmul_span(j, b, e, ith);
     }
 }
 
@@ -306,10 +303,7 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
     /* chunks of ~32 KiB of weights (a few microseconds per token; they stay in L2 across a batch's token tiles),
      * a multiple of 4 rows. For one token, the ternary and float rows and a K-quant head with a four-row kernel
      * read each chunk as two halves or four quarters side by side (bg_dot_i8_rows, bg_dot_q8k_rows, the float
-     * loop; unless bg_cpu_one_stream), which needs longer chunks (BG_Q8K_ROWS_CHUNK_BYTES). For one token that is
-     * only the shortest piece: a thread takes half of what is left of a range at a time (bg_pool_chunk_guided),
-     * because every piece starts its streams afresh, their first lines missed. 2B4T Q5_K head, 1 thread, fixed
-     * 128 KiB pieces against halving ones in the same process: 5-8% slower (I2_S, TQ2_0); 2 threads within noise. */
+     * loop; unless bg_cpu_one_stream), which needs longer chunks (BG_Q8K_ROWS_CHUNK_BYTES) */
     int quartered = 0, grain = 4;
     for (int i = 0; i < n_parts; i++) {
         quartered |= n == 1 && (parts[i].w->dot_q8k_x4 || parts[i].w->dot_i8 || parts[i].w->dot_f32);
@@ -317,8 +311,12 @@ static void matmuls(const bg_model *m, const mm_part *parts, int n_parts, int n)
     }
     int chunk = (int)((quartered ? BG_Q8K_ROWS_CHUNK_BYTES : 32u << 10) / row_bytes);
     j.chunk = MAX(grain, chunk / grain * grain);
-    j.grain = grain;
     int nth = bytes * (size_t)n >= BG_PARALLEL_MIN ? m->n_threads : 1;
+    /* one token on one thread: the whole job is one piece, as every piece starts its streams afresh with their first
+     * lines missed (2B4T Q5_K head, alternating in one process: 128 KiB pieces 5% slower for I2_S, 8% for TQ2_0).
+     * Several threads keep the short pieces: they balance cores that run at different speeds (a busy neighbour on
+     * one of them), and pieces that halved what was left of a range measured no faster there. */
+    if (n == 1 && nth == 1) j.chunk = j.total_rows;
     j.n_ranges = MIN(nth, BG_MM_RANGES);
     for (int r = 0; r < j.n_ranges; r++) {
         int lo = r == 0 ? 0 : (int)((int64_t)j.total_rows * r / j.n_ranges) / grain * grain;

@@ -32,22 +32,4 @@ static inline int bg_pool_chunk(atomic_int *next, int n, int chunk, int *begin, 
     return 1;
 }
 
-/* The same with chunks that shrink: half of what is left of [0, n) (whole grains), at least min_chunk. A thread that
- * streams its own range takes it in a few long pieces, and the last pieces, which decide when the job ends, are
- * short. Which thread gets which piece varies; the work of a row must not depend on the piece. */
-static inline int bg_pool_chunk_guided(atomic_int *next, int n, int min_chunk, int grain, int *begin, int *end) {
-    int b = atomic_load_explicit(next, memory_order_relaxed);
-    for (;;) {
-        if (b >= n) return 0;
-        int size = (n - b) / 2 / grain * grain;
-        if (size < min_chunk) size = min_chunk;
-        const int e = n - b > size ? b + size : n;
-        if (atomic_compare_exchange_weak_explicit(next, &b, e, memory_order_relaxed, memory_order_relaxed)) {
-            *begin = b;
-            *end = e;
-            return 1;
-        }
-    }
-}
-
 #endif
