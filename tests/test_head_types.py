@@ -74,7 +74,7 @@ def test_k_quant_bytes_match_ggml(name, block_bytes):
 @pytest.mark.parametrize("name", ["Q6_K", "Q5_K", "Q4_K"])
 def test_c_quantizer_matches_numpy(name):
     """quant_k.c (what the converter runs) writes the numpy oracle's bytes, on the golden input and on awkward blocks:
-    zero, constant, one-signed, huge outliers, tiny and huge scales."""
+    zero, constant, one-signed, huge outliers, tiny and huge scales, one flat sub-block among live ones."""
     numpy_quantize = getattr(K, name.lower() + "_quantize_numpy")
     assert hashlib.sha256(numpy_quantize(golden_input()).tobytes()).hexdigest() == GGML_SHA256[name]
     rng = np.random.default_rng(17)
@@ -86,6 +86,8 @@ def test_c_quantizer_matches_numpy(name):
     x[4, ::37] *= 1e4
     x[5] *= np.float32(1e-12)
     x[6, 100:140] = 0
+    x[7, 32:64] = -0.75        # one flat sub-block among live ones (each lane of the C search on its own)
+    x[8, 16:32] = 2.0
     got = _core.quantize_k(name, x)
     np.testing.assert_array_equal(got, numpy_quantize(x))
     np.testing.assert_array_equal(TYPES[name].quantize(x), got)
