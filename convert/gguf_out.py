@@ -144,7 +144,7 @@ def convert_hf_to_gguf(model_dir: str, outfile: str, outtype: str = "i2_s", head
         def producer(t):
             if t.kind == "linear":
                 def make():
-                    codes, scale = ternary_weight(ckpt, t, scale_mode, types.absmean_ternarize)
+                    codes, scale = ternary_weight(ckpt, t, scale_mode)
                     if out_t.ternary:
                         return out_t.pack_ternary(codes, scale)
                     return out_t.quantize(codes.astype(np.float32) * np.float32(scale))

@@ -519,19 +519,25 @@ def packed_scale_mode(ckpt: Checkpoint, plan: list[PlannedTensor]) -> tuple[str 
                        f"whether to multiply or divide")
 
 
-def ternary_weight(ckpt: Checkpoint, t: PlannedTensor, scale_mode: str | None, ternarize) -> tuple[np.ndarray, float]:
+def ternary_weight(ckpt: Checkpoint, t: PlannedTensor, scale_mode: str | None) -> tuple[np.ndarray, float]:
     """(int8 codes [out, in] in {-1,0,1}, f32 per-tensor scale) of one linear weight.
 
-    `ternarize(w) -> (codes, scale)` is the absmean rule used for float master weights.
+    Float master weights go through the absmean rule (bitgguf.types.absmean_ternarize, here by its C twin, straight
+    from bf16 bits); packed ones are unpacked with their weight_scale.
     """
+    from bitgguf import _core
     entry = ckpt.entry(t.hf_name)
     if entry.dtype in ("U8", "I8"):
         codes = unpack_ternary_rows(ckpt.raw(t.hf_name).view(np.uint8), t.hf_name)
         ws = np.float32(ckpt.f32(t.hf_name + "_scale").reshape(-1)[0])
         scale = ws if scale_mode == "multiply" else np.float32(1.0) / ws
         return codes, float(scale)
-    codes, scale = ternarize(ckpt.f32(t.hf_name))
-    return np.asarray(codes, dtype=np.int8), float(scale)
+    bf16 = entry.dtype == "BF16"
+    try:
+        codes, scale = _core.absmean_ternarize(ckpt.raw(t.hf_name) if bf16 else ckpt.f32(t.hf_name), bf16)
+    except ValueError as e:
+        raise ConvertError(f"{entry.path}: tensor {t.hf_name!r}: {e}") from None
+    return codes, float(scale)
 
 
 # ---- where the checkpoint is --------------------------------------------------------------------------------

@@ -475,6 +475,18 @@ def test_error_packed_code_3(tmp_path):
     assert name in line and "code 3" in line
 
 
+def test_error_non_finite_master_weight(tmp_path):
+    ck = make_2b4t_checkpoint(tmp_path / "hf")
+    name = "model.layers.1.mlp.gate_proj.weight"
+
+    def poison(t, d):
+        t[name] = t[name].copy()
+        t[name][2, 9] = np.nan
+    rewrite_tensors(ck, poison)
+    line = run_failing(tmp_path, ck.path)
+    assert name in line and "(2, 9)" in line and "not a finite number" in line
+
+
 def test_error_truncated_safetensors(tmp_path):
     ck = make_2b4t_checkpoint(tmp_path / "hf")
     path = os.path.join(ck.path, "model.safetensors")

@@ -189,6 +189,41 @@ def test_absmean_ternarize():
     np.testing.assert_array_equal(codes, np.clip(np.round(w / alpha), -1, 1))
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_c_absmean_ternarize_matches_numpy(bf16):
+    """_core.absmean_ternarize (the converter's, ternarize.c) gives the numpy rule's codes and alpha: on sizes with a
+    tail of 1-15, on exact ties at +-0.5 and +-1.5, on zeros, on magnitudes from 1e-30 to 1e4, and from bf16 bits."""
+    from bitgguf import _core
+    rng = np.random.default_rng(23)
+    cases = [rng.normal(0, 0.02, n).astype(np.float32) for n in (1, 15, 16, 17, 33, 1000)]
+    cases.append(rng.normal(0, 0.02, (96, 80)).astype(np.float32))
+    cases.append(np.array([1.0, 3.0, -1.0, -3.0, 0.0, -0.0, 2.0, -2.0, 5.0, 1.0, 1.0, -1.0, 3.0, 0.5, -0.5, 4.0,
+                           6.0, -6.0], np.float32))                          # W * s exactly on .5 ties
+    cases.append(np.zeros((3, 16), np.float32))
+    cases.append((rng.normal(0, 1, 4096) * 10.0 ** rng.uniform(-30, 4, 4096)).astype(np.float32))
+    for w in cases:
+        if bf16:
+            bits = (w.view(np.uint32) >> 16).astype(np.uint16)            # truncated to bf16: the values it holds
+            want = absmean_ternarize((bits.astype(np.uint32) << 16).view(np.float32))
+            got = _core.absmean_ternarize(bits, True)
+        else:
+            want, got = absmean_ternarize(w), _core.absmean_ternarize(w)
+        np.testing.assert_array_equal(got[0], want[0])
+        assert got[0].shape == w.shape and got[0].dtype == np.int8
+        assert got[1] == want[1] and got[1].dtype == np.float32
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_c_absmean_ternarize_names_a_non_finite_weight(bad):
+    from bitgguf import _core
+    w = np.full((5, 40), 0.01, np.float32)
+    w[3, 17] = bad
+    with pytest.raises(ValueError, match=r"weight \(3, 17\) is .*not a finite number"):
+        _core.absmean_ternarize(w)
+    with pytest.raises(ValueError, match=r"weight \(3, 17\)"):
+        _core.absmean_ternarize((w.view(np.uint32) >> 16).astype(np.uint16), True)
+
+
 # ---- files written by bitnet.cpp and llama.cpp -------------------------------------------------------------
 
 FIXTURE_FILES = [

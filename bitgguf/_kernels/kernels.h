@@ -202,6 +202,9 @@ void bg_quantize_q8k(const float *x, int n, bg_q8k *out);
 void bg_quantize_q6_k(const float *x, int64_t n_blocks, uint8_t *out);
 void bg_quantize_q5_k(const float *x, int64_t n_blocks, uint8_t *out);
 void bg_quantize_q4_k(const float *x, int64_t n_blocks, uint8_t *out);
+/* BitNet's absmean rule on n weights (bf16 bits when bf16, else f32; ternarize.c): codes in {-1, 0, 1} and alpha =
+ * mean|W| (W ~ codes * alpha). Returns -1, or the index of the first NaN or infinity (then nothing is written). */
+int64_t bg_absmean_ternarize(const void *w, int bf16, int64_t n, int8_t *codes, float *alpha);
 
 /* ---- f16 / bf16 <-> f32 (exact bit manipulation; f32 -> f16 rounds to nearest even, like numpy) ---- */
 

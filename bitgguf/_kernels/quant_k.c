@@ -12,6 +12,7 @@
 #include <math.h>
 
 #include "kernels.h"
+#include "v4.h"
 
 #define GROUP_MAX_EPS 1e-15f
 
@@ -34,32 +35,6 @@ static float first_absmax(const float *v, int n, int stride, float *amax_out) {
     }
     *amax_out = amax;
     return max;
-}
-
-/* Four sub-blocks side by side in the lanes of a GCC / clang vector (SSE2 or NEON, or scalar code elsewhere).
- * Each lane runs ggml's float operations in ggml's order; comparisons select, so there are no branches. */
-typedef float v4 __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-static inline v4 v4_splat(float a) { return (v4){a, a, a, a}; }
-static inline v4 v4_sel(v4i m, v4 a, v4 b) { return (v4)((m & (v4i)a) | (~m & (v4i)b)); }
-
-/* a < b ? a : b and a > b ? a : b, lane by lane: minps and maxps are exactly that (signed zeros and NaNs too) */
-#if defined(__SSE__)
-#include <xmmintrin.h>
-static inline v4 v4_min(v4 a, v4 b) { return (v4)_mm_min_ps((__m128)a, (__m128)b); }
-static inline v4 v4_max(v4 a, v4 b) { return (v4)_mm_max_ps((__m128)a, (__m128)b); }
-#else
-static inline v4 v4_min(v4 a, v4 b) { return v4_sel(a < b, a, b); }
-static inline v4 v4_max(v4 a, v4 b) { return v4_sel(a > b, a, b); }
-#endif
-
-/* round_clamp lane by lane: v < lo ? lo : v is max(lo, v), v > hi ? hi : v is min(hi, v) */
-static inline v4 v4_round_clamp(v4 v, float lo, float hi) {
-    const v4 magic = v4_splat(12582912.0f);
-    v = v4_min(v4_splat(hi + 1.0f), v4_max(v4_splat(lo - 1.0f), v));
-    v = (v + magic) - magic;
-    return v4_min(v4_splat(hi), v4_max(v4_splat(lo), v));
 }
 
 /* ---- Q6_K: 16 sub-blocks of 16, make_qx_quants(16, nmax 32, rmse_type 1) per sub-block -------------------- */
