@@ -91,6 +91,21 @@ def _weight_bytes(path: str, tl2_in_place: bool = True) -> int:
                    else t.nbytes for t in r.tensors.values())
 
 
+def _int8_peak(isa: str) -> float:
+    """One core's int8 MAC/s at `isa` (bitgguf's int8_peak.c), in a child like the read probe; 0.0 where none."""
+    return _probe(f"int8_peak({isa!r})")
+
+
+def _gemm_macs_per_token(path: str) -> int:
+    """Multiply-accumulates of a prompt token in the ternary matmuls (rows x columns of each), the part of a prompt
+    that runs as int8 GEMMs; attention, norms and the head of the last token come on top."""
+    from bitgguf.gguf import GGUFReader
+    from bitgguf.types import TYPES
+    with GGUFReader(path) as r:
+        return sum(math.prod(t.shape) for t in r.tensors.values()
+                   if t.type.name in TYPES and TYPES[t.type.name].ternary)
+
+
 def _kv_bytes_per_position(path: str) -> int:
     """Bytes of K and V (the default F16 cache) one position adds, all layers."""
     from bitgguf.config import ModelConfig
@@ -158,6 +173,7 @@ def main(argv=None) -> int:
                 # llama-bench (bitnet.cpp) reads TL2 in place; bitgguf does where the level has the kernel
                 tl2_in_place = isa in external or (_core.tl2_in_place(isa) and not args.tl2_repack)
                 nbytes, kv_per_position = _weight_bytes(path, tl2_in_place), _kv_bytes_per_position(path)
+                gemm_macs = _gemm_macs_per_token(path)
                 for n_threads in threads:
                     cfg = {"path": path, "threads": n_threads, "isa": isa, "tests": tests, "repeats": args.repeats,
                            "mmap": not args.no_mmap, "tl2_in_place": False if args.tl2_repack else None,
@@ -190,8 +206,17 @@ def main(argv=None) -> int:
                     # with a memory map the weights are the file's page cache pages: their own read bandwidth too
                     if not args.no_mmap:
                         res["file_map_bandwidth"] = _file_map_bandwidth(path, n_threads)
+                    # a prompt's int8 work against the core's peak at this level, measured after it like the
+                    # bandwidth (AMX's rate moved 4x between windows of a shared VM)
+                    peak = 0.0
+                    if isa not in external and any(parse_test(t)[0] == "pp" for t in tests):
+                        peak = _int8_peak(isa)
+                        res["int8_peak_mac_s_per_core"] = peak
                     for t in tests:
                         kind, n, depth = parse_test(t)
+                        if kind == "pp" and t in res and peak > 0:
+                            res[t]["gemm_macs_per_token"] = gemm_macs
+                            res[t]["pct_of_int8_peak"] = 100.0 * res[t]["median"] * gemm_macs / (peak * n_threads)
                         if kind == "tg" and t in res:
                             # a decode step reads every weight, and the K and V of every position so far: on
                             # average the prompt's, its own and half the test's

@@ -6,7 +6,8 @@ from bitgguf/_kernels: no Python in the timed loops).
     python -m bench.kernels --types I2_S,F16 --seconds 1
 
 Rows: gemv_dram (one token, weights streamed from memory: compare with the read bandwidth), gemv_cache (one token,
-rows in L2: the kernel's compute ceiling), gemm (16 tokens per row: the prompt path).
+rows in L2: the kernel's compute ceiling), gemm (16 tokens per row: the prompt path), int8_peak (the core's int8
+multiply-accumulate peak per x86 level: `--types int8` for these alone).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERNELS = os.path.join(os.path.dirname(HERE), "bitgguf", "_kernels")
-FAMILIES = ["cpu.c", "kernels.c", "tlr*.c", "tl2*.c", "i2s_*.c", "gemm_*.c", "tq2_*.c", "tq1_*.c", "head_*.c"]
+FAMILIES = ["cpu.c", "int8_peak.c", "kernels.c", "tlr*.c", "tl2*.c", "i2s_*.c", "gemm_*.c", "tq2_*.c", "tq1_*.c", "head_*.c"]
 
 
 def build(out_dir: str, opt: str = "-O3") -> str:

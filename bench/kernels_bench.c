@@ -4,14 +4,16 @@
  *   gemv_cache: one token, a 256-row slice that stays in L2: the kernel's compute ceiling
  *   gemm:       the prompt path, rows from L2/L3: BG_BENCH_TOKENS tokens per row through dot_i8_multi, or where the
  *               level has a GEMM (gemm_i8: AMX, AVX-512), BG_BENCH_GEMM_TOKENS tokens (the engine's batch) through it
+ *   int8_peak:  the core's int8 multiply-accumulate peak at each level (bg_int8_peak, int8_peak.c)
  * each with GMAC/s, timed in this thread's CPU time (a busy machine's preemption does not count). Usage:
- * kernels_bench [seconds per measurement] [type filter, e.g. I2_S] [MiB the gemv_dram copies span, default 256]. */
+ * kernels_bench [seconds per measurement] [type filter, e.g. I2_S, or int8 for the peaks alone] [MiB the gemv_dram copies span, default 256]. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cpu.h"
+#include "int8_peak.h"
 #include "kernels.h"
 #include "tl2.h"
 
@@ -289,6 +291,13 @@ int main(int argc, char **argv) {
             free(c.acts), free(c.tiles), free(c.x), free(c.y), free(w), free(c.xq.q), free(c.xq.d), free(c.xq.bsum);
         }
     }
+    if (!only || !strcmp(only, "int8"))
+        for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
+            const double peak = bg_int8_peak((bg_isa)isa, budget);
+            if (peak > 0)
+                printf("{\"kind\": \"int8_peak\", \"type\": \"int8\", \"isa\": \"%s\", \"shape\": \"-\", "
+                       "\"gmac_s\": %.1f, \"gb_s\": 0, \"secs\": %.3f}\n", bg_isa_name((bg_isa)isa), peak * 1e-9, budget);
+        }
     if (!only || !strcmp(only, "TL2"))
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
             if (!shapes[si].head) bench_tl2(budget, shapes[si].name, shapes[si].rows, shapes[si].cols, dram_bytes);

@@ -31,7 +31,10 @@ def markdown_table(rows: list[dict], tests: list[str], header: bool = True) -> s
                  f"{r['peak_rss_bytes'] / 2**20:.0f}"]
         for t in tests:
             s = r.get(t)  # an external engine may leave a test out (tgN@D)
-            cells.append(f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})" if s else "-")
+            cell = f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})" if s else "-"
+            if s and "pct_of_int8_peak" in s:  # the prompt's ternary MACs against the cores' int8 peak
+                cell += f", {s['pct_of_int8_peak']:.0f}% of int8 peak"
+            cells.append(cell)
         first_tg = r.get(tg[0], {}) if tg else {}
         if tg:
             cells += [f"{r['read_bandwidth'] / 1e9:.1f}",

@@ -4,6 +4,21 @@ from libc.stdint cimport uint64_t
 cdef extern from "membw.h" nogil:
     uint64_t bg_membw_read(const uint64_t *buf, size_t n_words, int n_threads, int two_streams)
 
+cdef extern from "int8_peak.h" nogil:
+    double bg_int8_peak(bg_isa isa, double seconds)
+
+
+def int8_peak(str isa, double seconds=0.5):
+    """One core's int8 multiply-accumulate peak in MAC/s at ISA level `isa` (the instruction its prompt GEMM is
+    built on: vpmaddubsw for avx2, vpdpbusd for avx512, tdpbusd for amx); 0.0 where the level has none measured,
+    ValueError for a level this CPU lacks (bench only)."""
+    cdef int level_id = isa_by_name(isa)
+    cdef bg_isa level = <bg_isa>level_id
+    cdef double macs
+    with nogil:
+        macs = bg_int8_peak(level, seconds)
+    return macs
+
 
 cdef double _best_pass(const uint64_t *buf, size_t n, int n_threads, int repeats):
     """Bytes/s of the fastest of `repeats` timed passes over n words in each of the two read patterns (one stream

@@ -38,6 +38,12 @@ def quick_run(tmp_path_factory):
     return json.loads(result.read_text()), log.read_text().splitlines(), tmp
 
 
+def _ternary_weights(shape) -> int:
+    """Weights of a shape's ternary matmuls, from its sizes (q, k, v, o; gate, up, down), head_dim n_embd / n_head."""
+    kv = shape.n_head_kv * shape.n_embd // shape.n_head
+    return shape.n_layer * (2 * shape.n_embd ** 2 + 2 * kv * shape.n_embd + 3 * shape.n_ff * shape.n_embd)
+
+
 def test_quick_run_has_both_engines(quick_run):
     record, calls, _ = quick_run
     rows = record["results"]
@@ -60,9 +66,34 @@ def test_quick_run_has_both_engines(quick_run):
         assert args[args.index("-p") + 1] == p and args[args.index("-n") + 1] == n
         assert args[args.index("-t") + 1] == "1" and args[args.index("-mmp") + 1] == "0"
         assert args[args.index("-m") + 1].endswith("tiny-i2_s-f16.gguf")
+    # the prompt against the core's int8 peak on the x86 levels that have one (the MACs: every ternary weight once)
+    from bench.models import SHAPES
+    TINY_TERNARY_WEIGHTS = _ternary_weights(SHAPES["tiny"])
+    for r in rows:
+        if r["isa"] in ("avx2", "avx512", "amx"):  # every x86 level but scalar
+            assert r["int8_peak_mac_s_per_core"] > 0 and r["pp16"]["gemm_macs_per_token"] == TINY_TERNARY_WEIGHTS
+            want = 100 * r["pp16"]["median"] * TINY_TERNARY_WEIGHTS / (r["int8_peak_mac_s_per_core"] * r["threads"])
+            assert r["pp16"]["pct_of_int8_peak"] == pytest.approx(want)
+        else:
+            assert "pct_of_int8_peak" not in r["pp16"]
     # bitgguf's own row: a peak RSS of its own, not the parent's 64 MiB bandwidth buffer carried over
     own = rows[0]
     assert own["peak_rss_bytes"] < own["file_bytes"] + (200 << 20)
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512", "amx"])
+def test_int8_peak_per_level(isa):
+    """int8_peak.c runs the level's int8 dot instruction where there is one and nothing elsewhere."""
+    from bitgguf import _core, isa_levels
+    if isa not in isa_levels():
+        with pytest.raises(ValueError, match="not supported by this CPU"):
+            _core.int8_peak(isa, 0.01)
+        return
+    peak = _core.int8_peak(isa, 0.05)
+    if isa == "scalar":
+        assert peak == 0.0
+    else:  # MAC/s of one core: above 1 G on anything with these instructions, below 100 T
+        assert 1e9 < peak < 1e14
 
 
 def test_test_names():
