@@ -183,7 +183,6 @@ static void qkx2_lanes(const v4 xt[K_N][K_G], const v4 w[K_N][K_G], float nmax, 
         v4 D[K_G], cur[K_G];
         for (int g = 0; g < K_G; g++)  /* the range uses the min as improved so far, as ggml does */
             iscale[g] = top / v4_sel(flat[g], one, mx[g] - mn[g]);
-        for (int g = 0; g < K_G; g++) sum_l[g] = sum_l2[g] = sum_xl[g] = zero;
         for (int i = 0; i < K_N; i++)
             for (int g = 0; g < K_G; g++) {
                 la[i][g] = v4_round_clamp(iscale[g] * (xt[i][g] - mn[g]), 0.0f, nmax);
