@@ -154,11 +154,20 @@ def tq2_0_unpack_q(raw, nblk: int) -> tuple[np.ndarray, np.ndarray]:
     return q.reshape(nblk, QK_K), d
 
 
+_TRITS_TO_BYTE = ((np.arange(243) * 256 + 242) // 243).astype(np.uint8)   # v (5 trits) -> ceil(v * 256 / 243)
+
+
 def _pack_trits(t: np.ndarray, ntrits: int) -> np.ndarray:
-    """t: (..., ntrits, m) trits 0..2, first most significant -> (..., m) bytes ceil(v * 256 / 243)."""
-    w = (3 ** np.arange(4, 4 - ntrits, -1)).astype(np.uint16).reshape(ntrits, 1)
-    v = (t.astype(np.uint16) * w).sum(axis=-2)
-    return ((v * 256 + 242) // 243).astype(np.uint8)
+    """t: (..., ntrits, m) trits 0..2, first most significant -> (..., m) bytes ceil(v * 256 / 243), v the trits as
+    a 5-digit base-3 number (a 4-trit group is its first 4 digits). Horner over contiguous slices: a weighted sum over
+    the trit axis was 2.4x slower (TQ1_0 conversion of 2B4T: 16 s of packing)."""
+    v = t[..., 0, :].astype(np.uint16)
+    for n in range(1, ntrits):
+        v *= 3
+        v += t[..., n, :]
+    if ntrits < 5:
+        v *= 3 ** (5 - ntrits)
+    return _TRITS_TO_BYTE[v]
 
 
 def _unpack_trits(b: np.ndarray, ntrits: int) -> np.ndarray:
