@@ -7,7 +7,7 @@ from bitgguf/_kernels: no Python in the timed loops).
 
 Rows: gemv_dram (one token, weights streamed from memory: compare with the read bandwidth), gemv_cache (one token,
 rows in L2: the kernel's compute ceiling), gemm (16 tokens per row: the prompt path), int8_peak (the core's int8
-multiply-accumulate peak per x86 level: `--types int8` for these alone).
+multiply-accumulate peak per level: `--types int8` for these alone).
 """
 from __future__ import annotations
 

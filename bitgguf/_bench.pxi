@@ -9,9 +9,9 @@ cdef extern from "int8_peak.h" nogil:
 
 
 def int8_peak(str isa, double seconds=0.5):
-    """One core's int8 multiply-accumulate peak in MAC/s at ISA level `isa` (the instruction its prompt GEMM is
-    built on: vpmaddubsw for avx2, vpdpbusd for avx512, tdpbusd for amx); 0.0 where the level has none measured,
-    ValueError for a level this CPU lacks (bench only)."""
+    """One core's int8 multiply-accumulate peak in MAC/s at ISA level `isa` (the instruction its prompt kernels are
+    built on: vpmaddubsw for avx2, vpdpbusd for avx512, tdpbusd for amx, smlal for neon, sdot for neon_dotprod); 0.0
+    for scalar, ValueError for a level this CPU lacks (bench only)."""
     cdef int level_id = isa_by_name(isa)
     cdef bg_isa level = <bg_isa>level_id
     cdef double macs

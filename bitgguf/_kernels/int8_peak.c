@@ -1,10 +1,11 @@
-/* One core's int8 multiply-accumulate peak at an x86 level, for the benchmarks (bench only, like membw.c): independent
- * chains of the instruction that level's prompt GEMM is built on, so that a prompt's MAC/s can be put against what
- * the core can do in the same minutes (on a shared VM, AMX's rate moved 4x between windows). Per level:
- *   avx2:   vpmaddubsw + vpmaddwd + vpaddd on ymm (32 u8 x s8 products per three instructions)
- *   avx512: vpdpbusd on zmm (64 products per instruction)
- *   amx:    tdpbusd on 16 x 64 tiles (16 x 16 x 64 = 16384 products per instruction)
- * Nothing on other architectures yet. */
+/* One core's int8 multiply-accumulate peak at a level, for the benchmarks (bench only, like membw.c): independent
+ * chains of the instruction that level's prompt kernels are built on, so that a prompt's MAC/s can be put against
+ * what the core can do in the same minutes (on a shared VM, AMX's rate moved 2x between windows). Per level:
+ *   avx2:         vpmaddubsw + vpmaddwd + vpaddd on ymm (32 u8 x s8 products per three instructions)
+ *   avx512:       vpdpbusd on zmm (64 products per instruction)
+ *   amx:          tdpbusd on 16 x 64 tiles (16 x 16 x 64 = 16384 products per instruction)
+ *   neon:         smlal / smlal2 into int16 lanes (8 products per instruction, as bg_mla_codes)
+ *   neon_dotprod: sdot (16 products per instruction) */
 #include <time.h>
 
 #include "int8_peak.h"
@@ -15,12 +16,12 @@ static double cpu_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-
 static volatile int peak_sink;  /* the loops' inputs come from it and their sums go to it: nothing is constant */
 
 enum { PEAK_STEPS = 1 << 16 };
+
+#if defined(__x86_64__)
+#include <immintrin.h>
 
 #define PEAK_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
@@ -100,6 +101,50 @@ __attribute__((target("amx-tile,amx-int8"))) static double peak_amx(void) {
 #endif
 #endif
 
+#if defined(__aarch64__)
+#include "neon_common.h"
+
+#define EIGHT(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+static double peak_neon(void) {
+    const int8x16_t a = vdupq_n_s8((int8_t)(peak_sink | 3)), b = vdupq_n_s8((int8_t)(peak_sink | 5));
+#define DECL(i) int16x8_t s##i = vdupq_n_s16(0);
+#define STEP(i) s##i = vmlal_high_s8(vmlal_s8(s##i, vget_low_s8(a), vget_low_s8(b)), a, b);
+#define FOLD(i) acc = vaddq_s16(acc, s##i);
+    EIGHT(DECL)
+    for (int k = 0; k < PEAK_STEPS; k++) {
+        EIGHT(STEP)
+    }
+    int16x8_t acc = vdupq_n_s16(0);
+    EIGHT(FOLD)
+    peak_sink = vgetq_lane_s16(acc, 0);
+#undef DECL
+#undef STEP
+#undef FOLD
+    return 8.0 * 16.0 * PEAK_STEPS;
+}
+
+BG_DOTPROD_BEGIN
+BG_DOTPROD_FN static double peak_neon_dotprod(void) {
+    const int8x16_t a = vdupq_n_s8((int8_t)(peak_sink | 3)), b = vdupq_n_s8((int8_t)(peak_sink | 5));
+#define DECL(i) int32x4_t s##i = vdupq_n_s32(0);
+#define STEP(i) s##i = bg_vdotq_s32(s##i, a, b);
+#define FOLD(i) acc = vaddq_s32(acc, s##i);
+    EIGHT(DECL)
+    for (int k = 0; k < PEAK_STEPS; k++) {
+        EIGHT(STEP)
+    }
+    int32x4_t acc = vdupq_n_s32(0);
+    EIGHT(FOLD)
+    peak_sink = vgetq_lane_s32(acc, 0);
+#undef DECL
+#undef STEP
+#undef FOLD
+    return 8.0 * 16.0 * PEAK_STEPS;
+}
+BG_DOTPROD_END
+#endif
+
 double bg_int8_peak(bg_isa isa, double seconds) {
     double (*fn)(void) = NULL;
 #if defined(__x86_64__)
@@ -108,6 +153,9 @@ double bg_int8_peak(bg_isa isa, double seconds) {
 #if BG_BUILD_AMX
     if (isa == BG_ISA_AMX) fn = peak_amx;
 #endif
+#elif defined(__aarch64__)
+    if (isa == BG_ISA_NEON) fn = peak_neon;
+    if (isa == BG_ISA_NEON_DOTPROD) fn = peak_neon_dotprod;
 #endif
     if (!fn || !bg_cpu_supports(isa)) return 0.0;
     double best = 0.0;

@@ -5,7 +5,7 @@
 #include "cpu.h"
 
 /* MAC/s of one thread running independent chains of the level's int8 dot-product instruction for about `seconds`
- * of its CPU time (the best of 5 passes); 0 for a level this CPU lacks or that has no such loop (scalar, NEON). */
+ * of its CPU time (the best of 5 passes); 0 for a level this CPU lacks or that has no such loop (scalar). */
 double bg_int8_peak(bg_isa isa, double seconds);
 
 #endif
