@@ -104,44 +104,30 @@ __attribute__((target("amx-tile,amx-int8"))) static double peak_amx(void) {
 #if defined(__aarch64__)
 #include "neon_common.h"
 
-#define EIGHT(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-
-static double peak_neon(void) {
-    const int8x16_t a = vdupq_n_s8((int8_t)(peak_sink | 3)), b = vdupq_n_s8((int8_t)(peak_sink | 5));
-#define DECL(i) int16x8_t s##i = vdupq_n_s16(0);
-#define STEP(i) s##i = vmlal_high_s8(vmlal_s8(s##i, vget_low_s8(a), vget_low_s8(b)), a, b);
-#define FOLD(i) acc = vaddq_s16(acc, s##i);
-    EIGHT(DECL)
-    for (int k = 0; k < PEAK_STEPS; k++) {
-        EIGHT(STEP)
+/* A peak function: eight chains of acc_t sums, each step `s = STEP(s, a, b)` with 16 products */
+#define NEON_PEAK(name, acc_t, zero, STEP, add, lane0)                                                               \
+    static double name(void) {                                                                                     \
+        const int8x16_t a = vdupq_n_s8((int8_t)(peak_sink | 3)), b = vdupq_n_s8((int8_t)(peak_sink | 5));           \
+        acc_t s[8];                                                                                                \
+        for (int c = 0; c < 8; c++) s[c] = zero;                                                                   \
+        for (int k = 0; k < PEAK_STEPS; k++) {                                                                     \
+            _Pragma("GCC unroll 8") /* eight sums in registers, at -O2 too */                                      \
+            for (int c = 0; c < 8; c++) s[c] = STEP(s[c], a, b);                                                   \
+        }                                                                                                          \
+        for (int c = 1; c < 8; c++) s[0] = add(s[0], s[c]);                                                        \
+        peak_sink = lane0(s[0]);                                                                                   \
+        return 8.0 * 16.0 * PEAK_STEPS;                                                                            \
     }
-    int16x8_t acc = vdupq_n_s16(0);
-    EIGHT(FOLD)
-    peak_sink = vgetq_lane_s16(acc, 0);
-#undef DECL
-#undef STEP
-#undef FOLD
-    return 8.0 * 16.0 * PEAK_STEPS;
-}
+
+#define MLAL_STEP(s, a, b) vmlal_high_s8(vmlal_s8(s, vget_low_s8(a), vget_low_s8(b)), a, b)
+#define SDOT_STEP(s, a, b) bg_vdotq_s32(s, a, b)
+#define LANE0_S16(v) vgetq_lane_s16(v, 0)
+#define LANE0_S32(v) vgetq_lane_s32(v, 0)
+
+NEON_PEAK(peak_neon, int16x8_t, vdupq_n_s16(0), MLAL_STEP, vaddq_s16, LANE0_S16)
 
 BG_DOTPROD_BEGIN
-BG_DOTPROD_FN static double peak_neon_dotprod(void) {
-    const int8x16_t a = vdupq_n_s8((int8_t)(peak_sink | 3)), b = vdupq_n_s8((int8_t)(peak_sink | 5));
-#define DECL(i) int32x4_t s##i = vdupq_n_s32(0);
-#define STEP(i) s##i = bg_vdotq_s32(s##i, a, b);
-#define FOLD(i) acc = vaddq_s32(acc, s##i);
-    EIGHT(DECL)
-    for (int k = 0; k < PEAK_STEPS; k++) {
-        EIGHT(STEP)
-    }
-    int32x4_t acc = vdupq_n_s32(0);
-    EIGHT(FOLD)
-    peak_sink = vgetq_lane_s32(acc, 0);
-#undef DECL
-#undef STEP
-#undef FOLD
-    return 8.0 * 16.0 * PEAK_STEPS;
-}
+BG_DOTPROD_FN NEON_PEAK(peak_neon_dotprod, int32x4_t, vdupq_n_s32(0), SDOT_STEP, vaddq_s32, LANE0_S32)
 BG_DOTPROD_END
 #endif
 
