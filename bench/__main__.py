@@ -169,11 +169,11 @@ def main(argv=None) -> int:
     for name in args.models.split(","):
         for ttype in args.types.split(","):
             path = cached_model(args.cache, name, ttype, args.head, log=lambda m: print(m, file=sys.stderr))
+            gemm_macs = _gemm_macs_per_token(path)  # the same file at every level
             for isa in isas:
                 # llama-bench (bitnet.cpp) reads TL2 in place; bitgguf does where the level has the kernel
                 tl2_in_place = isa in external or (_core.tl2_in_place(isa) and not args.tl2_repack)
                 nbytes, kv_per_position = _weight_bytes(path, tl2_in_place), _kv_bytes_per_position(path)
-                gemm_macs = _gemm_macs_per_token(path)
                 for n_threads in threads:
                     cfg = {"path": path, "threads": n_threads, "isa": isa, "tests": tests, "repeats": args.repeats,
                            "mmap": not args.no_mmap, "tl2_in_place": False if args.tl2_repack else None,

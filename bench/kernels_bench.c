@@ -297,6 +297,7 @@ int main(int argc, char **argv) {
             if (peak > 0)
                 printf("{\"kind\": \"int8_peak\", \"type\": \"int8\", \"isa\": \"%s\", \"shape\": \"-\", "
                        "\"gmac_s\": %.1f, \"gb_s\": 0, \"secs\": %.3f}\n", bg_isa_name((bg_isa)isa), peak * 1e-9, budget);
+            fflush(stdout);  /* as report(): python -m bench.kernels shows rows as they come */
         }
     if (!only || !strcmp(only, "TL2"))
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)

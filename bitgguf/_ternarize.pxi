@@ -33,7 +33,10 @@ def absmean_ternarize(w, bint bf16=False):
         bad = bg_absmean_ternarize(src, bf16, n, &cv[0] if n else NULL, &alpha)
     if bad >= 0:
         index = _np.unravel_index(bad, shape) if shape else ()
-        value = _np.asarray(arr.reshape(-1)[bad:bad + 1])
-        shown = float((value.astype(_np.uint32) << 16).view(_np.float32)[0]) if bf16 else float(value[0])
+        value = _np.ascontiguousarray(arr.reshape(-1)[bad:bad + 1])
+        if bf16:
+            from bitgguf.types import TYPES
+            value = TYPES["BF16"].dequantize(value, (1,))
+        shown = float(value[0])
         raise ValueError(f"weight {tuple(int(i) for i in index)} is {shown}: not a finite number")
     return codes.reshape(shape), _np.float32(alpha)
