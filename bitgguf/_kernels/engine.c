@@ -42,6 +42,27 @@
 
 /* ---- the building blocks ---------------------------------------------------------------------------------- */
 
+/* Zeroed memory at a 64-byte boundary, for the state's vectors and scratch: a 64-byte load, or an AMX tile row,
+ * that crosses two cache lines costs two, and glibc's large blocks start 16 bytes past a page (every activation
+ * tile row of the prompt GEMM crossed a line: one core, 2560 x 2560 rows from DRAM, 128 tokens, alternating in
+ * one process: AMX 1.18-1.34x, AVX-512 1.10x aligned). calloc still leaves a large block's pages untouched until
+ * they are used. The block's own address sits just before the aligned one; free with free64. */
+static void *calloc64(size_t n, size_t size) {
+    if (size && n > (SIZE_MAX - 64 - sizeof(void *)) / size) return NULL;
+    uint8_t *raw = calloc(n * size + 64 + sizeof(void *), 1);
+    if (!raw) return NULL;
+    uint8_t *p = (uint8_t *)(((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63);
+    memcpy(p - sizeof(void *), &raw, sizeof raw);
+    return p;
+}
+
+static void free64(void *p) {
+    if (!p) return;
+    void *raw;
+    memcpy(&raw, (uint8_t *)p - sizeof raw, sizeof raw);
+    free(raw);
+}
+
 /* Zeroed memory for one of the K and V caches (*mapped: its mapping's bytes, 0 for calloc's). On Linux, an anonymous
  * map advised for 2 MiB pages: decode reads the whole cache every token, and through 4 KiB pages a long context cost
  * a TLB walk every 4 KiB (2B4T at 2048 positions, Zen 5, both in one process: 36.4 -> 37.8 tok/s at 1 thread, 57.7
@@ -63,7 +84,7 @@ static void *kv_alloc(size_t bytes, size_t *mapped) {
         return p;
     }
 #endif
-    return calloc(bytes, 1);
+    return calloc64(bytes, 1);
 }
 
 static void kv_free(void *p, size_t mapped) {
@@ -74,7 +95,7 @@ static void kv_free(void *p, size_t mapped) {
     }
 #endif
     (void)mapped;
-    free(p);
+    free64(p);
 }
 
 /* v > 0 ? v : 0, bit for bit (checked over all 2^32 inputs), as integer ops: the float compare's select is not
@@ -826,10 +847,10 @@ static int ensure_pool(bg_model *m) {
     if (m->n_threads < 1) m->n_threads = 1;
     if (m->pool && bg_pool_size(m->pool) == m->n_threads) return 0;
     bg_pool_destroy(m->pool);
-    free(m->s.att);
-    free(m->s.tl2_codes);
-    m->s.att = calloc((size_t)m->n_threads * m->s.att_floats, sizeof(float));
-    m->s.tl2_codes = m->s.tl2_codes_bytes ? malloc((size_t)m->n_threads * m->s.tl2_codes_bytes) : NULL;
+    free64(m->s.att);
+    free64(m->s.tl2_codes);
+    m->s.att = calloc64((size_t)m->n_threads * m->s.att_floats, sizeof(float));
+    m->s.tl2_codes = m->s.tl2_codes_bytes ? calloc64((size_t)m->n_threads, m->s.tl2_codes_bytes) : NULL;
     m->pool = bg_pool_create(m->n_threads);
     if (!m->pool || !m->s.att || (m->s.tl2_codes_bytes && !m->s.tl2_codes)) {
         snprintf(m->error, sizeof m->error, "could not start %d threads", m->n_threads);
@@ -1025,44 +1046,43 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
 
     const int W = MAX(D, QD), A = MAX(MAX(D, QD), F);
     const size_t B = BG_MAX_BATCH;
-    s->x = calloc(B * W, sizeof(float));
-    s->xb = calloc(B * W, sizeof(float));
-    s->xb2 = calloc(B * W, sizeof(float));
-    s->q = calloc(B * QD, sizeof(float));
-    s->k = calloc(B * KVD, sizeof(float));
-    s->v = calloc(B * KVD, sizeof(float));
-    s->hb = calloc(B * F, sizeof(float));
-    s->hb2 = calloc(B * F, sizeof(float));
+    s->x = calloc64(B * W, sizeof(float));
+    s->xb = calloc64(B * W, sizeof(float));
+    s->xb2 = calloc64(B * W, sizeof(float));
+    s->q = calloc64(B * QD, sizeof(float));
+    s->k = calloc64(B * KVD, sizeof(float));
+    s->v = calloc64(B * KVD, sizeof(float));
+    s->hb = calloc64(B * F, sizeof(float));
+    s->hb2 = calloc64(B * F, sizeof(float));
     const size_t kv_bytes = s->k_tiles ? ((size_t)n_ctx + BG_K_TILE - 1) / BG_K_TILE * s->kv_block_bytes
                                        : (size_t)c->n_layer * n_ctx * s->kv_pos_bytes;  /* each of K and V */
     /* the cache's pages are only touched (and counted in RSS) as the context fills */
     s->k_cache = kv_alloc(kv_bytes, &s->k_mapped);
     s->v_cache = kv_alloc(kv_bytes, &s->v_mapped);
-    s->head_scores = s->k_tiles ? calloc((size_t)c->n_head * s->att_stride, sizeof(float)) : NULL;
-    s->rope_cos = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
-    s->rope_sin = calloc((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
+    s->head_scores = s->k_tiles ? calloc64((size_t)c->n_head * s->att_stride, sizeof(float)) : NULL;
+    s->rope_cos = calloc64((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
+    s->rope_sin = calloc64((size_t)n_ctx * (c->head_dim / 2), sizeof(float));
     s->tl2_build = bg_tl2_tables_kernel(isa);
-    s->tl2_tables = s->tl2_stride ? malloc(B * s->tl2_stride) : NULL;
+    s->tl2_tables = s->tl2_stride ? calloc64(B, s->tl2_stride) : NULL;
     /* calloc: the padding tokens of the last tile are read (their sums are never used) */
-    s->gemm_tiles = gemm ? calloc(bg_gemm_tiles_bytes(A, BG_MAX_BATCH), 1) : NULL;
+    s->gemm_tiles = gemm ? calloc64(bg_gemm_tiles_bytes(A, BG_MAX_BATCH), 1) : NULL;
     int ok = s->x && s->xb && s->xb2 && s->q && s->k && s->v && s->hb && s->hb2 && s->k_cache &&
              (s->head_scores || !s->k_tiles) &&
              s->v_cache && s->rope_cos && s->rope_sin && (s->tl2_tables || !s->tl2_stride) &&
              (s->gemm_tiles || !gemm);
     for (size_t t = 0; t < B; t++) {
-        /* 64-byte aligned: the kernels load q (and TQ1_0's order) 64 bytes at a time, and a load across two lines
-         * costs two (TQ1_0 decode at 1 thread, Zen 5: 20 or 39 tok/s by where malloc happened to put the order) */
-        s->act[t].q = aligned_alloc(64, ((size_t)A + 63) / 64 * 64);
-        s->act[t].gsum = calloc((size_t)(A + BG_ACT_GROUP - 1) / BG_ACT_GROUP, sizeof(int32_t));
+        /* (aligned: TQ1_0 decode at 1 thread, Zen 5, ran 20 or 39 tok/s by where malloc happened to put the order) */
+        s->act[t].q = calloc64((size_t)A, 1);
+        s->act[t].gsum = calloc64((size_t)(A + BG_ACT_GROUP - 1) / BG_ACT_GROUP, sizeof(int32_t));
         ok = ok && s->act[t].q && s->act[t].gsum;
         if (tq1_order) {
-            s->act[t].tq1 = aligned_alloc(64, (size_t)A / BG_TQ1_BLOCK * BG_TQ1_ORDER_BYTES);
+            s->act[t].tq1 = calloc64((size_t)A / BG_TQ1_BLOCK, BG_TQ1_ORDER_BYTES);
             ok = ok && s->act[t].tq1;
         }
         if (m->w.output.dot_q8k) {
-            s->q8k[t].q = malloc((size_t)D);
-            s->q8k[t].d = malloc((size_t)D / BG_QK_K * sizeof(float));
-            s->q8k[t].bsum = malloc((size_t)D / 16 * sizeof(int16_t));
+            s->q8k[t].q = calloc64((size_t)D, 1);
+            s->q8k[t].d = calloc64((size_t)D / BG_QK_K, sizeof(float));
+            s->q8k[t].bsum = calloc64((size_t)D / 16, sizeof(int16_t));
             ok = ok && s->q8k[t].q && s->q8k[t].d && s->q8k[t].bsum;
         }
     }
@@ -1089,28 +1109,28 @@ void bg_model_free(bg_model *m) {
     float **bufs[] = {&s->x, &s->xb, &s->xb2, &s->q, &s->k, &s->v, &s->hb, &s->hb2, &s->att, &s->head_scores,
                       &s->rope_cos, &s->rope_sin};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        free(*bufs[i]);
+        free64(*bufs[i]);
         *bufs[i] = NULL;
     }
     if (s->k_cache) kv_free(s->k_cache, s->k_mapped);
     if (s->v_cache) kv_free(s->v_cache, s->v_mapped);
     s->k_cache = s->v_cache = NULL;
-    free(s->tl2_tables);
-    free(s->tl2_codes);
+    free64(s->tl2_tables);
+    free64(s->tl2_codes);
     s->tl2_codes = NULL;
     s->tl2_tables = NULL;
-    free(s->gemm_tiles);
+    free64(s->gemm_tiles);
     s->gemm_tiles = NULL;
     for (int t = 0; t < BG_MAX_BATCH; t++) {
-        free(s->act[t].q);
-        free(s->act[t].gsum);
-        free(s->act[t].tq1);
+        free64(s->act[t].q);
+        free64(s->act[t].gsum);
+        free64(s->act[t].tq1);
         s->act[t].q = NULL;
         s->act[t].gsum = NULL;
         s->act[t].tq1 = NULL;
-        free(s->q8k[t].q);
-        free(s->q8k[t].d);
-        free(s->q8k[t].bsum);
+        free64(s->q8k[t].q);
+        free64(s->q8k[t].d);
+        free64(s->q8k[t].bsum);
         memset(&s->q8k[t], 0, sizeof s->q8k[t]);
     }
 }
