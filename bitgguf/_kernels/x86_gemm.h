@@ -91,6 +91,17 @@ static inline void fill_panel(const panel_source *src, int K, int r0, int nr, in
                    (size_t)(K - ahead_k0 < PANEL_COLS ? K - ahead_k0 : PANEL_COLS) / 4);
 }
 
+/* Tokens t_lo..t_hi-1's lines of a panel's outputs (32 rows of f32 from out + t * stride: two lines) fetched for
+ * writing, a few tokens before each step: the stores at the end then hit the cache. They are a line or two per token,
+ * a page apart, which missed all the way to memory: one core, 2560 x 2560 rows from DRAM, 128 tokens, the outputs
+ * at the engine's stride ran the AMX GEMM 1.3-1.7x slower than into a small hot buffer. */
+static inline void prefetch_out(float *out, size_t stride, int t_lo, int t_hi) {
+    for (int t = t_lo; t < t_hi; t++) {
+        _mm_prefetch((const char *)(out + (size_t)t * stride), _MM_HINT_ET0);
+        _mm_prefetch((const char *)(out + (size_t)t * stride + 16), _MM_HINT_ET0);
+    }
+}
+
 /* out[t * stride + r] = Σcq - Σq for n_rows rows and n tokens, panel block by panel block through `step`. */
 static inline void codes_gemm(bg_panel_step_fn step, const panel_source *src, int n_rows, const int8_t *tiles,
                               const bg_act *acts, int n, float *out, size_t stride) {
@@ -102,11 +113,14 @@ static inline void codes_gemm(bg_panel_step_fn step, const panel_source *src, in
         for (int t0 = 0; t0 < n; t0 += I2S_GROUP_TOKENS) {
             const int nt = n - t0 < I2S_GROUP_TOKENS ? n - t0 : I2S_GROUP_TOKENS;
             const int T0 = t0 / BG_GEMM_TILE_TOKENS, n_tiles = (nt + 2 * BG_GEMM_TILE_TOKENS - 1) / 32 * 2;
-            for (int k0 = 0; k0 < K; k0 += PANEL_COLS) {
+            const int steps = (K + PANEL_COLS - 1) / PANEL_COLS * (n_tiles / 2);
+            for (int k0 = 0, s = 0; k0 < K; k0 += PANEL_COLS) {
                 const int cols = K - k0 < PANEL_COLS ? K - k0 : PANEL_COLS;
                 fill_panel(src, K, r0, nr, k0, cols, panel);
-                for (int T = 0; T < n_tiles; T += 2)
+                for (int T = 0; T < n_tiles; T += 2, s++) {
+                    prefetch_out(out + (size_t)t0 * stride + r0, stride, nt * s / steps, nt * (s + 1) / steps);
                     step(panel, cols, tiles, chunks, k0 / 64, T0 + T, live_tiles(nt, T), k0 == 0, acc + T);
+                }
             }
             /* token t's column of sums: per tile of 16 tokens and half of 16 rows, a 16 x 16 transpose (16
              * gathers of 16 rows 16 ints apart had been 4% of a prompt) */
@@ -220,11 +234,14 @@ static inline void tq_panel_by_blocks(int tq1, bg_panel_step_fn step, const uint
         const int T0 = t0 / BG_GEMM_TILE_TOKENS, n_tiles = (nt + 2 * BG_GEMM_TILE_TOKENS - 1) / 32 * 2;
         const int n_live = (nt + BG_GEMM_TILE_TOKENS - 1) / BG_GEMM_TILE_TOKENS;
         memset(sum, 0, sizeof sum);
-        for (int b = 0; b < n_blocks; b++) {
+        const int steps = n_blocks * (n_tiles / 2);
+        for (int b = 0, s = 0; b < n_blocks; b++) {
             tq_unpack_block(tq1, panel_rows, row_bytes, nr, b, panel, d);
             prefetch_panel(panel_rows, row_bytes, (size_t)block_bytes * (b + 1), 128);  /* the next block */
-            for (int T = 0; T < n_tiles; T += 2)
+            for (int T = 0; T < n_tiles; T += 2, s++) {
+                prefetch_out(out + (size_t)t0 * stride, stride, nt * s / steps, nt * (s + 1) / steps);
                 step(panel, 256, tiles, chunks, b * 4, T0 + T, live_tiles(nt, T), 1, acc + T);
+            }
             for (int t = 0; t < n_live * BG_GEMM_TILE_TOKENS; t++) {  /* padding tokens: any value */
                 const int32_t *gs = acts[t0 + (t < nt ? t : 0)].gsum + b * (256 / BG_ACT_GROUP);
                 qsum[t] = gs[0] + gs[1] + gs[2] + gs[3] + gs[4] + gs[5] + gs[6] + gs[7];
@@ -264,12 +281,15 @@ static inline int tq_panel_uniform(int tq1, bg_panel_step_fn step, const uint8_t
     for (int t0 = 0; t0 < n; t0 += I2S_GROUP_TOKENS) {
         const int nt = n - t0 < I2S_GROUP_TOKENS ? n - t0 : I2S_GROUP_TOKENS;
         const int T0 = t0 / BG_GEMM_TILE_TOKENS, n_tiles = (nt + 2 * BG_GEMM_TILE_TOKENS - 1) / 32 * 2;
-        for (int b = 0; b < n_blocks; b++) {
+        const int steps = n_blocks * (n_tiles / 2);
+        for (int b = 0, s = 0; b < n_blocks; b++) {
             tq_unpack_block(tq1, panel_rows, row_bytes, nr, b, panel, b ? d : d0);
             if (b && memcmp(d, d0, sizeof d)) return 0;  /* (in the first token group: the scales stay) */
             prefetch_panel(panel_rows, row_bytes, (size_t)block_bytes * (b + 1), 128);  /* the next block */
-            for (int T = 0; T < n_tiles; T += 2)
+            for (int T = 0; T < n_tiles; T += 2, s++) {
+                prefetch_out(out + (size_t)t0 * stride, stride, nt * s / steps, nt * (s + 1) / steps);
                 step(panel, 256, tiles, chunks, b * 4, T0 + T, live_tiles(nt, T), b == 0, acc + T);
+            }
         }
         for (int t = 0; t < nt; t++) {
             const int32_t *sums = acc[t / BG_GEMM_TILE_TOKENS][0] + t % BG_GEMM_TILE_TOKENS;
