@@ -753,8 +753,8 @@ static void put_gemm_tokens(bg_model *m, int l, int stage, int t0, int t1) {
     for (int i = 0; w && i < n_w; i++) gemm |= uses_gemm(&w[i], s->batch_n);
     if (!gemm) return;
     for (int t = t0; t < t1;) {
-        const int tile_end = MIN(t + BG_GEMM_TILE_TOKENS, s->batch_n);
 #if defined(__x86_64__)
+        const int tile_end = MIN(t + BG_GEMM_TILE_TOKENS, s->batch_n);
         if (t % BG_GEMM_TILE_TOKENS == 0 && tile_end <= t1 && bg_isa_x86_avx512(m->isa)) {  /* the GEMM levels */
             bg_gemm_put_tile_avx512(&s->act[t], tile_end - t, t / BG_GEMM_TILE_TOKENS, s->gemm_tiles);
             t = tile_end;
