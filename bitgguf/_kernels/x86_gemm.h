@@ -91,12 +91,12 @@ static inline void fill_panel(const panel_source *src, int K, int r0, int nr, in
                    (size_t)(K - ahead_k0 < PANEL_COLS ? K - ahead_k0 : PANEL_COLS) / 4);
 }
 
-/* Tokens t_lo..t_hi-1's lines of a panel's outputs (32 rows of f32 from out + t * stride: two lines) fetched for
- * writing, a few tokens before each step: the stores at the end then hit the cache. They are a line or two per token,
- * a page apart, which missed all the way to memory: one core, 2560 x 2560 rows from DRAM, 128 tokens, the outputs
- * at the engine's stride ran the AMX GEMM 1.3-1.7x slower than into a small hot buffer. */
-static inline void prefetch_out(float *out, size_t stride, int t_lo, int t_hi) {
-    for (int t = t_lo; t < t_hi; t++) {
+/* Step `step` of `steps` over a panel's nt tokens: its share of the tokens' output lines (32 rows of f32 from
+ * out + t * stride: two lines) fetched for writing, so that the stores at the end hit the cache. They are a line or
+ * two per token, a page apart, which missed all the way to memory: one core, 2560 x 2560 rows from DRAM, 128
+ * tokens, the outputs at the engine's stride ran the AMX GEMM 1.3-1.7x slower than into a small hot buffer. */
+static inline void prefetch_out(float *out, size_t stride, int nt, int step, int steps) {
+    for (int t = nt * step / steps; t < nt * (step + 1) / steps; t++) {
         _mm_prefetch((const char *)(out + (size_t)t * stride), _MM_HINT_ET0);
         _mm_prefetch((const char *)(out + (size_t)t * stride + 16), _MM_HINT_ET0);
     }
@@ -118,7 +118,7 @@ static inline void codes_gemm(bg_panel_step_fn step, const panel_source *src, in
                 const int cols = K - k0 < PANEL_COLS ? K - k0 : PANEL_COLS;
                 fill_panel(src, K, r0, nr, k0, cols, panel);
                 for (int T = 0; T < n_tiles; T += 2, s++) {
-                    prefetch_out(out + (size_t)t0 * stride + r0, stride, nt * s / steps, nt * (s + 1) / steps);
+                    prefetch_out(out + (size_t)t0 * stride + r0, stride, nt, s, steps);
                     step(panel, cols, tiles, chunks, k0 / 64, T0 + T, live_tiles(nt, T), k0 == 0, acc + T);
                 }
             }
@@ -239,7 +239,7 @@ static inline void tq_panel_by_blocks(int tq1, bg_panel_step_fn step, const uint
             tq_unpack_block(tq1, panel_rows, row_bytes, nr, b, panel, d);
             prefetch_panel(panel_rows, row_bytes, (size_t)block_bytes * (b + 1), 128);  /* the next block */
             for (int T = 0; T < n_tiles; T += 2, s++) {
-                prefetch_out(out + (size_t)t0 * stride, stride, nt * s / steps, nt * (s + 1) / steps);
+                prefetch_out(out + (size_t)t0 * stride, stride, nt, s, steps);
                 step(panel, 256, tiles, chunks, b * 4, T0 + T, live_tiles(nt, T), 1, acc + T);
             }
             for (int t = 0; t < n_live * BG_GEMM_TILE_TOKENS; t++) {  /* padding tokens: any value */
@@ -287,7 +287,7 @@ static inline int tq_panel_uniform(int tq1, bg_panel_step_fn step, const uint8_t
             if (b && memcmp(d, d0, sizeof d)) return 0;  /* (in the first token group: the scales stay) */
             prefetch_panel(panel_rows, row_bytes, (size_t)block_bytes * (b + 1), 128);  /* the next block */
             for (int T = 0; T < n_tiles; T += 2, s++) {
-                prefetch_out(out + (size_t)t0 * stride, stride, nt * s / steps, nt * (s + 1) / steps);
+                prefetch_out(out + (size_t)t0 * stride, stride, nt, s, steps);
                 step(panel, 256, tiles, chunks, b * 4, T0 + T, live_tiles(nt, T), b == 0, acc + T);
             }
         }
