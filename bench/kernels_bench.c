@@ -171,7 +171,7 @@ static void bench_tl2(double budget, const char *name, int M, int K, size_t dram
     bg_tl2 w;
     for (int isa = 0; isa < BG_ISA_COUNT && M % BM == 0 && !bg_tl2_init(&w, data, M, K, BM, BK); isa++) {
         if (!bg_cpu_supports((bg_isa)isa) || !bg_tl2_in_place((bg_isa)isa)) continue;
-        const size_t stride = bg_tl2_table_bytes(K, BK);
+        const size_t stride = bg_tl2_table_bytes((bg_isa)isa, K, BK);
         uint8_t *tables = malloc(BG_TL2_TOKENS * stride);
         for (int k = 0; k < BG_TL2_TOKENS; k++) bg_tl2_tables_kernel((bg_isa)isa)(acts[k].q, K, BK, tables + k * stride);
         const bg_tl2_tile_fn tile = bg_tl2_tile_kernel((bg_isa)isa);

@@ -9,7 +9,7 @@ cdef extern from "tl2.h" nogil:
                                    int32_t *out)
     ctypedef void (*bg_tl2_tables_fn)(const int8_t *q, int cols, int BK, uint8_t *tables)
     int bg_tl2_init(bg_tl2 *w, const uint8_t *data, int M, int K, int BM, int BK)
-    size_t bg_tl2_table_bytes(int cols, int BK)
+    size_t bg_tl2_table_bytes(bg_isa isa, int cols, int BK)
     bg_tl2_tile_fn bg_tl2_tile_kernel(bg_isa isa)
     bg_tl2_tables_fn bg_tl2_tables_kernel(bg_isa isa)
     int bg_tl2_in_place(bg_isa isa)
@@ -79,7 +79,7 @@ def tl2_matvec(data, int rows, int cols, int BM, int BK, q, str isa):
     cdef bg_tl2 w
     _tl2_view(&w, src, rows, cols, BM, BK)
     cdef int isa_id = isa_by_name(isa)
-    tables = _np.zeros(bg_tl2_table_bytes(cols, BK), dtype=_np.uint8)
+    tables = _np.zeros(bg_tl2_table_bytes(<bg_isa>isa_id, cols, BK), dtype=_np.uint8)
     out = _np.zeros(rows, dtype=_np.int32)
     cdef uint8_t[::1] tv = tables
     cdef int32_t[::1] ov = out

@@ -133,10 +133,10 @@ static int check_i2r(int *checks) {
 }
 
 /* TL2 read in place (tl2.c): random valid TL2 bytes (magnitudes 0..13, any signs, tail pair indices 0..8), decoded
- * independently by the load-time repack (repack.c) into 2-bit rows; each level's tables and tile kernel, for one
- * token and for three at once, and its prompt GEMM where it has one, must give the direct integer sums of those
- * rows. */
+ * independently by the load-time repack (repack.c) into 2-bit rows; each level's tables and tile kernel, for 1, 3,
+ * 5 and 6 tokens at once, and its prompt GEMM where it has one, must give the direct integer sums of those rows. */
 static int check_tl2(int *checks) {
+    enum { NT = 6 };  /* tokens */
     const int shapes[][4] = {{64, 160, 64, 96},    {96, 288, 96, 96},     {256, 2560, 256, 96},
                              {128, 1536, 128, 192}, {512, 640, 256, 96}};  /* the last: two M-tiles */
     int failures = 0;
@@ -155,12 +155,12 @@ static int check_tl2(int *checks) {
             failures++;
             continue;
         }
-        const size_t stride = bg_tl2_table_bytes(K, BK) + 64;
-        int8_t *q = malloc((size_t)3 * K);
-        uint8_t *tables = malloc(3 * stride);
-        int32_t *want = malloc((size_t)3 * M * sizeof(int32_t)), *got = malloc((size_t)3 * M * sizeof(int32_t));
-        for (int i = 0; i < 3 * K; i++) q[i] = (int8_t)(i < K ? -128 : (int)(rnd() % 256) - 128);
-        for (int t = 0; t < 3; t++)
+        const size_t stride = bg_tl2_table_bytes(BG_ISA_AVX512, K, BK) + 64  /* the largest format */;
+        int8_t *q = malloc((size_t)NT * K);
+        uint8_t *tables = malloc(NT * stride);
+        int32_t *want = malloc((size_t)NT * M * sizeof(int32_t)), *got = malloc((size_t)NT * M * sizeof(int32_t));
+        for (int i = 0; i < NT * K; i++) q[i] = (int8_t)(i < K ? -128 : (int)(rnd() % 256) - 128);
+        for (int t = 0; t < NT; t++)
             for (int r = 0; r < M; r++) {
                 int32_t sum = 0;
                 for (int j = 0; j < K; j++) {  /* I2_ROWS: I2_S blocks of 128, then a tail of t = K % 128 */
@@ -172,10 +172,10 @@ static int check_tl2(int *checks) {
             }
         for (int isa = 0; isa < BG_ISA_COUNT; isa++) {
             if (!bg_cpu_supports((bg_isa)isa)) continue;
-            for (int t = 0; t < 3; t++) bg_tl2_tables_kernel((bg_isa)isa)(q + t * K, K, BK, tables + t * stride);
-            for (int n = 1; n <= 3; n += 2) {
+            for (int t = 0; t < NT; t++) bg_tl2_tables_kernel((bg_isa)isa)(q + t * K, K, BK, tables + t * stride);
+            for (int n = 1; n <= NT; n += n < 4 ? 2 : 1) {  /* 1, 3, 5, 6: the AVX-512 kernel takes 4 at a time */
                 for (int mt = 0; mt < M / BM; mt++) {
-                    int32_t tile[3 * BG_TL2_MAX_BM];
+                    int32_t tile[NT * BG_TL2_MAX_BM];
                     bg_tl2_tile_kernel((bg_isa)isa)(&w, mt, tables, stride, n, tile);
                     for (int t = 0; t < n; t++) memcpy(got + t * M + mt * BM, tile + t * BM, (size_t)BM * sizeof(int32_t));
                 }

@@ -1016,7 +1016,7 @@ int bg_model_init(bg_model *m, bg_isa isa, int n_ctx, int kv_type, int n_threads
             gemm = gemm || t->gemm_i8 || t->tl2_gemm;
             /* TQ1_0's AVX-512 kernel reads the activations in digit order too (bg_act.tq1) */
             tq1_order = tq1_order || (t->traits && t->traits->type_id == BG_TYPE_TQ1_0 && bg_isa_x86_avx512(isa));
-            if (t->tl2_tile) s->tl2_stride = MAX(s->tl2_stride, bg_tl2_table_bytes(lin[i].cols, t->tl2.BK));
+            if (t->tl2_tile) s->tl2_stride = MAX(s->tl2_stride, bg_tl2_table_bytes(isa, lin[i].cols, t->tl2.BK));
             if (t->tl2_gemm) s->tl2_codes_bytes = MAX(s->tl2_codes_bytes, 32 * bg_tl2_codes_ld(lin[i].cols));
         }
     }

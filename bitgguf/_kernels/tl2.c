@@ -27,9 +27,10 @@ int bg_tl2_valid(const bg_tl2 *w) {
            !nibbles_above(w->tail, (size_t)w->rows * w->K2 / 4, 8);
 }
 
-size_t bg_tl2_table_bytes(int cols, int BK) {
+size_t bg_tl2_table_bytes(bg_isa isa, int cols, int BK) {
     const int K3 = cols - cols % BK;
-    return (size_t)(K3 / 3 + (cols - K3) / 2) * BG_TL2_TABLE;
+    const size_t per_table = bg_isa_x86_avx512(isa) ? BG_TL2_TABLE_AVX512 : BG_TL2_TABLE;  /* bg_tl2_tables_kernel's */
+    return (size_t)(K3 / 3 + (cols - K3) / 2) * per_table;
 }
 
 static inline void put_entry(uint8_t *table, int i, int v) {
@@ -100,6 +101,7 @@ void bg_tl2_tile_scalar(const bg_tl2 *w, int mt, const uint8_t *tables, size_t t
 
 bg_tl2_tile_fn bg_tl2_tile_kernel(bg_isa isa) {
 #if defined(__x86_64__)
+    if (bg_isa_x86_avx512(isa)) return bg_tl2_tile_avx512;
     if (bg_isa_x86_avx2(isa)) return bg_tl2_tile_avx2;
 #endif
     (void)isa;
@@ -108,6 +110,7 @@ bg_tl2_tile_fn bg_tl2_tile_kernel(bg_isa isa) {
 
 bg_tl2_tables_fn bg_tl2_tables_kernel(bg_isa isa) {
 #if defined(__x86_64__)
+    if (bg_isa_x86_avx512(isa)) return bg_tl2_tables_avx512;
     if (bg_isa_x86_avx2(isa)) return bg_tl2_tables_avx2;
 #endif
     (void)isa;

@@ -27,7 +27,8 @@ typedef struct {
     int rows, cols, BM, BK, K3, K2;
 } bg_tl2;
 
-#define BG_TL2_TABLE 32    /* bytes per triple or pair table */
+#define BG_TL2_TABLE 32    /* bytes per triple or pair table: 16 low bytes, 16 high bytes of int16 entries */
+#define BG_TL2_TABLE_AVX512 64  /* at the AVX-512 levels: 32 int16 words, the entries and their negations */
 #define BG_TL2_MAX_BM 512  /* the engine's bound on BM (bitnet.cpp's presets go up to 320) */
 #define BG_TL2_TOKENS 8    /* tokens per tile-kernel call in a batch: 8 tables of a K-tile (8 KiB) and outputs fit L1 */
 #define BG_TYPE_TL2 39     /* ggml id of bitnet.cpp's TL2 (upstream ggml's MXFP4 reuses it: the reader tells them apart) */
@@ -38,12 +39,13 @@ int bg_tl2_init(bg_tl2 *w, const uint8_t *data, int M, int K, int BM, int BK);
 /* 1 when every magnitude is <= 13 and every tail pair index <= 8 (ternary data), else 0. */
 int bg_tl2_valid(const bg_tl2 *w);
 
-/* Bytes of one token's tables for a TL2 tensor of `cols` columns tiled with BK. */
-size_t bg_tl2_table_bytes(int cols, int BK);
+/* Bytes of one token's tables for a TL2 tensor of `cols` columns tiled with BK, in the format of isa's kernels. */
+size_t bg_tl2_table_bytes(bg_isa isa, int cols, int BK);
 
 /* One token's tables from its int8 activations q (cols values). */
 void bg_tl2_tables(const int8_t *q, int cols, int BK, uint8_t *tables);
 void bg_tl2_tables_avx2(const int8_t *q, int cols, int BK, uint8_t *tables);
+void bg_tl2_tables_avx512(const int8_t *q, int cols, int BK, uint8_t *tables);
 
 /* out[t * BM + r] = Σ_k w[mt * BM + r][k] q_t[k], exact, for the BM rows of M-tile mt and n tokens, token t's tables
  * at tables + t * table_stride. Each block of weights is read once for the n tokens. */
@@ -51,8 +53,10 @@ typedef void (*bg_tl2_tile_fn)(const bg_tl2 *w, int mt, const uint8_t *tables, s
                                int32_t *out);
 void bg_tl2_tile_scalar(const bg_tl2 *w, int mt, const uint8_t *tables, size_t table_stride, int n, int32_t *out);
 void bg_tl2_tile_avx2(const bg_tl2 *w, int mt, const uint8_t *tables, size_t table_stride, int n, int32_t *out);
+void bg_tl2_tile_avx512(const bg_tl2 *w, int mt, const uint8_t *tables, size_t table_stride, int n, int32_t *out);
 
-/* The tile kernel and the table builder for isa: the scalar ones where the level has none (NEON). */
+/* The tile kernel and the table builder for isa (a pair: the tables are in the kernel's format): the scalar ones
+ * where the level has none (NEON). */
 bg_tl2_tile_fn bg_tl2_tile_kernel(bg_isa isa);
 typedef void (*bg_tl2_tables_fn)(const int8_t *q, int cols, int BK, uint8_t *tables);
 bg_tl2_tables_fn bg_tl2_tables_kernel(bg_isa isa);
