@@ -30,7 +30,8 @@ typedef struct {
 #define BG_TL2_TABLE 32    /* bytes per triple or pair table: 16 low bytes, 16 high bytes of int16 entries */
 #define BG_TL2_TABLE_AVX512 64  /* at the AVX-512 levels: 32 int16 words, the entries and their negations */
 #define BG_TL2_MAX_BM 512  /* the engine's bound on BM (bitnet.cpp's presets go up to 320) */
-#define BG_TL2_TOKENS 8    /* tokens per tile-kernel call in a batch: 8 tables of a K-tile (8 KiB) and outputs fit L1 */
+/* tokens per tile-kernel call in a batch: 8 tables of a K-tile (8 KiB, 16 KiB at AVX-512) and outputs fit L1 */
+#define BG_TL2_TOKENS 8
 #define BG_TYPE_TL2 39     /* ggml id of bitnet.cpp's TL2 (upstream ggml's MXFP4 reuses it: the reader tells them apart) */
 
 /* The streams of a TL2 tensor's data (M, K) tiled (BM, BK). 0, or -1 when the layout cannot have these values. */

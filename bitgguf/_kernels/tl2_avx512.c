@@ -59,9 +59,10 @@ static inline __m512i table(const uint8_t *t) { return _mm512_loadu_si512((const
 static inline void widen_add(int32_t *out, __m512i acc) {
     const __m512i rows = _mm512_permutexvar_epi16(byte_order(), acc);
     __m512i *o = (__m512i *)out;
-    _mm512_storeu_si512(o, _mm512_add_epi32(_mm512_loadu_si512(o), _mm512_cvtepi16_epi32(_mm512_castsi512_si256(rows))));
-    _mm512_storeu_si512(o + 1, _mm512_add_epi32(_mm512_loadu_si512(o + 1),
-                                                _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(rows, 1))));
+    const __m512i r0 = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(rows));
+    const __m512i r16 = _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(rows, 1));
+    _mm512_storeu_si512(o, _mm512_add_epi32(_mm512_loadu_si512(o), r0));
+    _mm512_storeu_si512(o + 1, _mm512_add_epi32(_mm512_loadu_si512(o + 1), r16));
 }
 
 /* out_t[0..31] += rows of one (K-tile, sub-tile) block for nt (<= 4) tokens, token t's tables of the K-tile at
@@ -78,12 +79,11 @@ static inline __attribute__((always_inline)) void mag_block(const uint8_t *mag, 
             const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(mag + (4 * q + pp) * 32)));
             const __m512i hi = merge_index(_mm512_srli_epi16(w, 4), sign_at_4(z, 2 * pp));  /* triple 8q + 2pp */
             const __m512i lo = merge_index(w, sign_at_4(z, 2 * pp + 1));                    /* and the next */
-            const uint8_t *t0 = tab + (size_t)(8 * q + 2 * pp) * BG_TL2_TABLE_AVX512;
+            const uint8_t *t0 = tab + (size_t)(8 * q + 2 * pp) * BG_TL2_TABLE_AVX512, *t1 = t0 + BG_TL2_TABLE_AVX512;
 #pragma GCC unroll 4
             for (int t = 0; t < nt; t++) {
                 acc[t][0] = _mm512_add_epi16(acc[t][0], _mm512_permutexvar_epi16(hi, table(t0 + t * stride)));
-                acc[t][1] = _mm512_add_epi16(acc[t][1],
-                                             _mm512_permutexvar_epi16(lo, table(t0 + t * stride + BG_TL2_TABLE_AVX512)));
+                acc[t][1] = _mm512_add_epi16(acc[t][1], _mm512_permutexvar_epi16(lo, table(t1 + t * stride)));
             }
         }
     }
@@ -99,10 +99,10 @@ static inline __attribute__((always_inline)) void tail_block(const uint8_t *tail
     for (int p = 0; p < 8; p++) {
         const __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(tail + p * 32)));
         const __m512i hi = _mm512_srli_epi16(w, 4);
-        const uint8_t *t0 = tab + (size_t)(2 * p) * BG_TL2_TABLE_AVX512;
+        const uint8_t *t0 = tab + (size_t)(2 * p) * BG_TL2_TABLE_AVX512, *t1 = t0 + BG_TL2_TABLE_AVX512;
         for (int t = 0; t < nt; t++) {
             acc[t][0] = _mm512_add_epi16(acc[t][0], _mm512_permutexvar_epi16(hi, table(t0 + t * stride)));
-            acc[t][1] = _mm512_add_epi16(acc[t][1], _mm512_permutexvar_epi16(w, table(t0 + t * stride + BG_TL2_TABLE_AVX512)));
+            acc[t][1] = _mm512_add_epi16(acc[t][1], _mm512_permutexvar_epi16(w, table(t1 + t * stride)));
         }
     }
     for (int t = 0; t < nt; t++) widen_add(out + (size_t)t * BM, _mm512_add_epi16(acc[t][0], acc[t][1]));
