@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -177,6 +178,7 @@ def main(argv=None) -> int:
                 for n_threads in threads:
                     cfg = {"path": path, "threads": n_threads, "isa": isa, "tests": tests, "repeats": args.repeats,
                            "mmap": not args.no_mmap, "tl2_in_place": False if args.tl2_repack else None,
+                           "paired_probe": True,
                            "n_ctx": max(1024, max(sum(parse_test(t)[1:]) for t in tests) + 8)}
                     # the read bandwidth just before and after this configuration: on a shared machine it moves
                     # with the neighbours' load, so the limit is taken from the same minutes as the timing
@@ -228,6 +230,10 @@ def main(argv=None) -> int:
                             if "file_map_bandwidth" in res:
                                 res[t]["pct_of_file_map_limit"] = 100.0 * res[t]["median"] * step_bytes / \
                                     res["file_map_bandwidth"]
+                            if "paired_read_bandwidth" in res[t]:  # each repeat against the probe right after it
+                                res[t]["pct_of_paired_limit"] = statistics.median(
+                                    100.0 * v * step_bytes / bw for v, bw in zip(res[t]["runs"],
+                                                                                res[t]["paired_read_bandwidth"]))
                     rows.append(res)
                     print(markdown_table([res], tests, header=len(rows) == 1), file=sys.stderr)
 

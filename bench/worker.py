@@ -30,7 +30,7 @@ def _stats(values: list[float]) -> dict:
 
 
 def run(cfg: dict) -> dict:
-    from bitgguf import Model
+    from bitgguf import Model, _core
 
     start = time.perf_counter()
     model = Model(cfg["path"], n_threads=cfg["threads"], n_ctx=cfg.get("n_ctx", 1024),
@@ -40,9 +40,13 @@ def run(cfg: dict) -> dict:
     rng = np.random.default_rng(0)
     result = {"load_s": load_s, "isa": model.isa, "threads": cfg["threads"], "tl2_in_place": model.tl2_in_place}
     n_vocab = model.n_vocab
+    # After each decode repeat, one probe pass over the model's own memory (its file map, or the --no-mmap copy):
+    # the limit of the same seconds, on a machine whose neighbours move it 2x within minutes. Not where the load
+    # released pages (TL1 / TL2 repacked), which the pass would fault back in.
+    paired = cfg.get("paired_probe") and not model._reader.pages_dropped
     for test in cfg["tests"]:
         kind, n, depth = parse_test(test)
-        tok_per_s = []
+        tok_per_s, paired_bw = [], []
         for _ in range(cfg.get("repeats", 3)):
             prompt = [int(t) for t in rng.integers(2, n_vocab, size=max(depth, 1))]
             tokens = [int(t) for t in rng.integers(2, n_vocab, size=n)]
@@ -57,7 +61,11 @@ def run(cfg: dict) -> dict:
                 for t in tokens:
                     model.eval([t])
                 tok_per_s.append(n / (time.perf_counter() - t0))
+                if paired:
+                    paired_bw.append(_core.read_bandwidth_buffer(model._reader._mmap, cfg["threads"], 1))
         result[test] = _stats(tok_per_s)
+        if paired_bw:
+            result[test]["paired_read_bandwidth"] = paired_bw
     model.close()
     result["peak_rss_bytes"] = _peak_rss()
     return result

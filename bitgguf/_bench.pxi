@@ -51,6 +51,19 @@ def read_bandwidth(size_t n_bytes=1 << 30, int n_threads=1, int repeats=5):
     return _best_pass(&buf[0], n, n_threads, repeats)
 
 
+def read_bandwidth_buffer(buf, int n_threads=1, int repeats=1):
+    """Read bandwidth in bytes/s over the memory behind an object with the buffer protocol (bench only): the best of
+    `repeats` passes in each pattern (_best_pass), its pages already in memory. Given a model's own map
+    (GGUFReader's), it reads the very pages decode reads, without a second mapping of them in this process's RSS."""
+    import numpy as np
+    words = np.frombuffer(buf, dtype=np.uint64, count=len(buf) // 8)
+    cdef const uint64_t[::1] view = words
+    try:
+        return _best_pass(&view[0], view.shape[0], n_threads, repeats)
+    finally:
+        del view, words
+
+
 def read_bandwidth_file(path, int n_threads=1, int repeats=3):
     """Read bandwidth in bytes/s over a file's memory map, mapped as the runtime maps a model (pagecache.py: through
     2 MiB pages where the OS gives them): its page cache pages, which on some machines read slower than fresh

@@ -253,6 +253,7 @@ class GGUFReader:
         self.path = os.fspath(path)
         self.assumptions: list[str] = []  # readings that are a choice, e.g. what type id 39 means
         self.huge_page_share: float | None = None
+        self.pages_dropped = False  # drop_pages released some of the map's pages (a read faults them back in)
         try:
             with open(self.path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
@@ -283,6 +284,7 @@ class GGUFReader:
         if self._anonymous or end <= start or not hasattr(mmap, "MADV_DONTNEED"):
             return
         self._mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
+        self.pages_dropped = True
 
     def _parse(self) -> None:
         buf = memoryview(self._mmap)

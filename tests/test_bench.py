@@ -59,6 +59,16 @@ def test_quick_run_has_both_engines(quick_run):
     assert own["tg4@16"]["median"] > 0 and own["tg4@16"]["bytes_per_token"] > own["tg16"]["bytes_per_token"]
     ext = rows[engines.index("llama-bench")]
     assert "tg4@16" not in ext and len(calls) == 2
+    # each decode repeat against a probe of the model's own memory right after it (bitgguf's rows only)
+    for r in rows:
+        for t in ("tg16", "tg4@16"):
+            if r["isa"] == "llama-bench":
+                assert t not in r or "pct_of_paired_limit" not in r[t]
+                continue
+            bw = r[t]["paired_read_bandwidth"]
+            assert len(bw) == len(r[t]["runs"]) == 1 and bw[0] > 0
+            want = 100 * r[t]["runs"][0] * r[t]["bytes_per_token"] / bw[0]
+            assert r[t]["pct_of_paired_limit"] == pytest.approx(want)
     assert ext["pp16"] == {"median": 5.0, "min": 4.0, "max": 9.0, "runs": [4.0, 5.0, 9.0]}
     # the same file, thread count and test sizes, and --no-mmap passed on as -mmp 0
     for call, (p, n) in zip(calls, [("16", "0"), ("0", "16")]):
@@ -122,6 +132,7 @@ def test_a_failing_engine_leaves_out_its_rows_only(tmp_path):
     # a memory-mapped run also measures the model file's own map, and decode against that
     assert rows[0]["mmap"] is True and rows[0]["file_map_bandwidth"] > 0
     assert rows[0]["tg16"]["pct_of_file_map_limit"] > 0 and "tg % of map limit" in proc.stderr
+    assert rows[0]["tg16"]["pct_of_paired_limit"] > 0 and "(paired " in proc.stderr
 
 
 def test_history_report_lists_the_run(quick_run):

@@ -302,8 +302,10 @@ def test_drop_pages_keeps_the_bytes_and_frees_the_map(tmp_path, use_mmap):
         t = r.tensor("big")
         assert int(t.data.sum(dtype=np.int64)) == int(big.sum(dtype=np.int64))  # every page touched
         before = _rss_file_kib()
+        assert not r.pages_dropped
         r.drop_pages(t)
         after = _rss_file_kib()
+        assert r.pages_dropped is use_mmap  # what the bench's probe of the map checks
         np.testing.assert_array_equal(r.tensor("small").data.view(np.float32), small)
         if use_mmap and before is not None:
             assert before - after >= (16 << 10) - 64, (before, after)  # KiB: all but the partial edge pages
