@@ -51,15 +51,20 @@ def read_bandwidth(size_t n_bytes=1 << 30, int n_threads=1, int repeats=5):
     return _best_pass(&buf[0], n, n_threads, repeats)
 
 
-def read_bandwidth_buffer(buf, int n_threads=1, int repeats=1):
+def read_bandwidth_buffer(buf, int n_threads=1, int repeats=1, bint warm=False):
     """Read bandwidth in bytes/s over the memory behind an object with the buffer protocol (bench only): the best of
-    `repeats` passes in each pattern (_best_pass), its pages already in memory. Given a model's own map
-    (GGUFReader's), it reads the very pages decode reads, without a second mapping of them in this process's RSS."""
+    `repeats` passes in each pattern (_best_pass), after one untimed pass that faults the pages in when `warm`. Given
+    a model's own map (GGUFReader's), it reads the very pages decode reads, without a second mapping of them in this
+    process's RSS."""
     import numpy as np
     words = np.frombuffer(buf, dtype=np.uint64, count=len(buf) // 8)
     cdef const uint64_t[::1] view = words
+    cdef size_t n = view.shape[0]
     try:
-        return _best_pass(&view[0], view.shape[0], n_threads, repeats)
+        if warm:
+            with nogil:
+                bg_membw_read(&view[0], n, n_threads, 0)
+        return _best_pass(&view[0], n, n_threads, repeats)
     finally:
         del view, words
 
@@ -69,17 +74,10 @@ def read_bandwidth_file(path, int n_threads=1, int repeats=3):
     2 MiB pages where the OS gives them): its page cache pages, which on some machines read slower than fresh
     anonymous memory (bench only; the first pass faults the pages in)."""
     import os
-    import numpy as np
     from bitgguf.pagecache import map_model_file
     with open(path, "rb") as f:
         mm, _ = map_model_file(f.fileno(), os.fstat(f.fileno()).st_size)
-    words = np.frombuffer(mm, dtype=np.uint64, count=len(mm) // 8)
-    cdef const uint64_t[::1] buf = words
-    cdef size_t n = buf.shape[0]
     try:
-        with nogil:
-            bg_membw_read(&buf[0], n, n_threads, 0)
-        return _best_pass(&buf[0], n, n_threads, repeats)
+        return read_bandwidth_buffer(mm, n_threads, repeats, warm=True)
     finally:
-        del buf, words
         mm.close()

@@ -32,6 +32,12 @@ typedef struct {
 #define BG_TL2_MAX_BM 512  /* the engine's bound on BM (bitnet.cpp's presets go up to 320) */
 /* tokens per tile-kernel call in a batch: 8 tables of a K-tile (8 KiB, 16 KiB at AVX-512) and outputs fit L1 */
 #define BG_TL2_TOKENS 8
+/* The SIMD tile kernels' software prefetch distance in the magnitude stream (a quarter of it in the sign stream), as
+ * the I2_S kernel does: the two streams are sequential, but the hardware prefetcher alone leaves decode below DRAM
+ * bandwidth. */
+#ifndef BG_TL2_PREFETCH
+#define BG_TL2_PREFETCH 8192
+#endif
 #define BG_TYPE_TL2 39     /* ggml id of bitnet.cpp's TL2 (upstream ggml's MXFP4 reuses it: the reader tells them apart) */
 
 /* The streams of a TL2 tensor's data (M, K) tiled (BM, BK). 0, or -1 when the layout cannot have these values. */

@@ -16,12 +16,6 @@
 #endif
 #include "x86_avx2.h"
 
-/* Software prefetch this far ahead in the magnitude stream (a quarter of it in the sign stream), as the I2_S kernel
- * does: the two streams are sequential, but the hardware prefetcher alone leaves decode below DRAM bandwidth. */
-#ifndef BG_TL2_PREFETCH
-#define BG_TL2_PREFETCH 8192
-#endif
-
 static inline __m256i table_lo(const uint8_t *t) { return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)t)); }
 static inline __m256i table_hi(const uint8_t *t) {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(t + 16)));

@@ -23,9 +23,6 @@
 
 #include "x86_avx2.h"
 
-/* Software prefetch distances, the AVX2 kernel's */
-#define TL2_PREFETCH 8192
-
 /* Word i of a run's 32 bytes belongs to row bg_tl2_row_of_byte(i) (an involution: it swaps bits 3 and 4), so the
  * same permutation takes byte order to row order and back. */
 static inline __m512i byte_order(void) {
@@ -117,8 +114,8 @@ static inline __attribute__((always_inline)) void tile_tokens(const bg_tl2 *w, i
     const size_t tab_kt = (size_t)(w->BK / 3) * BG_TL2_TABLE_AVX512;
     for (int kt = 0; kt < w->K3 / w->BK; kt++)
         for (int sub = 0; sub < n_sub; sub++, mag += n_pos * 32, sign += n_sign * 32) {
-            for (int i = 0; i < n_pos * 32; i += 64) bg_prefetch(mag + TL2_PREFETCH + i);
-            for (int i = 0; i < n_sign * 32; i += 64) bg_prefetch(sign + TL2_PREFETCH / 4 + i);
+            for (int i = 0; i < n_pos * 32; i += 64) bg_prefetch(mag + BG_TL2_PREFETCH + i);
+            for (int i = 0; i < n_sign * 32; i += 64) bg_prefetch(sign + BG_TL2_PREFETCH / 4 + i);
             mag_block(mag, sign, n_sign, tables + kt * tab_kt, stride, nt, out + sub * 32, BM);
         }
     const uint8_t *pair_tab = tables + (size_t)(w->K3 / 3) * BG_TL2_TABLE_AVX512;
